@@ -1,0 +1,351 @@
+"""Augmentation regimes as batch -> batch mixers, all on the batch's device.
+
+``build_augmentation("flipcrop+cutmix")`` returns a callable
+``aug(x, y, generator=g) -> (x_out, y_soft)``. Regimes are applied left to right; each one
+takes and returns soft targets, so Mixup and CutMix compose with the others.
+
+Definitions (see ``../shared/notes/kd-conventions.md`` and the book's Methods chapter):
+
+* ``none``      identity.
+* ``flipcrop``  zero-pad ``padding`` (4), random crop back to the input size, random horizontal
+                flip; offsets and flips drawn independently per image.
+* ``cutout``    ``n_holes`` (1) squares of side ``length`` (16) per image, centre uniform over
+                all pixels, clipped at the border, filled with 0. It is meant for *normalised*
+                images, where 0 is the dataset mean (DeVries & Taylor's code does the same).
+* ``mixup``     one lambda ~ Beta(alpha, alpha) per batch (alpha=1); x' = lam*x + (1-lam)*x[perm].
+* ``cutmix``    with probability ``prob`` (0.5) per batch: one box per batch from
+                lambda ~ Beta(beta, beta) (beta=1), centre uniform, clipped; lambda recomputed from
+                the clipped box, as in the official CutMix code.
+
+Pairing is ``torch.randperm`` drawn from the generator (self-pairs are possible, as in the
+mixup and CutMix reference code). All randomness comes from the ``torch.Generator`` passed in,
+so the same seed gives the same output; no numpy randomness, no per-sample Python loop, and no
+host-device synchronisation (CutMix's coin is applied arithmetically, not with an ``if``).
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["build_augmentation", "Augmentation", "REGIMES", "sample_beta", "parse_spec"]
+
+
+# --------------------------------------------------------------------------- random helpers
+def _rand(shape, like: torch.Tensor, generator):
+    device = generator.device if generator is not None else like.device
+    return torch.rand(shape, generator=generator, device=device).to(like.device)
+
+
+def _randint(high, shape, like: torch.Tensor, generator):
+    device = generator.device if generator is not None else like.device
+    return torch.randint(0, high, shape, generator=generator, device=device).to(like.device)
+
+
+def _randperm(n, like: torch.Tensor, generator):
+    device = generator.device if generator is not None else like.device
+    return torch.randperm(n, generator=generator, device=device).to(like.device)
+
+
+def _sample_gamma(shape_param: float, like: torch.Tensor, generator, candidates: int = 64) -> torch.Tensor:
+    """One Gamma(shape_param, 1) draw by Marsaglia & Tsang's method, driven by ``generator``.
+
+    ``torch.distributions`` cannot take a generator, so the sampler is written here. The
+    rejection step is vectorised over ``candidates`` proposals and the first accepted one is
+    taken without a host sync (for shape >= 1 each proposal is accepted with probability
+    > 0.95, so all 64 failing has probability < 1e-80).
+    """
+    boost = shape_param < 1.0
+    a = shape_param + 1.0 if boost else shape_param
+    d = a - 1.0 / 3.0
+    c = 1.0 / math.sqrt(9.0 * d)
+    device = generator.device if generator is not None else like.device
+    z = torch.randn(candidates, generator=generator, device=device, dtype=torch.float64)
+    u = torch.rand(candidates, generator=generator, device=device, dtype=torch.float64)
+    v = (1.0 + c * z) ** 3
+    ok = (v > 0) & (torch.log(u) < 0.5 * z * z + d - d * v + d * torch.log(v.clamp_min(1e-300)))
+    first = torch.argmax(ok.to(torch.int8))
+    g = d * v[first]
+    if boost:  # Gamma(a) = Gamma(a + 1) * U^(1/a)
+        u2 = torch.rand((), generator=generator, device=device, dtype=torch.float64)
+        g = g * u2 ** (1.0 / shape_param)
+    return g.to(like.device)
+
+
+def sample_beta(a: float, b: float, like: torch.Tensor, generator=None) -> torch.Tensor:
+    """A scalar Beta(a, b) draw as a float64 tensor on ``like``'s device."""
+    ga = _sample_gamma(a, like, generator)
+    gb = _sample_gamma(b, like, generator)
+    return ga / (ga + gb)
+
+
+# --------------------------------------------------------------------------- regimes
+class _Regime:
+    name = ""
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self):  # pragma: no cover - overridden where there is something to check
+        pass
+
+    def spec(self) -> str:
+        args = ",".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self))
+        return f"{self.name}({args})" if args else self.name
+
+    def __call__(self, x, y, generator=None):
+        raise NotImplementedError
+
+
+@dataclass
+class NoAugment(_Regime):
+    name = "none"
+
+    def __call__(self, x, y, generator=None):
+        return x, y
+
+
+@dataclass
+class FlipCrop(_Regime):
+    padding: int = 4
+    flip: bool = True
+    name = "flipcrop"
+
+    def validate(self):
+        _check_int("flipcrop", "padding", self.padding, minimum=0)
+        if not isinstance(self.flip, bool):
+            raise ValueError(f"flipcrop: flip must be true or false, got {self.flip!r}")
+
+    def __call__(self, x, y, generator=None):
+        n, _, h, w = x.shape
+        p = self.padding
+        padded = F.pad(x, (p, p, p, p)) if p else x
+        dy = _randint(2 * p + 1, (n,), x, generator)
+        dx = _randint(2 * p + 1, (n,), x, generator)
+        rows = dy[:, None] + torch.arange(h, device=x.device)  # (N, H)
+        cols = torch.arange(w, device=x.device).expand(n, w)
+        if self.flip:
+            flipped = _rand((n,), x, generator) < 0.5
+            # crop-then-flip: output column j reads crop column W-1-j
+            cols = torch.where(flipped[:, None], (w - 1) - cols, cols)
+        cols = dx[:, None] + cols  # (N, W)
+        batch = torch.arange(n, device=x.device)[:, None, None]
+        out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]  # (N, H, W, C)
+        return out.permute(0, 3, 1, 2).contiguous(memory_format=_memory_format(x)), y
+
+
+@dataclass
+class Cutout(_Regime):
+    length: int = 16
+    n_holes: int = 1
+    name = "cutout"
+
+    def validate(self):
+        _check_int("cutout", "length", self.length, minimum=0)
+        _check_int("cutout", "n_holes", self.n_holes, minimum=0)
+
+    def __call__(self, x, y, generator=None):
+        n, _, h, w = x.shape
+        keep = torch.ones(n, 1, h, w, dtype=torch.bool, device=x.device)
+        r = torch.arange(h, device=x.device)[None, :, None]
+        c = torch.arange(w, device=x.device)[None, None, :]
+        for _ in range(self.n_holes):  # holes, not samples: the batch stays vectorised
+            cy = _randint(h, (n,), x, generator)[:, None, None]
+            cx = _randint(w, (n,), x, generator)[:, None, None]
+            half = self.length // 2
+            y1, y2 = (cy - half).clamp(0, h), (cy + half).clamp(0, h)
+            x1, x2 = (cx - half).clamp(0, w), (cx + half).clamp(0, w)
+            hole = (r >= y1) & (r < y2) & (c >= x1) & (c < x2)
+            keep &= ~hole[:, None]
+        return x * keep.to(x.dtype), y
+
+
+@dataclass
+class Mixup(_Regime):
+    alpha: float = 1.0
+    name = "mixup"
+
+    def validate(self):
+        _check_positive("mixup", "alpha", self.alpha)
+
+    def __call__(self, x, y, generator=None):
+        lam = sample_beta(self.alpha, self.alpha, x, generator)
+        perm = _randperm(x.shape[0], x, generator)
+        lam_x = lam.to(x.dtype)
+        x_out = lam_x * x + (1 - lam_x) * x[perm]
+        lam_y = lam.to(y.dtype)
+        return x_out, lam_y * y + (1 - lam_y) * y[perm]
+
+
+@dataclass
+class CutMix(_Regime):
+    beta: float = 1.0
+    prob: float = 0.5
+    name = "cutmix"
+
+    def validate(self):
+        _check_positive("cutmix", "beta", self.beta)
+        if not (0.0 <= float(self.prob) <= 1.0):
+            raise ValueError(f"cutmix: prob must be in [0, 1], got {self.prob!r}")
+
+    def __call__(self, x, y, generator=None):
+        n, _, h, w = x.shape
+        apply = _rand((), x, generator) < self.prob  # the per-batch coin (a tensor: no sync)
+        lam0 = sample_beta(self.beta, self.beta, x, generator)
+        perm = _randperm(n, x, generator)
+        cut = torch.sqrt(1.0 - lam0)
+        cut_h, cut_w = torch.floor(h * cut).long(), torch.floor(w * cut).long()
+        cy, cx = _randint(h, (), x, generator), _randint(w, (), x, generator)
+        y1, y2 = (cy - cut_h // 2).clamp(0, h), (cy + cut_h // 2).clamp(0, h)
+        x1, x2 = (cx - cut_w // 2).clamp(0, w), (cx + cut_w // 2).clamp(0, w)
+        r = torch.arange(h, device=x.device)[:, None]
+        c = torch.arange(w, device=x.device)[None, :]
+        box = (r >= y1) & (r < y2) & (c >= x1) & (c < x2) & apply  # empty box when the coin says no
+        x_out = torch.where(box, x[perm], x)
+        # lambda recomputed from the clipped box, as in the official CutMix code
+        lam = 1.0 - box.sum().to(torch.float64) / (h * w)
+        lam_y = lam.to(y.dtype)
+        return x_out, lam_y * y + (1 - lam_y) * y[perm]
+
+
+REGIMES = {cls.name: cls for cls in (NoAugment, FlipCrop, Cutout, Mixup, CutMix)}
+
+
+def _memory_format(x):
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def _check_int(regime, name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{regime}: {name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_positive(regime, name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
+        raise ValueError(f"{regime}: {name} must be a positive number, got {value!r}")
+
+
+# --------------------------------------------------------------------------- spec parsing
+_PART = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$")
+
+
+def _literal(text: str):
+    t = text.strip()
+    if t.lower() in ("true", "false"):
+        return t.lower() == "true"
+    try:
+        return int(t)
+    except ValueError:
+        pass
+    try:
+        return float(t)
+    except ValueError:
+        raise ValueError(f"cannot read {text!r} as a number or true/false") from None
+
+
+def parse_spec(spec: str) -> list[tuple[str, dict]]:
+    """``"flipcrop+cutout(length=8)"`` -> ``[("flipcrop", {}), ("cutout", {"length": 8})]``."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"augmentation spec must be a non-empty string like 'flipcrop+cutmix', got {spec!r}")
+    parts = []
+    for raw in spec.split("+"):
+        m = _PART.match(raw)
+        if not m:
+            raise ValueError(
+                f"cannot parse augmentation {raw!r} in spec {spec!r}; write name or name(key=value,...), "
+                f"e.g. 'cutout(length=8)'"
+            )
+        name, args = m.group(1).lower(), m.group(2)
+        kwargs = {}
+        if args and args.strip():
+            for item in args.split(","):
+                if "=" not in item:
+                    raise ValueError(f"augmentation argument {item.strip()!r} in {raw.strip()!r} must be key=value")
+                key, value = item.split("=", 1)
+                try:
+                    kwargs[key.strip()] = _literal(value)
+                except ValueError as err:
+                    raise ValueError(f"augmentation {name}: argument {key.strip()}: {err}") from None
+        parts.append((name, kwargs))
+    return parts
+
+
+class Augmentation:
+    """A composed regime: ``aug(x, y, generator=g) -> (x_out, y_soft)``.
+
+    ``y`` may be int labels (N,) or soft targets (N, C); the output targets are always (N, C)
+    float and sum to 1 per row.
+    """
+
+    def __init__(self, regimes: list[_Regime], num_classes: int = 10):
+        self.regimes = list(regimes)
+        self.num_classes = num_classes
+
+    @property
+    def spec(self) -> str:
+        """Canonical spec with every parameter spelled out (used in run configs and hashes)."""
+        return "+".join(r.spec() for r in self.regimes)
+
+    @property
+    def mixes(self) -> bool:
+        """True when the regime mixes pairs of images (the targets are then not one-hot)."""
+        return any(isinstance(r, (Mixup, CutMix)) for r in self.regimes)
+
+    def __repr__(self):
+        return f"Augmentation({self.spec!r}, num_classes={self.num_classes})"
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None):
+        if not torch.is_tensor(x) or x.dim() != 4 or not x.is_floating_point():
+            raise ValueError(f"x must be a float tensor of shape (N, C, H, W), got {_describe(x)}")
+        if not torch.is_tensor(y):
+            raise ValueError(f"y must be a tensor of int labels (N,) or soft targets (N, C), got {type(y).__name__}")
+        if y.shape[0] != x.shape[0]:
+            raise ValueError(f"x and y disagree on the batch size: {x.shape[0]} images, {y.shape[0]} labels")
+        if y.dim() == 1:
+            if y.is_floating_point():
+                raise ValueError("y with shape (N,) must hold integer class labels, got a float tensor")
+            if y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
+                raise ValueError(f"labels must lie in [0, {self.num_classes - 1}]; got min {int(y.min())}, max {int(y.max())}")
+            y = F.one_hot(y.long(), self.num_classes).to(torch.float32)
+        elif y.dim() == 2 and y.shape[1] == self.num_classes:
+            y = y.float()
+        else:
+            raise ValueError(f"y must be (N,) labels or (N, {self.num_classes}) soft targets, got shape {tuple(y.shape)}")
+        if generator is not None and torch.device(generator.device).type != x.device.type:
+            raise ValueError(
+                f"generator is on {generator.device} but the batch is on {x.device}; "
+                f"create it with torch.Generator(device=x.device)"
+            )
+        for regime in self.regimes:
+            x, y = regime(x, y, generator)
+        return x, y
+
+
+def build_augmentation(spec: str, num_classes: int = 10) -> Augmentation:
+    """Build a composed regime from a spec such as ``"flipcrop+cutmix(beta=1,prob=1)"``."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    regimes = []
+    for name, kwargs in parse_spec(spec):
+        if name not in REGIMES:
+            raise ValueError(f"unknown augmentation regime {name!r} in {spec!r}; choose from {sorted(REGIMES)}")
+        cls = REGIMES[name]
+        allowed = [f.name for f in fields(cls)]
+        unknown = set(kwargs) - set(allowed)
+        if unknown:
+            raise ValueError(
+                f"augmentation {name} has no parameter {sorted(unknown)}; its parameters are {allowed or 'none'}"
+            )
+        regimes.append(cls(**kwargs))
+    return Augmentation(regimes, num_classes)
+
+
+def _describe(x):
+    if torch.is_tensor(x):
+        return f"{x.dtype} tensor of shape {tuple(x.shape)}"
+    return type(x).__name__
