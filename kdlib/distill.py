@@ -70,8 +70,9 @@ def kd_loss_parts(student_logits, teacher_logits, targets, temperature: float = 
             raise ValueError(f"alpha={alpha} needs teacher_logits; pass them or set alpha=0 (no teacher)")
         t = float(temperature)
         # The teacher is a fixed target: detach so that no gradient ever reaches it.
-        teacher_prob = F.softmax(teacher_logits.detach().float() / t, dim=1)
-        student_logp = F.log_softmax(student_logits.float() / t, dim=1)
+        dtype = torch.promote_types(student_logits.dtype, torch.float32)  # bf16 logits: soft term in fp32
+        teacher_prob = F.softmax(teacher_logits.detach().to(dtype) / t, dim=1)
+        student_logp = F.log_softmax(student_logits.to(dtype) / t, dim=1)
         loss_kd = F.kl_div(student_logp, teacher_prob, reduction="batchmean") * (t * t)
     loss = (1.0 - alpha) * loss_ce + alpha * loss_kd
     return {"loss": loss, "loss_ce": loss_ce, "loss_kd": loss_kd}

@@ -1,0 +1,230 @@
+"""Mixers: each regime checked against its definition with an independent expectation."""
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from kdlib.augment import REGIMES, build_augmentation, sample_beta
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def distinct_batch(n=16, c=3, h=32, w=32, seed=0):
+    """Random images with no zero pixel, labels 0..n-1 so every image is its own class."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, c, h, w, generator=g) + 0.5, torch.arange(n)
+
+
+def recover_pairing(y_soft):
+    """From soft targets built on labels arange(N): lambda_i = mass on own label, partner = other mass."""
+    n = y_soft.shape[0]
+    own = y_soft[torch.arange(n), torch.arange(n)]
+    other = y_soft.clone()
+    other[torch.arange(n), torch.arange(n)] = -1
+    partner = torch.where(own > 1 - 1e-6, torch.arange(n), other.argmax(1))
+    return own, partner
+
+
+# ----------------------------------------------------------------------------- generic contract
+@pytest.mark.parametrize("spec", ["none", "flipcrop", "cutout", "mixup", "cutmix", "flipcrop+cutout",
+                                  "flipcrop+mixup", "flipcrop+cutmix", "cutmix(prob=1)+mixup"])
+def test_contract_shapes_soft_targets_and_determinism(spec):
+    x, _ = distinct_batch()
+    y = torch.randint(0, 10, (16,), generator=gen(3))
+    aug = build_augmentation(spec)
+    x1, y1 = aug(x, y, generator=gen(7))
+    x2, y2 = aug(x, y, generator=gen(7))
+    assert x1.shape == x.shape and x1.dtype == x.dtype
+    assert y1.shape == (16, 10) and y1.dtype == torch.float32
+    torch.testing.assert_close(y1.sum(1), torch.ones(16))
+    assert (y1 >= 0).all()
+    assert torch.equal(x1, x2) and torch.equal(y1, y2)  # same seed, same output
+
+
+@pytest.mark.parametrize("spec", ["flipcrop", "cutout", "mixup", "cutmix(prob=1)"])
+def test_different_seeds_differ(spec):
+    x, y = distinct_batch()
+    aug = build_augmentation(spec, num_classes=16)
+    assert not torch.equal(aug(x, y, generator=gen(1))[0], aug(x, y, generator=gen(2))[0])
+
+
+def test_none_is_identity_with_one_hot_targets():
+    x, y = distinct_batch()
+    xo, yo = build_augmentation("none", num_classes=16)(x, y)
+    assert torch.equal(xo, x)
+    assert torch.equal(yo, torch.eye(16))
+
+
+def test_soft_targets_pass_through():
+    x, _ = distinct_batch(n=4)
+    soft = torch.tensor([[0.2, 0.8], [1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
+    xo, yo = build_augmentation("flipcrop", num_classes=2)(x, soft, generator=gen())
+    assert torch.equal(yo, soft)
+
+
+# ----------------------------------------------------------------------------- beta sampler
+@pytest.mark.parametrize("a", [0.2, 1.0, 2.0])
+def test_beta_sampler_matches_scipy_distribution(a):
+    like = torch.zeros(1)
+    g = gen(11)
+    draws = np.array([float(sample_beta(a, a, like, g)) for _ in range(3000)])
+    assert ((draws >= 0) & (draws <= 1)).all()
+    assert stats.kstest(draws, stats.beta(a, a).cdf).pvalue > 1e-3
+
+
+# ----------------------------------------------------------------------------- mixup
+def test_mixup_is_exact_convex_combination_with_matching_labels():
+    x, y = distinct_batch()
+    for seed in range(5):
+        xo, yo = build_augmentation("mixup", num_classes=16)(x, y, generator=gen(seed))
+        own, partner = recover_pairing(yo)
+        lam = own[partner != torch.arange(16)]
+        assert lam.numel() > 0 and torch.allclose(lam, lam[0])  # one lambda per batch
+        lam = float(lam[0])
+        expected = lam * x + (1 - lam) * x[partner]
+        torch.testing.assert_close(xo, expected, rtol=0, atol=1e-6)
+        assert sorted(partner.tolist()) == list(range(16))  # pairing is a permutation
+
+
+# ----------------------------------------------------------------------------- cutmix
+def test_cutmix_pixel_share_equals_label_mass_and_box_is_shared():
+    n, h, w = 12, 32, 32
+    x = torch.arange(1, n + 1, dtype=torch.float32).view(n, 1, 1, 1).expand(n, 3, h, w).contiguous()
+    y = torch.arange(n)
+    aug = build_augmentation("cutmix(prob=1)", num_classes=n)
+    for seed in range(20):
+        xo, yo = aug(x, y, generator=gen(seed))
+        own, partner = recover_pairing(yo)
+        swapped = xo[:, 0] != x[:, 0]  # pixels that came from the partner
+        for i in range(n):
+            if partner[i] == i:
+                continue
+            assert torch.all((xo[i] == x[i]) | (xo[i] == x[partner[i]]))
+            share = swapped[i].float().mean()
+            assert abs(float(share) - float(1 - own[i])) < 1e-6
+        mixed = partner != torch.arange(n)
+        masks = swapped[mixed]
+        assert torch.all(masks == masks[0])  # one box per batch
+        if masks[0].any():  # the swapped region is an axis-aligned rectangle
+            rows, cols = masks[0].any(1).nonzero(), masks[0].any(0).nonzero()
+            box = torch.zeros(h, w, dtype=torch.bool)
+            box[rows.min():rows.max() + 1, cols.min():cols.max() + 1] = True
+            assert torch.equal(box, masks[0])
+
+
+def test_cutmix_fires_on_about_half_the_batches():
+    x, y = distinct_batch(n=8)
+    aug = build_augmentation("cutmix", num_classes=8)
+    g = gen(5)
+    mixed = sum(bool((aug(x, y, generator=g)[1].max(1).values < 1).any()) for _ in range(400))
+    # Binomial(400, ~0.5): sd 10; the paper's code fired on every batch (400)
+    assert 160 <= mixed <= 240
+
+
+def test_cutmix_never_fires_at_prob_zero():
+    x, y = distinct_batch(n=8)
+    xo, yo = build_augmentation("cutmix(prob=0)", num_classes=8)(x, y, generator=gen())
+    assert torch.equal(xo, x) and torch.equal(yo, torch.eye(8))
+
+
+# ----------------------------------------------------------------------------- cutout
+def possible_spans(size, length):
+    """Every (start, stop) a clipped hole can cover, enumerated over all centres."""
+    return {(max(c - length // 2, 0), min(c + length // 2, size)) for c in range(size)}
+
+
+@pytest.mark.parametrize("length", [16, 8])
+def test_cutout_zeroes_exactly_a_clipped_square(length):
+    x, y = distinct_batch(n=400, h=32, w=32, seed=1)
+    xo, yo = build_augmentation(f"cutout(length={length})", num_classes=400)(x, y, generator=gen(3))
+    assert torch.equal(yo, torch.eye(400))
+    spans = possible_spans(32, length)
+    starts_at_zero = 0
+    for i in range(400):
+        zero = xo[i] == 0
+        assert torch.equal(zero[0], zero[1]) and torch.equal(zero[0], zero[2])  # all channels
+        z = zero[0]
+        rows, cols = z.any(1).nonzero().flatten(), z.any(0).nonzero().flatten()
+        r, c = (int(rows.min()), int(rows.max()) + 1), (int(cols.min()), int(cols.max()) + 1)
+        box = torch.zeros_like(z)
+        box[r[0]:r[1], c[0]:c[1]] = True
+        assert torch.equal(box, z)  # a filled rectangle
+        assert r in spans and c in spans  # a square of side `length`, clipped at the border
+        assert torch.equal(xo[i][:, ~z], x[i][:, ~z])  # nothing else touched
+        starts_at_zero += r[0] == 0
+    # centre uniform over rows: the hole touches the top edge when cy <= length/2
+    p = (length // 2 + 1) / 32
+    assert abs(starts_at_zero / 400 - p) < 4 * np.sqrt(p * (1 - p) / 400)
+
+
+# ----------------------------------------------------------------------------- flipcrop
+def reference_shift(img, dy, dx, flip, pad=4):
+    """Independent numpy: zero-pad, crop at (dy, dx), then optionally flip left-right."""
+    a = np.pad(img, ((0, 0), (pad, pad), (pad, pad)))
+    crop = a[:, dy:dy + img.shape[1], dx:dx + img.shape[2]]
+    return crop[:, :, ::-1] if flip else crop
+
+
+def test_flipcrop_outputs_are_zero_padded_shifts_possibly_flipped():
+    x, y = distinct_batch(n=64, h=12, w=12, seed=2)
+    xo, _ = build_augmentation("flipcrop", num_classes=64)(x, y, generator=gen(4))
+    found = []
+    for i in range(64):
+        img, out = x[i].numpy(), xo[i].numpy()
+        matches = [(dy, dx, f) for dy in range(9) for dx in range(9) for f in (False, True)
+                   if np.array_equal(reference_shift(img, dy, dx, f), out)]
+        assert len(matches) == 1, f"image {i}: output is not a padded shift of its input"
+        found.append(matches[0])
+    flips = sum(f for _, _, f in found)
+    assert 16 <= flips <= 48  # each image flipped independently with p=0.5
+    assert len({dy for dy, _, _ in found}) >= 7 and len({dx for _, dx, _ in found}) >= 7
+
+
+def test_flipcrop_without_padding_only_flips():
+    x, y = distinct_batch(n=8)
+    xo, _ = build_augmentation("flipcrop(padding=0)", num_classes=8)(x, y, generator=gen())
+    for i in range(8):
+        assert torch.equal(xo[i], x[i]) or torch.equal(xo[i], x[i].flip(-1))
+
+
+# ----------------------------------------------------------------------------- spec and errors
+def test_spec_is_canonical_and_overridable():
+    aug = build_augmentation("flipcrop + cutout(length=8)")
+    assert aug.spec == "flipcrop(padding=4,flip=True)+cutout(length=8,n_holes=1)"
+    assert build_augmentation("cutmix(beta=1,prob=1)").spec == "cutmix(beta=1,prob=1)"
+    assert build_augmentation("mixup").mixes and not build_augmentation("flipcrop+cutout").mixes
+    assert set(REGIMES) == {"none", "flipcrop", "cutout", "mixup", "cutmix"}
+
+
+@pytest.mark.parametrize(
+    "spec,needle",
+    [
+        ("autoaugment", "unknown augmentation regime 'autoaugment'.*cutmix"),
+        ("cutout(length=-1)", "length must be an integer >= 0"),
+        ("cutout(size=8)", "no parameter.*length"),
+        ("mixup(alpha=0)", "alpha must be a positive number"),
+        ("cutmix(prob=1.5)", r"prob must be in \[0, 1\]"),
+        ("cutout(length=abc)", "cannot read 'abc'"),
+        ("flipcrop(4)", "must be key=value"),
+        ("", "non-empty string"),
+        ("flipcrop+", "cannot parse"),
+    ],
+)
+def test_bad_specs_raise_value_error_naming_the_cause(spec, needle):
+    with pytest.raises(ValueError, match=needle):
+        build_augmentation(spec)
+
+
+def test_bad_batches_raise_value_error():
+    aug = build_augmentation("mixup", num_classes=10)
+    x = torch.rand(4, 3, 8, 8)
+    with pytest.raises(ValueError, match="batch size"):
+        aug(x, torch.zeros(5, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"lie in \[0, 9\]"):
+        aug(x, torch.tensor([0, 1, 2, 10]))
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        aug(x[0], torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"\(N, 10\) soft targets"):
+        aug(x, torch.rand(4, 3))
