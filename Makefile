@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: test book venv clean
+.PHONY: test book bench venv clean
 
 venv: $(STAMP)
 
@@ -20,6 +20,9 @@ test: $(STAMP)
 book: $(STAMP)
 	@echo "The book pipeline (issues 4 and 5) is not built yet; 'make test' exercises kdlib." >&2
 	@exit 2
+
+bench: $(STAMP)
+	$(PY) -m kdlib bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
