@@ -1,10 +1,10 @@
-"""``python -m kdlib <command>``: ``bench`` (benchmarks)."""
+"""``python -m kdlib <command>``: ``grid`` (run a profile's grid), ``bench`` (benchmarks)."""
 import sys
 
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"bench": "kdlib.bench"}
+    commands = {"bench": "kdlib.bench", "grid": "kdlib.grid"}
     if not argv or argv[0] not in commands:
         print(f"usage: python -m kdlib {{{','.join(commands)}}} [options]", file=sys.stderr)
         return 2

@@ -98,16 +98,23 @@ class LeNet(nn.Module):
 class AlexNet(nn.Module):
     """The paper's small-image AlexNet: 3x3 convs (64, 192, 384, 256, 256), pools 2, 2, 3/2,
     dropout 0.6, FC 4096-2048-2048-C. The FC input is sized from ``image_size`` (the paper's
-    code hard-coded MNIST's 2304 and broke CIFAR; see the book's audit chapter)."""
+    code hard-coded MNIST's 2304 and broke CIFAR; see the book's audit chapter).
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 3, image_size: int = 32, dropout: float = 0.6):
+    ``width`` (default 64, the paper's) scales every conv and the FC hidden size (32 x width)
+    proportionally, for narrow CPU profiles.
+    """
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 3, image_size: int = 32, dropout: float = 0.6,
+                 width: int = 64):
         super().__init__()
+        c1, c2, c3, c4, c5 = (max(1, round(width * k / 64)) for k in (64, 192, 384, 256, 256))
+        hidden = 32 * width
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 64, 3, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(64, 192, 3, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(in_channels, c1, 3, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 3, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(c2, c3, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(c3, c4, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(c4, c5, 3, padding=1), nn.ReLU(inplace=True),
             nn.MaxPool2d(3, 2),
         )
         s = _conv_out(image_size, 3, 1, 2) // 2
@@ -116,11 +123,11 @@ class AlexNet(nn.Module):
         if s < 1:
             raise ValueError(f"image_size={image_size} is too small for alexnet; use image_size >= 8")
         self.head = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(256 * s * s, 2048), nn.ReLU(inplace=True),
-            nn.Dropout(dropout), nn.Linear(2048, 2048), nn.ReLU(inplace=True),
+            nn.Dropout(dropout), nn.Linear(c5 * s * s, hidden), nn.ReLU(inplace=True),
+            nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
         )
-        self.embed_dim = 2048
-        self.classifier = nn.Linear(2048, num_classes)
+        self.embed_dim = hidden
+        self.classifier = nn.Linear(hidden, num_classes)
 
     def embed(self, x):
         return self.head(torch.flatten(self.features(x), 1))
@@ -141,14 +148,14 @@ def _positive_int(name: str, value) -> int:
 def build_model(name: str, num_classes: int = 10, in_channels: int = 3, image_size: int = 32, **kwargs) -> nn.Module:
     """Build one of ``MODELS`` by name.
 
-    ``kwargs`` go to the architecture: ``width`` for resnet18, ``dropout`` for alexnet.
+    ``kwargs`` go to the architecture: ``width`` for resnet18 and alexnet, ``dropout`` for alexnet.
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
     _positive_int("num_classes", num_classes)
     _positive_int("in_channels", in_channels)
     _positive_int("image_size", image_size)
-    allowed = {"resnet18": {"width"}, "alexnet": {"dropout"}, "lenet": set()}[name]
+    allowed = {"resnet18": {"width"}, "alexnet": {"dropout", "width"}, "lenet": set()}[name]
     unknown = set(kwargs) - allowed
     if unknown:
         raise ValueError(

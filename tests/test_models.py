@@ -49,6 +49,12 @@ def test_narrow_resnet_keeps_topology():
     assert count_parameters(narrow) < count_parameters(wide) / 10
 
 
+def test_narrow_alexnet_scales_convs_and_fc():
+    narrow = build_model("alexnet", width=16, in_channels=1, image_size=28)
+    assert narrow.embed_dim == 512 and narrow.head[1].in_features == 64 * 3 * 3
+    assert [m.out_channels for m in narrow.features if isinstance(m, nn.Conv2d)] == [16, 48, 96, 64, 64]
+
+
 def test_resnet_stem_is_cifar_variant():
     m = build_model("resnet18")
     assert m.conv1.kernel_size == (3, 3) and m.conv1.stride == (1, 1)

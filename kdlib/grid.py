@@ -1,0 +1,311 @@
+"""The grid is data: ``grid.yaml`` declares experiments and profiles; this module expands them.
+
+``plan(profile)`` turns the YAML into *tasks*: one teacher task per (dataset, model, regime),
+over all seeds, and one student task per (teacher, student regime, alpha), over all seeds and
+student architectures. A task is what one notebook executes; the tasks' run configs are
+what the run store caches. ``python -m kdlib grid --profile P`` runs every task in one
+process; Snakemake runs each task's notebook with papermill. Both write the same run store.
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .augment import build_augmentation
+from .data import DatasetNotFoundError, load_dataset
+from .distill import check_kd_params
+from .models import MODELS
+from .runs import RunStore, run_id
+from .train import Recipe
+
+__all__ = ["load_grid", "plan", "Task", "teacher_configs", "student_groups", "run_task", "run_grid", "main",
+           "GRID_PATH", "validate_params"]
+
+GRID_PATH = Path(__file__).resolve().parent.parent / "grid.yaml"
+
+_TOP = {"defaults", "experiments", "profiles"}
+_DEFAULTS = {"temperature", "alpha"}
+_EXPERIMENT = {"title", "dataset", "teachers", "from", "teacher_regimes", "students", "student_regimes",
+               "no_teacher", "same_regime", "temperature", "alpha"}
+_TEACHERS = {"model", "regimes"}
+_PROFILE = {"description", "datasets", "seeds", "models", "recipes"}
+_DATASET = {"name", "subset", "test_subset", "subset_seed"}
+_RECIPE = set(Recipe.__dataclass_fields__)
+
+
+def _check_keys(where: str, got: dict, allowed: set):
+    if not isinstance(got, dict):
+        raise ValueError(f"{where} must be a mapping, got {type(got).__name__}")
+    for key in got:
+        if key not in allowed:
+            near = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise ValueError(f"unknown key {key!r} in {where}{hint} Allowed keys: {sorted(allowed)}")
+
+
+def load_grid(path=None) -> dict:
+    """Read and validate the grid YAML (``yaml.safe_load``; unknown keys are errors)."""
+    path = Path(path or GRID_PATH)
+    try:
+        grid = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"grid file {path} not found; pass --grid PATH") from None
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path} is not valid YAML: {err}") from None
+    _check_keys(str(path), grid, _TOP)
+    _check_keys(f"{path}: defaults", grid.get("defaults", {}), _DEFAULTS)
+    check_kd_params(grid.get("defaults", {}).get("temperature", 20.0), grid.get("defaults", {}).get("alpha", 0.5))
+    experiments = grid.get("experiments") or {}
+    for name, exp in experiments.items():
+        where = f"{path}: experiments.{name}"
+        _check_keys(where, exp, _EXPERIMENT)
+        if "teachers" in exp:
+            _check_keys(f"{where}.teachers", exp["teachers"], _TEACHERS)
+            _check_model(where, exp["teachers"]["model"])
+            for regime in exp["teachers"]["regimes"]:
+                build_augmentation(regime)
+        elif "from" not in exp:
+            raise ValueError(f"{where} needs 'teachers' or 'from' (an experiment whose teachers it reuses)")
+        if "from" in exp and exp["from"] not in experiments:
+            raise ValueError(f"{where}: from {exp['from']!r} is not an experiment; known: {sorted(experiments)}")
+        for m in exp.get("students", []):
+            _check_model(where, m)
+        for regime in exp.get("student_regimes", []) + exp.get("teacher_regimes", []):
+            build_augmentation(regime)
+        check_kd_params(exp.get("temperature", 20.0), exp.get("alpha", 0.5))
+    for pname, prof in (grid.get("profiles") or {}).items():
+        where = f"{path}: profiles.{pname}"
+        _check_keys(where, prof, _PROFILE)
+        for role, ds in prof["datasets"].items():
+            _check_keys(f"{where}.datasets.{role}", ds, _DATASET)
+        for kind, rec in prof["recipes"].items():
+            if kind not in ("teacher", "student"):
+                raise ValueError(f"{where}.recipes: {kind!r} is neither 'teacher' nor 'student'")
+            _check_keys(f"{where}.recipes.{kind}", rec, _RECIPE)
+            Recipe(**rec)
+        for model in prof.get("models", {}):
+            _check_model(f"{where}.models", model)
+        if not prof.get("seeds"):
+            raise ValueError(f"{where}: seeds must be a non-empty list")
+    return grid
+
+
+def _check_model(where, name):
+    if name not in MODELS:
+        raise ValueError(f"{where}: unknown model {name!r}; choose one of {sorted(MODELS)}")
+
+
+def _profile(grid: dict, profile: str) -> dict:
+    profiles = grid.get("profiles") or {}
+    if profile not in profiles:
+        raise ValueError(f"unknown profile {profile!r}; the grid defines {sorted(profiles)}")
+    return profiles[profile]
+
+
+def resolve_dataset(grid: dict, profile: str, role: str) -> dict:
+    """The dataset spec of a role; a list of names means the first one available here."""
+    prof = _profile(grid, profile)
+    if role not in prof["datasets"]:
+        raise ValueError(f"profile {profile!r} defines no dataset {role!r}; it has {sorted(prof['datasets'])}")
+    spec = dict(prof["datasets"][role])
+    names = spec["name"] if isinstance(spec["name"], list) else [spec["name"]]
+    if len(names) > 1:
+        for name in names:
+            try:
+                load_dataset(name, "test")
+                break
+            except DatasetNotFoundError:
+                continue
+        else:
+            name = names[-1]
+    else:
+        name = names[0]
+    spec["name"] = name
+    spec.setdefault("subset", None)
+    spec.setdefault("test_subset", None)
+    spec.setdefault("subset_seed", 0)
+    return spec
+
+
+def _model(prof: dict, name: str) -> dict:
+    return {"name": name, **(prof.get("models", {}).get(name) or {})}
+
+
+def _recipe(prof: dict, kind: str) -> dict:
+    return vars(Recipe(**prof["recipes"][kind]))
+
+
+def _spec(regime: str) -> str:
+    return build_augmentation(regime).spec
+
+
+def teacher_configs(grid, profile, dataset_role, model, regime, seeds=None) -> list[dict]:
+    prof = _profile(grid, profile)
+    ds = resolve_dataset(grid, profile, dataset_role)
+    return [{"kind": "teacher", "dataset": ds, "model": _model(prof, model), "augment": _spec(regime),
+             "recipe": _recipe(prof, "teacher"), "seed": int(s)} for s in (seeds or prof["seeds"])]
+
+
+def student_groups(grid, profile, dataset_role, teacher_model, teacher_regime, students, regime, temperature,
+                   alpha, seeds=None) -> list[tuple[dict | None, list[dict]]]:
+    """Per seed: (teacher config or None, [student configs that train in lockstep])."""
+    prof = _profile(grid, profile)
+    ds = resolve_dataset(grid, profile, dataset_role)
+    seeds = seeds or prof["seeds"]
+    teachers = (teacher_configs(grid, profile, dataset_role, teacher_model, teacher_regime, seeds)
+                if teacher_regime is not None and alpha > 0 else [None] * len(seeds))
+    out = []
+    for seed, tcfg in zip(seeds, teachers):
+        group = [{"kind": "student", "dataset": ds, "model": _model(prof, m), "augment": _spec(regime),
+                  "recipe": _recipe(prof, "student"), "seed": int(seed),
+                  "teacher": run_id(tcfg) if tcfg else None, "temperature": float(temperature),
+                  "alpha": float(alpha)} for m in students]
+        out.append((tcfg, group))
+    return out
+
+
+@dataclass
+class Task:
+    """One notebook's worth of work: ``kind`` is 'teacher' or 'students'; ``params`` are its papermill parameters."""
+
+    kind: str
+    name: str
+    params: dict
+    experiments: list = field(default_factory=list)
+    depends: list = field(default_factory=list)
+
+
+def _slug(text: str) -> str:
+    return text.replace("+", "-").replace("(", "").replace(")", "").replace(",", "_").replace("=", "")
+
+
+def plan(profile: str, grid: dict | None = None) -> list[Task]:
+    """Every task of the profile, teachers first, deduplicated, with their dependencies."""
+    grid = grid or load_grid()
+    _profile(grid, profile)
+    defaults = grid.get("defaults", {})
+    tasks: dict[str, Task] = {}
+
+    def add(task: Task, experiment: str):
+        if task.name not in tasks:
+            tasks[task.name] = task
+        if experiment not in tasks[task.name].experiments:
+            tasks[task.name].experiments.append(experiment)
+        return tasks[task.name]
+
+    def teacher_task(role, model, regime, experiment):
+        name = f"teacher-{role}-{model}-{_slug(regime)}"
+        return add(Task("teacher", name, {"profile": profile, "dataset": role, "model": model, "regime": regime}),
+                   experiment)
+
+    experiments = grid.get("experiments") or {}
+    for ename, exp in experiments.items():
+        source = experiments[exp["from"]] if "from" in exp else exp
+        role = source.get("dataset", "main")
+        tmodel = source["teachers"]["model"]
+        tregimes = exp.get("teacher_regimes", source["teachers"]["regimes"])
+        for regime in source["teachers"]["regimes"] if "teachers" in exp else []:
+            teacher_task(role, tmodel, regime, ename)
+        if not exp.get("students"):
+            continue
+        temperature = float(exp.get("temperature", defaults.get("temperature", 20.0)))
+        alpha = float(exp.get("alpha", defaults.get("alpha", 0.5)))
+        for tregime in tregimes:
+            t = teacher_task(role, tmodel, tregime, ename)
+            sregimes = [tregime] if exp.get("same_regime") else exp.get("student_regimes", ["none"])
+            for sregime in sregimes:
+                name = f"students-{role}-{tmodel}-{_slug(tregime)}-to-{_slug(sregime)}-a{alpha:g}-T{temperature:g}"
+                add(Task("students", name, {"profile": profile, "dataset": role, "teacher_model": tmodel,
+                                            "teacher_regime": tregime, "students": list(exp["students"]),
+                                            "regime": sregime, "temperature": temperature, "alpha": alpha},
+                         depends=[t.name]), ename)
+        if exp.get("no_teacher"):
+            for sregime in exp.get("student_regimes", ["none"]):
+                name = f"students-{role}-noteacher-to-{_slug(sregime)}"
+                add(Task("students", name, {"profile": profile, "dataset": role, "teacher_model": None,
+                                            "teacher_regime": None, "students": list(exp["students"]),
+                                            "regime": sregime, "temperature": temperature, "alpha": 0.0}), ename)
+    ordered = [t for t in tasks.values() if t.kind == "teacher"] + [t for t in tasks.values() if t.kind != "teacher"]
+    return ordered
+
+
+# --------------------------------------------------------------------------- execution
+_PARAM_TYPES = {
+    "teacher": {"profile": str, "dataset": str, "model": str, "regime": str, "seeds": (list, type(None)),
+                "runs": (str, type(None)), "device": str, "progress": bool, "grid": (str, type(None))},
+    "students": {"profile": str, "dataset": str, "teacher_model": (str, type(None)),
+                 "teacher_regime": (str, type(None)), "students": list, "regime": str, "temperature": (int, float),
+                 "alpha": (int, float), "seeds": (list, type(None)), "runs": (str, type(None)), "device": str,
+                 "progress": bool, "grid": (str, type(None))},
+}
+
+
+def validate_params(kind: str, params: dict) -> dict:
+    """Check a notebook's parameters: unknown names and wrong types are errors that name the fix."""
+    types = _PARAM_TYPES[kind]
+    for key, value in params.items():
+        if key not in types:
+            near = difflib.get_close_matches(key, sorted(types), n=1)
+            raise ValueError(f"unknown parameter {key!r} for the {kind} notebook"
+                             + (f"; did you mean {near[0]!r}?" if near else "") + f" Parameters: {sorted(types)}")
+        if not isinstance(value, types[key]) or (types[key] is str and isinstance(value, bool)):
+            allowed = types[key] if isinstance(types[key], tuple) else (types[key],)
+            raise ValueError(f"parameter {key!r} of the {kind} notebook must be "
+                             f"{' or '.join(t.__name__ for t in allowed)}, got {type(value).__name__} {value!r}")
+    return params
+
+
+def run_task(task: Task | dict, runs=None, device=None, progress=True, grid_path=None, seeds=None):
+    """Execute one task (a Task, or the params dict of one) and return its finished runs."""
+    from .pipeline import run_students, run_teacher
+
+    kind = task.kind if isinstance(task, Task) else task["kind"]
+    p = dict(task.params if isinstance(task, Task) else task)
+    p.pop("kind", None)
+    grid = load_grid(grid_path)
+    store = RunStore(runs, p["profile"])
+    if kind == "teacher":
+        cfgs = teacher_configs(grid, p["profile"], p["dataset"], p["model"], p["regime"], seeds)
+        return [run_teacher(c, store, device, progress) for c in cfgs]
+    out = []
+    for tcfg, group in student_groups(grid, p["profile"], p["dataset"], p["teacher_model"], p["teacher_regime"],
+                                      p["students"], p["regime"], p["temperature"], p["alpha"], seeds):
+        if tcfg is not None:
+            run_teacher(tcfg, store, device, progress)  # a cache hit when the teacher task ran first
+        out.extend(run_students(group, store, device, progress))
+    return out
+
+
+def run_grid(profile: str, runs=None, device=None, progress=True, grid_path=None, only=None):
+    tasks = plan(profile, load_grid(grid_path))
+    if only:
+        tasks = [t for t in tasks if set(t.experiments) & set(only)]
+    t0 = time.perf_counter()
+    for i, task in enumerate(tasks, 1):
+        print(f"[{i}/{len(tasks)}] {task.name}", flush=True)
+        run_task(task, runs, device, progress, grid_path)
+    return time.perf_counter() - t0
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m kdlib grid", description="Run every task of a profile in one process.")
+    p.add_argument("--profile", default=os.environ.get("PROFILE", "quick"))
+    p.add_argument("--runs", default=None, help="run store root (default: $KDLIB_RUNS or ./runs)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--grid", default=None, help="grid YAML (default: grid.yaml at the repository root)")
+    p.add_argument("--only", nargs="*", help="experiments to run, e.g. E1 E2")
+    p.add_argument("--plan", action="store_true", help="print the tasks as JSON and exit")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    if args.plan:
+        print(json.dumps([vars(t) for t in plan(args.profile, load_grid(args.grid))], indent=1))
+        return
+    seconds = run_grid(args.profile, args.runs, args.device, not args.no_progress, args.grid, args.only)
+    print(f"profile {args.profile}: grid finished in {seconds:.1f} s")

@@ -1,0 +1,258 @@
+"""Run one teacher config, or one group of student configs, into the run store.
+
+A finished run is a cache hit; an unfinished one resumes from its checkpoint. These functions
+are what the notebooks, ``python -m kdlib grid`` and the Snakemake rules call, so every path
+writes the same run store.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+
+import numpy as np
+import torch
+
+from .augment import build_augmentation
+from .data import NORMALIZATION, DataError, DatasetNotFoundError, human_labels_for, load_dataset, load_human_labels
+from .loader import DeviceLoader
+from .metrics import (agreement, class_discrimination, class_kl_to_human, class_separability,
+                      classification_metrics, ece, kl_to_human, teacher_student_kl)
+from .models import build_model
+from .runs import Run, RunStore, provenance
+from .train import Learner, NumericalError, Recipe, fit, predict, seed_everything, teacher_logits_on
+
+__all__ = ["run_teacher", "run_students", "load_model", "resolve_device", "evaluate_model", "stream_seeds"]
+
+_DATA_MEMO: dict = {}
+
+
+def resolve_device(device=None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def stream_seeds(seed: int) -> tuple[int, int]:
+    """(order_seed, aug_seed) of a run seed: every run of one seed sees the same batch stream."""
+    return 1000 * seed + 1, 1000 * seed + 2
+
+
+def _dataset(spec: dict, split: str, subset_key: str):
+    key = (spec["name"], split, spec.get(subset_key), spec.get("subset_seed", 0), spec.get("root"))
+    if key not in _DATA_MEMO:
+        _DATA_MEMO[key] = load_dataset(spec["name"], split, root=spec.get("root"), subset=spec.get(subset_key),
+                                       seed=spec.get("subset_seed", 0))
+    return _DATA_MEMO[key]
+
+
+def _train_loader(config: dict, device, shuffle=True, augment=None) -> DeviceLoader:
+    ds = _dataset(config["dataset"], "train", "subset")
+    mean, std = NORMALIZATION[ds.name]
+    order_seed, aug_seed = stream_seeds(config["seed"])
+    return DeviceLoader(ds.images, ds.labels, config["recipe"]["batch_size"],
+                        build_augmentation(config["augment"] if augment is None else augment, ds.num_classes),
+                        mean=mean, std=std, device=device, num_classes=ds.num_classes, shuffle=shuffle,
+                        order_seed=order_seed, aug_seed=aug_seed)
+
+
+def _eval_sets(config: dict) -> dict:
+    """name -> (Dataset, human labels or None). CIFAR-10H and CINIC-10 join when they are available."""
+    spec = config["dataset"]
+    test = _dataset(spec, "test", "test_subset")
+    sets = {"test": (test, None)}
+    if test.name == "cifar10":
+        try:
+            sets["test"] = (test, human_labels_for(test, load_human_labels(root=spec.get("human_root"))))
+        except (DataError, ValueError) as err:
+            warnings.warn(f"CIFAR-10H metrics skipped: {err}", stacklevel=2)
+        try:
+            cinic = load_dataset("cinic10", "test-imagenet", root=spec.get("cinic_root"))
+            sets["cinic10-imagenet"] = (cinic, None)
+        except DatasetNotFoundError:
+            pass
+    return sets
+
+
+def load_model(run: Run, device) -> torch.nn.Module:
+    """The trained model of a finished (or checkpointed) run, from its weights_only checkpoint."""
+    cfg = run.config
+    ds_name = cfg["dataset"]["name"]
+    model = _build(cfg["model"], ds_name)
+    if not run.checkpoint.is_file():
+        raise FileNotFoundError(f"run {run.folder} has no checkpoint.pt; train it first")
+    state = torch.load(run.checkpoint, map_location=device, weights_only=True)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        raise ValueError(f"checkpoint {run.checkpoint} does not fit a {cfg['model']} for {ds_name}: "
+                         f"{str(err).splitlines()[0]}. The teacher run was trained for another architecture or "
+                         f"class count; point the student at the right teacher.") from None
+    return model.to(device).eval()
+
+
+def _build(model_spec: dict, dataset_name: str):
+    spec = dict(model_spec)
+    name = spec.pop("name")
+    mean, _ = NORMALIZATION[dataset_name]
+    image_size = 28 if dataset_name in ("mnist", "fashion-mnist") else 32
+    return build_model(name, num_classes=10, in_channels=len(mean), image_size=image_size, **spec)
+
+
+def evaluate_model(model, config: dict, device, teacher_predictions: dict | None = None):
+    """metrics dict and predictions arrays on every evaluation set of ``config``."""
+    mean, std = NORMALIZATION[config["dataset"]["name"]]
+    metrics, arrays = {}, {}
+    for name, (ds, human) in _eval_sets(config).items():
+        loader = DeviceLoader(ds.images, ds.labels, 1000, "none", mean=mean, std=std, device=device,
+                              num_classes=10, shuffle=False)
+        pred = predict(model, loader)
+        p, y = pred["probs"], pred["labels"]
+        m = classification_metrics(p, y)
+        m["ece"] = ece(p, y, 15)
+        m["ece10"] = ece(p, y, 10)
+        m["class_separability"] = class_separability(p, y)
+        m["discrimination_embedding"] = class_discrimination(pred["embeddings"], y)
+        m["discrimination_logits"] = class_discrimination(pred["logits"], y)
+        m["source"] = ds.source
+        m["normalization"] = {"mean": mean, "std": std, "from": config["dataset"]["name"]}
+        if human is not None:
+            m["kl_to_human"] = kl_to_human(p, human)
+            m["class_kl_to_human"] = class_kl_to_human(p, human, y)
+            uncertain = ds.meta.get("uncertain_indices")
+            if uncertain is not None:
+                certain = ~np.isin(ds.indices, uncertain)
+                m["kl_to_human_certain"] = kl_to_human(p[certain], human[certain])
+                m["n_certain"] = int(certain.sum())
+            arrays[f"{name}_human"] = human.astype(np.float32)
+        if teacher_predictions is not None and f"{name}_probs" in teacher_predictions:
+            tp = teacher_predictions[f"{name}_probs"]
+            m["agreement_with_teacher"] = agreement(p, tp)
+            m["kl_teacher_student"] = teacher_student_kl(tp, p)
+        metrics[name] = m
+        arrays[f"{name}_probs"] = p.astype(np.float32)
+        arrays[f"{name}_logits"] = pred["logits"].astype(np.float32)
+        arrays[f"{name}_embeddings"] = pred["embeddings"].astype(np.float16)
+        arrays[f"{name}_labels"] = y.astype(np.int64)
+        arrays[f"{name}_indices"] = ds.indices.astype(np.int64)
+    return metrics, arrays
+
+
+def _dataset_provenance(config):
+    out = []
+    for split, key in (("train", "subset"), ("test", "test_subset")):
+        out.append(_dataset(config["dataset"], split, key).provenance())
+    return out
+
+
+def _finish(run: Run, learner: Learner, metrics, arrays, device, t_start, t_train):
+    run.write_history(learner.history)
+    run.write_arrays("predictions.npz", **arrays)
+    run.write_json("metrics.json", metrics)
+    run.write_json("provenance.json", provenance(device, _dataset_provenance(run.config),
+                                                 {"train": t_train, "total": time.perf_counter() - t_start}))
+    run.mark_done()
+
+
+def run_teacher(config: dict, store: RunStore, device=None, progress=True) -> Run:
+    """Train and evaluate one teacher (or return it from the store)."""
+    run = store.run(config)
+    if run.done:
+        return run
+    device = resolve_device(device)
+    with run.lock():
+        if run.done:
+            return run
+        store.prepare(run)
+        t0 = time.perf_counter()
+        seed_everything(config["seed"])
+        model = _build(config["model"], config["dataset"]["name"])
+        learner = Learner("teacher", model, Recipe(**config["recipe"]), alpha=0.0, checkpoint=run.checkpoint)
+        loader = _train_loader(config, device)
+        try:
+            fit([learner], loader, progress=progress, desc=f"teacher {config['model']['name']} {config['augment']}")
+        except NumericalError as err:
+            run.record_failure(err)
+            raise
+        t_train = time.perf_counter() - t0
+        metrics, arrays = evaluate_model(model, config, device)
+        # teacher logits on the clean training split, once per teacher: exact for every clean student
+        clean = _train_loader(config, device, shuffle=False, augment="none")
+        run.write_arrays("train_logits.npz", logits=teacher_logits_on(model, clean).cpu().numpy())
+        _finish(run, learner, metrics, arrays, device, t0, t_train)
+    return run
+
+
+def run_students(configs: list[dict], store: RunStore, device=None, progress=True) -> list[Run]:
+    """Distil a group of students that share a teacher, a regime, a seed and a schedule, in lockstep."""
+    if not configs:
+        return []
+    keys = {(c.get("teacher"), c["augment"], c["seed"], c["recipe"]["epochs"], c["recipe"]["batch_size"],
+             str(c["dataset"])) for c in configs}
+    if len(keys) != 1:
+        raise ValueError("students of one group must share teacher, augment, seed, epochs, batch size and dataset")
+    runs = [store.run(c) for c in configs]
+    pending = [r for r in runs if not r.done]
+    if not pending:
+        return runs
+    device = resolve_device(device)
+    first = configs[0]
+    teacher_run = None
+    if first.get("teacher"):
+        teacher_run = next((r for r in store.runs("teacher", done_only=True) if r.id == first["teacher"]), None)
+        if teacher_run is None:
+            raise FileNotFoundError(f"teacher run {first['teacher']} is not finished in {store.root / store.profile}; "
+                                    f"train it first (python -m kdlib grid --profile {store.profile})")
+    with contextlib.ExitStack() as stack:
+        for r in pending:
+            stack.enter_context(r.lock())
+        pending = [r for r in pending if not r.done]
+        if not pending:
+            return runs
+        t0 = time.perf_counter()
+        teacher = load_model(teacher_run, device) if teacher_run is not None else None
+        teacher_preds = teacher_run.read_arrays("predictions.npz") if teacher_run is not None else None
+        learners = []
+        for r in pending:
+            store.prepare(r)
+            cfg = r.config
+            seed_everything(cfg["seed"] * 7919 + sum(map(ord, cfg["model"]["name"])))
+            model = _build(cfg["model"], cfg["dataset"]["name"])
+            learners.append(Learner(f"{cfg['model']['name']} a={cfg['alpha']}", model, Recipe(**cfg["recipe"]),
+                                    temperature=cfg["temperature"], alpha=cfg["alpha"], checkpoint=r.checkpoint))
+        cached = None
+        if teacher is not None and first["augment"] == "none":
+            cached = torch.as_tensor(teacher_run.read_arrays("train_logits.npz")["logits"], device=device)
+        # learners resumed from different epochs train in separate lockstep groups
+        by_epoch: dict = {}
+        for r, lr in zip(pending, learners):
+            epoch = _checkpoint_epoch(r)
+            by_epoch.setdefault(epoch, []).append((r, lr))
+        for members in by_epoch.values():
+            loader = _train_loader(first, device)
+            group = [lr for _, lr in members]
+            try:
+                fit(group, loader, teacher=None if cached is not None else teacher, cached_teacher_logits=cached,
+                    progress=progress, desc=f"students {first['augment']} <- {first.get('teacher') or 'no teacher'}")
+            except NumericalError as err:
+                for r, _ in members:
+                    r.record_failure(err)
+                raise
+        t_train = time.perf_counter() - t0
+        for r, lr in zip(pending, learners):
+            metrics, arrays = evaluate_model(lr.model, r.config, device, teacher_preds)
+            _finish(r, lr, metrics, arrays, device, t0, t_train)
+    return runs
+
+
+def _checkpoint_epoch(run: Run) -> int:
+    if not run.checkpoint.is_file():
+        return 0
+    return int(torch.load(run.checkpoint, map_location="cpu", weights_only=True)["epoch"])
+
+
+def clear_data_memo():
+    _DATA_MEMO.clear()
+
+
+__all__.append("clear_data_memo")

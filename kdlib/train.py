@@ -1,0 +1,301 @@
+"""Training loops: teachers on the soft targets of their regime, students by distillation.
+
+One loop, :func:`fit`, trains one or several *learners* in lockstep on one batch stream:
+every batch is drawn (and augmented) once, the teacher (if any) runs once on **that same
+tensor**, and each learner takes its own step. With a clean stream (student regime ``none``)
+the teacher's outputs are deterministic, so they are computed once per teacher
+(:func:`teacher_logits_on`) and looked up by row index instead.
+
+Checkpoints (model, optimizer, scheduler, epoch, loader and RNG states, history) are written
+atomically at every epoch end; :func:`fit` resumes from them. A NaN or Inf loss stops the run
+with :class:`NumericalError` naming the epoch and step, and keeps the last good checkpoint.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .distill import check_kd_params, kd_loss_parts
+from .loader import DeviceLoader
+
+__all__ = ["Recipe", "Learner", "fit", "NumericalError", "predict", "teacher_logits_on", "atomic_torch_save",
+           "seed_everything", "autocast_for"]
+
+
+class NumericalError(RuntimeError):
+    """The loss became NaN or Inf."""
+
+
+@dataclass
+class Recipe:
+    """Optimiser and schedule: SGD with Nesterov momentum, one-cycle or cosine learning rate."""
+
+    epochs: int
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    schedule: str = "onecycle"  # or "cosine"
+    warmup: float = 0.2  # fraction of steps rising to lr (one-cycle)
+    label_smoothing: float = 0.0
+
+    def __post_init__(self):
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
+            raise ValueError(f"epochs must be an integer >= 0, got {self.epochs!r}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        for name in ("lr", "momentum", "weight_decay"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if self.schedule not in ("onecycle", "cosine"):
+            raise ValueError(f"schedule must be 'onecycle' or 'cosine', got {self.schedule!r}")
+        if not (0 < self.warmup < 1):
+            raise ValueError(f"warmup must be a fraction in (0, 1), got {self.warmup!r}")
+        if not (0 <= self.label_smoothing < 1):
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+
+    def optimizer(self, model: nn.Module):
+        return torch.optim.SGD(model.parameters(), lr=self.lr, momentum=self.momentum,
+                               nesterov=self.nesterov and self.momentum > 0, weight_decay=self.weight_decay)
+
+    def scheduler(self, optimizer, steps_per_epoch: int):
+        total = max(1, self.epochs * steps_per_epoch)
+        if self.schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+        warm = max(1, int(self.warmup * total))
+
+        def linear_one_cycle(step):  # 0 -> lr over `warm` steps, then linearly down to 0
+            if step < warm:
+                return (step + 1) / warm
+            return max(0.0, (total - step) / max(1, total - warm))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, linear_one_cycle)
+
+
+@dataclass
+class Learner:
+    """One model being trained: its optimiser, loss settings and where it checkpoints."""
+
+    name: str
+    model: nn.Module
+    recipe: Recipe
+    temperature: float = 20.0
+    alpha: float = 0.0  # 0: plain cross-entropy on the (soft) targets; > 0: distillation
+    checkpoint: Path | None = None
+    history: list = field(default_factory=list)
+    start_epoch: int = 0
+
+    def __post_init__(self):
+        check_kd_params(self.temperature, self.alpha)
+
+
+def seed_everything(seed: int):
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def autocast_for(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def atomic_torch_save(obj, path: Path):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _rng_state():
+    # tensors only, so that the checkpoint loads with torch.load(weights_only=True)
+    state = {"torch": torch.get_rng_state(), "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64))}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _save_checkpoint(learner: Learner, opt, sched, loader: DeviceLoader, epoch: int):
+    if learner.checkpoint is None:
+        return
+    atomic_torch_save({
+        "model": learner.model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+        "epoch": epoch, "loader": loader.state_dict(), "rng": _rng_state(), "history": learner.history,
+    }, learner.checkpoint)
+
+
+def _load_checkpoint(learner: Learner, opt, sched, device):
+    """Restore a learner from its checkpoint; returns the loader state saved with it (or None)."""
+    if learner.checkpoint is None or not Path(learner.checkpoint).is_file():
+        return None
+    try:
+        state = torch.load(learner.checkpoint, map_location=device, weights_only=True)
+    except Exception as err:  # noqa: BLE001
+        raise RuntimeError(f"checkpoint {learner.checkpoint} is unreadable ({err}); delete it to restart that run") from None
+    learner.model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    learner.history = list(state["history"])
+    learner.start_epoch = int(state["epoch"])
+    torch.set_rng_state(state["rng"]["torch"].cpu())
+    return state["loader"]
+
+
+def _loss(learner: Learner, logits, y_soft, teacher_logits):
+    if learner.alpha == 0:
+        if learner.recipe.label_smoothing:
+            c = y_soft.shape[1]
+            y_soft = y_soft * (1 - learner.recipe.label_smoothing) + learner.recipe.label_smoothing / c
+        logp = F.log_softmax(logits.float(), dim=1)
+        loss = -(y_soft * logp).sum(1).mean()
+        return {"loss": loss, "loss_ce": loss, "loss_kd": torch.zeros((), device=loss.device)}
+    return kd_loss_parts(logits.float(), teacher_logits.float(), y_soft, learner.temperature, learner.alpha)
+
+
+def fit(learners: list[Learner], loader: DeviceLoader, teacher: nn.Module | None = None,
+        cached_teacher_logits: torch.Tensor | None = None, progress: bool = True, desc: str = "train",
+        on_epoch=None):
+    """Train ``learners`` in lockstep on ``loader`` and return them.
+
+    All learners must be at the same epoch (fresh, or resumed from checkpoints of one epoch).
+    Distilling learners get the teacher's logits on the very batch tensor they see: looked up in
+    ``cached_teacher_logits`` by row (exact for a clean stream) or computed online by ``teacher``
+    in eval mode under ``inference_mode``.
+    """
+    from tqdm.auto import tqdm
+
+    if not learners:
+        return learners
+    device = loader.device
+    needs_teacher = any(lr.alpha > 0 for lr in learners)
+    if needs_teacher and teacher is None and cached_teacher_logits is None:
+        raise ValueError("a learner has alpha > 0 but neither a teacher nor cached teacher logits were given")
+    if cached_teacher_logits is not None and loader.augment.spec != "none":
+        raise ValueError(f"cached teacher logits are exact only for a clean stream; this loader applies "
+                         f"{loader.augment.spec!r}: pass the teacher instead")
+    if teacher is not None:
+        teacher.eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+    steps = len(loader)
+    opts = [lr.recipe.optimizer(lr.model) for lr in learners]
+    scheds = [lr.recipe.scheduler(o, steps) for lr, o in zip(learners, opts)]
+    loader_states = [_load_checkpoint(lr, o, s, device) for lr, o, s in zip(learners, opts, scheds)]
+    starts = {lr.start_epoch for lr in learners}
+    if len(starts) != 1:
+        raise ValueError(f"learners resume from different epochs {sorted(starts)}; train them in separate groups")
+    start = starts.pop()
+    if loader_states[0] is not None:
+        loader.load_state_dict(loader_states[0])
+    epochs = learners[0].recipe.epochs
+    if any(lr.recipe.epochs != epochs for lr in learners):
+        raise ValueError("learners in one lockstep group must share the number of epochs")
+    for lr in learners:
+        lr.model.to(device).train()
+        if device.type == "cuda":
+            lr.model.to(memory_format=torch.channels_last)
+    bar = tqdm(range(start, epochs), desc=desc, disable=not progress, initial=start, total=epochs, unit="epoch")
+    for epoch in bar:
+        t0 = time.perf_counter()
+        sums = [{"loss": 0.0, "loss_ce": 0.0, "loss_kd": 0.0, "correct": 0.0} for _ in learners]
+        seen = 0
+        batches = tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not progress, total=steps)
+        for step, batch in enumerate(batches):
+            x = batch.x
+            teacher_logits = None
+            if needs_teacher:
+                if cached_teacher_logits is not None:
+                    teacher_logits = cached_teacher_logits[batch.index]
+                else:
+                    with torch.inference_mode(), autocast_for(device):
+                        teacher_logits = teacher(x).float()
+                    teacher_logits = teacher_logits.clone()
+            for lr, opt, sched, acc in zip(learners, opts, scheds, sums):
+                with autocast_for(device):
+                    logits = lr.model(x)
+                parts = _loss(lr, logits, batch.y_soft, teacher_logits)
+                if not torch.isfinite(parts["loss"]):
+                    raise NumericalError(
+                        f"{lr.name}: loss is {float(parts['loss'])} at epoch {epoch + 1}, step {step + 1}. Likely "
+                        f"cause: a learning rate too high for this model (lr={lr.recipe.lr}) or corrupt inputs. The "
+                        f"last good checkpoint (epoch {epoch}) is kept; lower lr and run again."
+                    )
+                opt.zero_grad(set_to_none=True)
+                parts["loss"].backward()
+                opt.step()
+                sched.step()
+                n = x.shape[0]
+                for k in ("loss", "loss_ce", "loss_kd"):
+                    acc[k] += float(parts[k].detach()) * n
+                acc["correct"] += float((logits.argmax(1) == batch.labels).sum())
+            seen += x.shape[0]
+        seconds = time.perf_counter() - t0
+        for lr, opt, sched, acc in zip(learners, opts, scheds, sums):
+            lr.history.append({
+                "epoch": epoch + 1, "loss": acc["loss"] / seen, "loss_ce": acc["loss_ce"] / seen,
+                "loss_kd": acc["loss_kd"] / seen, "train_acc": acc["correct"] / seen,
+                "lr": opt.param_groups[0]["lr"], "seconds": seconds, "images_per_s": seen / seconds,
+            })
+            _save_checkpoint(lr, opt, sched, loader, epoch + 1)
+        if progress:
+            bar.set_postfix(loss=f"{learners[0].history[-1]['loss']:.3f}",
+                            acc=f"{learners[0].history[-1]['train_acc']:.3f}", img_s=f"{seen / seconds:,.0f}")
+        if on_epoch is not None:
+            on_epoch(epoch + 1)
+    for lr in learners:
+        lr.model.eval()
+    return learners
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader: DeviceLoader) -> dict:
+    """Probabilities, logits and penultimate embeddings of ``model`` over ``loader`` (in order)."""
+    model.eval()
+    device = loader.device
+    logits, embeds, labels = [], [], []
+    for batch in loader:
+        with autocast_for(device):
+            e = model.embed(batch.x)
+            z = model.classifier(e)
+        logits.append(z.float().cpu())
+        embeds.append(e.float().cpu())
+        labels.append(batch.labels.cpu())
+    z = torch.cat(logits)
+    return {"probs": torch.softmax(z, 1).numpy(), "logits": z.numpy(), "embeddings": torch.cat(embeds).numpy(),
+            "labels": torch.cat(labels).numpy()}
+
+
+@torch.no_grad()
+def teacher_logits_on(teacher: nn.Module, loader: DeviceLoader) -> torch.Tensor:
+    """The teacher's logits on every row of a clean, unshuffled loader, on the loader's device."""
+    if loader.augment.spec != "none" or loader.shuffle:
+        raise ValueError("teacher logits can be cached only on the clean split in order (augment='none', shuffle=False)")
+    teacher.eval()
+    out = torch.empty(loader.num_samples, loader.num_classes, device=loader.device)
+    for batch in loader:
+        with torch.inference_mode(), autocast_for(loader.device):
+            out[batch.index] = teacher(batch.x).float()
+    return out
