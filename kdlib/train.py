@@ -239,7 +239,7 @@ def fit(learners: list[Learner], loader: DeviceLoader, teacher: nn.Module | None
                 parts = _loss(lr, logits, batch.y_soft, teacher_logits)
                 if not torch.isfinite(parts["loss"]):
                     raise NumericalError(
-                        f"{lr.name}: loss is {float(parts['loss'])} at epoch {epoch + 1}, step {step + 1}. Likely "
+                        f"{lr.name}: loss is {float(parts['loss'].detach())} at epoch {epoch + 1}, step {step + 1}. Likely "
                         f"cause: a learning rate too high for this model (lr={lr.recipe.lr}) or corrupt inputs. The "
                         f"last good checkpoint (epoch {epoch}) is kept; lower lr and run again."
                     )

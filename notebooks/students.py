@@ -1,0 +1,59 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Student run report
+#
+# Distils a group of students from one teacher (or trains them with no teacher when
+# `alpha = 0`), for every seed of the profile; the students of one seed train in lockstep on
+# one batch stream, so one teacher forward serves them all.
+
+# %% tags=["parameters"]
+profile = "smoke"
+dataset = "main"
+teacher_model = "resnet18"
+teacher_regime = "none"
+students = ["lenet", "alexnet"]
+regime = "none"
+temperature = 20.0
+alpha = 0.5
+seeds = None
+runs = None
+device = "auto"
+progress = False
+grid = None
+
+# %%
+from kdlib.report import notebook_params
+
+params = notebook_params("students", globals())
+
+# %%
+from IPython.display import Markdown, display
+
+from kdlib.grid import run_task
+from kdlib.report import history_figure, metrics_table
+
+keys = ("profile", "dataset", "teacher_model", "teacher_regime", "students", "regime", "temperature", "alpha")
+done = run_task({"kind": "students", **{k: params[k] for k in keys}}, runs=runs, device=device,
+                progress=progress, grid_path=grid, seeds=seeds)
+source = f"teacher {teacher_model} / `{teacher_regime}`" if alpha > 0 else "no teacher (alpha = 0)"
+display(Markdown(f"Students {students} with regime `{regime}`, T = {temperature:g}, alpha = {alpha:g}, from "
+                 f"{source}; profile `{profile}`, {len(done)} runs."))
+
+# %%
+fig = history_figure(done, title=f"students <- {teacher_regime if alpha > 0 else 'no teacher'} / {regime}")
+
+# %%
+table = metrics_table(done)
+table

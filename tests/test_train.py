@@ -1,0 +1,175 @@
+"""Training loop properties: self-distillation identity, cached == online teacher logits,
+a frozen teacher, exact resumption, NaN detection."""
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from kdlib.loader import DeviceLoader
+from kdlib.models import build_model
+from kdlib.train import Learner, NumericalError, Recipe, fit, predict, teacher_logits_on
+
+MEAN, STD = (0.5,), (0.25,)
+
+
+def toy_split(n=240, seed=0):
+    """Images whose class is written in their brightness pattern, so a LeNet learns them fast."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 10
+    x = rng.integers(0, 60, size=(n, 16, 16, 1))
+    for c in range(10):
+        x[y == c, c:c + 4, 2:14, 0] += 180
+    return x.astype(np.uint8), y
+
+
+def loader(aug="none", shuffle=True, bs=32, seed=0):
+    x, y = toy_split()
+    return DeviceLoader(x, y, bs, aug, mean=MEAN, std=STD, num_classes=10, shuffle=shuffle,
+                        order_seed=seed + 1, aug_seed=seed + 2)
+
+
+def lenet(seed=0):
+    torch.manual_seed(seed)
+    return build_model("lenet", in_channels=1, image_size=16)
+
+
+def accuracy(model):
+    p = predict(model, loader(shuffle=False))
+    return (p["probs"].argmax(1) == p["labels"]).mean()
+
+
+def trained_teacher():
+    t = lenet(1)
+    fit([Learner("t", t, Recipe(epochs=8, batch_size=32, lr=0.05, weight_decay=0.0))], loader(), progress=False)
+    return t
+
+
+def test_teacher_learns_the_toy_task():
+    assert accuracy(trained_teacher()) >= 0.85
+
+
+def test_self_distillation_with_alpha_one_keeps_accuracy():
+    # student starts as an exact copy of its frozen teacher: KL(t || s) = 0 and its gradient
+    # (q - p)/T vanishes, so with alpha=1 and no weight decay nothing moves.
+    teacher = trained_teacher()
+    student = copy.deepcopy(teacher)
+    before = accuracy(teacher)
+    fit([Learner("s", student, Recipe(epochs=2, batch_size=32, lr=0.05, weight_decay=0.0), alpha=1.0)],
+        loader(), teacher=teacher, progress=False)
+    assert accuracy(student) == before
+    for a, b in zip(student.state_dict().values(), teacher.state_dict().values()):
+        # the gradient is zero up to float rounding (~1e-7); SGD with momentum lets that wander a little
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-2)
+
+
+def test_cached_teacher_logits_equal_online_ones():
+    teacher = trained_teacher()
+    cached = teacher_logits_on(teacher, loader(shuffle=False))
+    for batch in loader():  # shuffled clean stream
+        with torch.no_grad():
+            torch.testing.assert_close(cached[batch.index], teacher(batch.x), rtol=1e-5, atol=1e-5)
+    # and the students trained either way end up the same
+    students = []
+    for use_cache in (True, False):
+        s = lenet(3)
+        fit([Learner("s", s, Recipe(epochs=2, batch_size=32, lr=0.05), alpha=0.5)], loader(),
+            teacher=None if use_cache else teacher, cached_teacher_logits=cached if use_cache else None,
+            progress=False)
+        students.append(s)
+    for a, b in zip(students[0].state_dict().values(), students[1].state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_cached_logits_refused_for_an_augmented_stream():
+    teacher = trained_teacher()
+    cached = teacher_logits_on(teacher, loader(shuffle=False))
+    with pytest.raises(ValueError, match="clean stream"):
+        fit([Learner("s", lenet(), Recipe(epochs=1), alpha=0.5)], loader("mixup"), cached_teacher_logits=cached,
+            progress=False)
+
+
+def test_teacher_weights_and_batchnorm_statistics_unchanged():
+    torch.manual_seed(0)
+    teacher = build_model("resnet18", width=4, in_channels=1, image_size=16)
+    teacher.train()
+    teacher(torch.randn(16, 1, 16, 16))  # give BN non-trivial running stats
+    before = copy.deepcopy(teacher.state_dict())
+    fit([Learner("s", lenet(), Recipe(epochs=2, batch_size=32), alpha=0.5),
+         Learner("s2", lenet(5), Recipe(epochs=2, batch_size=32), alpha=0.5)],
+        loader("flipcrop+cutmix"), teacher=teacher, progress=False)
+    assert not teacher.training
+    for k, v in teacher.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+def test_lockstep_students_equal_solo_students():
+    teacher = trained_teacher()
+    a, b = lenet(7), lenet(8)
+    fit([Learner("a", a, Recipe(epochs=2), alpha=0.5), Learner("b", b, Recipe(epochs=2), alpha=0.5)],
+        loader("flipcrop"), teacher=teacher, progress=False)
+    solo = lenet(8)
+    fit([Learner("b", solo, Recipe(epochs=2), alpha=0.5)], loader("flipcrop"), teacher=teacher, progress=False)
+    for u, v in zip(b.state_dict().values(), solo.state_dict().values()):
+        torch.testing.assert_close(u, v, rtol=1e-5, atol=1e-6)
+
+
+def test_interrupted_run_resumes_to_identical_weights(tmp_path):
+    def run(path, stop_after=None):
+        model = build_model("alexnet", width=4, in_channels=1, image_size=16)  # dropout: RNG state matters
+        torch.manual_seed(11)
+        model = build_model("alexnet", width=4, in_channels=1, image_size=16)
+
+        def stop(epoch):
+            if stop_after is not None and epoch == stop_after:
+                raise KeyboardInterrupt
+        learner = Learner("m", model, Recipe(epochs=3, batch_size=32, lr=0.05), checkpoint=path)
+        fit([learner], loader("flipcrop+mixup"), progress=False, on_epoch=stop)
+        return model, learner
+
+    ref, ref_learner = run(tmp_path / "a.pt")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b.pt", stop_after=2)
+    torch.manual_seed(999)  # a different global RNG state before resuming: the checkpoint restores it
+    resumed, learner = run(tmp_path / "b.pt")
+    assert [h["epoch"] for h in learner.history] == [1, 2, 3]
+    for u, v in zip(ref.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(u, v)
+    assert learner.history[-1]["loss"] == ref_learner.history[-1]["loss"]
+
+
+def test_nan_loss_stops_with_epoch_and_step_and_keeps_checkpoint(tmp_path):
+    model = lenet()
+    ckpt = tmp_path / "m.pt"
+    learner = Learner("m", model, Recipe(epochs=3, batch_size=32, lr=0.05), checkpoint=ckpt)
+
+    def poison(epoch):
+        with torch.no_grad():
+            model.classifier.weight.fill_(float("nan"))
+
+    with pytest.raises(NumericalError, match=r"epoch 2, step 1.*lr=0.05.*checkpoint \(epoch 1\) is kept"):
+        fit([learner], loader(), progress=False, on_epoch=poison)
+    state = torch.load(ckpt, weights_only=True)
+    assert state["epoch"] == 1 and torch.isfinite(state["model"]["classifier.weight"]).all() is not None
+
+
+@pytest.mark.parametrize("kwargs,needle", [({"epochs": -1}, "epochs"), ({"epochs": 1, "lr": 0}, "lr"),
+                                           ({"epochs": 1, "schedule": "step"}, "schedule"),
+                                           ({"epochs": 1, "batch_size": 0}, "batch_size")])
+def test_bad_recipes(kwargs, needle):
+    with pytest.raises(ValueError, match=needle):
+        Recipe(**kwargs)
+
+
+def test_one_cycle_schedule_shape():
+    model = lenet()
+    r = Recipe(epochs=2, lr=0.1, warmup=0.25)
+    opt = r.optimizer(model)
+    sched = r.scheduler(opt, steps_per_epoch=4)  # 8 steps, 2 warm-up
+    lrs = []
+    for _ in range(8):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[1] == pytest.approx(0.1) and max(lrs) == pytest.approx(0.1)
+    assert lrs[0] == pytest.approx(0.05) and lrs[-1] < lrs[2]
