@@ -42,9 +42,6 @@ def notebook_params(kind: str, namespace: dict) -> dict:
 
 
 def history_figure(runs: list[Run], title: str = ""):
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))

@@ -1,0 +1,187 @@
+"""The grid end to end on the smoke profile: run store, cache hits, notebooks, Snakemake DAG."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import kdlib.pipeline as P
+from kdlib.grid import GRID_PATH, load_grid, plan, run_grid, run_task, student_groups, teacher_configs
+from kdlib.notebooks import NOTEBOOKS, execute
+from kdlib.runs import RunStore, run_id
+
+from conftest import REPO, needs_fashion
+
+
+@pytest.fixture(scope="module")
+def smoke_store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    run_grid("smoke", runs=root, device="cpu", progress=False)
+    return RunStore(root, "smoke")
+
+
+def test_plan_covers_every_experiment():
+    grid = load_grid()
+    tasks = plan("smoke", grid)
+    names = {t.name for t in tasks}
+    assert {"teacher-main-resnet18-none", "teacher-main-resnet18-flipcrop-cutmix",
+            "teacher-mnist-alexnet-mixup", "students-main-noteacher-to-none",
+            "students-main-resnet18-flipcrop-mixup-to-flipcrop-mixup-a0.5-T20"} <= names
+    exps = {e for t in tasks for e in t.experiments}
+    assert exps == set(grid["experiments"])
+    # teachers come before the students that depend on them
+    order = [t.name for t in tasks]
+    for t in tasks:
+        for d in t.depends:
+            assert order.index(d) < order.index(t.name)
+    # E2's students are both archs; E4's no-teacher students cover every student regime
+    e2 = [t for t in tasks if "E2" in t.experiments and t.kind == "students"]
+    assert all(t.params["students"] == ["lenet", "alexnet"] for t in e2)
+    assert len([t for t in tasks if t.name.startswith("students-main-noteacher")]) == 5
+
+
+@needs_fashion
+def test_smoke_grid_fills_the_store(smoke_store):
+    teachers = smoke_store.runs("teacher")
+    students = smoke_store.runs("student")
+    assert len(teachers) == 8  # 5 ResNet-18 + 3 AlexNet teachers, one seed
+    n_students = sum(len(t.params["students"]) for t in plan("smoke") if t.kind == "students")
+    assert len(students) == n_students
+    for run in teachers + students:
+        for name in ("config.json", "history.csv", "metrics.json", "predictions.npz", "checkpoint.pt",
+                     "provenance.json", "DONE"):
+            assert (run.folder / name).is_file(), (run.folder, name)
+        assert run.id == run_id(run.config)
+        m = run.read_json("metrics.json")["test"]
+        assert 0 <= m["accuracy"] <= 1 and "ece" in m and "discrimination_embedding" in m
+        ckpt = torch.load(run.checkpoint, weights_only=True)
+        assert {"model", "optimizer", "scheduler", "epoch", "loader", "rng"} <= set(ckpt)
+        prov = run.read_json("provenance.json")
+        assert prov["datasets"][0]["checksum"] and prov["versions"]["torch"] == torch.__version__
+    distilled = [s for s in students if s.config["teacher"]]
+    assert all("agreement_with_teacher" in s.read_json("metrics.json")["test"] for s in distilled)
+
+
+@needs_fashion
+def test_second_run_is_a_cache_hit(smoke_store, monkeypatch):
+    monkeypatch.setattr(P, "fit", lambda *a, **k: pytest.fail("trained again instead of a cache hit"))
+    run_grid("smoke", runs=smoke_store.root, device="cpu", progress=False)
+
+
+@needs_fashion
+def test_teacher_in_store_unchanged_by_its_students(smoke_store):
+    grid = load_grid()
+    (tcfg,) = teacher_configs(grid, "smoke", "main", "resnet18", "none")
+    teacher = smoke_store.run(tcfg)
+    before = torch.load(teacher.checkpoint, weights_only=True)["model"]
+    groups = student_groups(grid, "smoke", "main", "resnet18", "none", ["lenet"], "flipcrop+mixup", 20.0, 0.5)
+    extra = [{**c, "recipe": {**c["recipe"], "lr": 0.01}} for c in groups[0][1]]  # a new config: trains now
+    P.run_students(extra, smoke_store, device="cpu", progress=False)
+    after = torch.load(teacher.checkpoint, weights_only=True)["model"]
+    assert all(torch.equal(before[k], after[k]) for k in before)  # weights and BN running stats
+
+
+@needs_fashion
+def test_cached_teacher_logits_in_store_equal_online(smoke_store):
+    grid = load_grid()
+    (tcfg,) = teacher_configs(grid, "smoke", "main", "resnet18", "flipcrop")
+    run = smoke_store.run(tcfg)
+    cached = run.read_arrays("train_logits.npz")["logits"]
+    model = P.load_model(run, "cpu")
+    loader = P._train_loader(tcfg, "cpu", shuffle=True, augment="none")
+    batch = next(iter(loader))
+    with torch.no_grad():
+        np.testing.assert_allclose(cached[batch.index.numpy()], model(batch.x).numpy(), rtol=1e-4, atol=1e-4)
+
+
+@needs_fashion
+def test_wrong_teacher_architecture_is_a_clear_error(smoke_store):
+    grid = load_grid()
+    (tcfg,) = teacher_configs(grid, "smoke", "main", "resnet18", "none")
+    run = smoke_store.run(tcfg)
+    wrong = type(run)(run.folder, {**tcfg, "model": {"name": "lenet"}})
+    with pytest.raises(ValueError, match="does not fit.*another architecture or class count"):
+        P.load_model(wrong, "cpu")
+
+
+@needs_fashion
+def test_notebook_parameters_are_honoured_by_papermill(tmp_path, smoke_store):
+    out = tmp_path / "t.ipynb"
+    execute(NOTEBOOKS / "teacher.py", out, {"profile": "smoke", "model": "resnet18", "regime": "flipcrop+cutout",
+                                            "runs": str(smoke_store.root), "device": "cpu"})
+    nb = nbformat.read(out, as_version=4)
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and "flipcrop+cutout" in injected[0].source
+    text = "\n".join(o.get("text", "") + json.dumps(o.get("data", {})) for c in nb.cells if c.cell_type == "code"
+                     for o in c.get("outputs", []))
+    assert "cutout(length=16,n_holes=1)" in text  # the run it reports used the injected regime
+    assert any("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+
+
+@needs_fashion
+@pytest.mark.parametrize("params,needle", [({"regim": "none"}, "unknown parameter 'regim'.*'regime'"),
+                                           ({"seeds": 3}, "parameter 'seeds'.*must be list")])
+def test_bad_notebook_parameters_fail_clearly(tmp_path, params, needle):
+    import papermill
+
+    with pytest.raises(papermill.PapermillExecutionError, match=needle):
+        execute(NOTEBOOKS / "teacher.py", tmp_path / "bad.ipynb", {"profile": "smoke", **params})
+    assert not (tmp_path / "bad.ipynb").exists()  # no half-executed notebook left behind
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_notebook_without_parameters_cell_is_refused(tmp_path):
+    src = tmp_path / "nb.py"
+    src.write_text((NOTEBOOKS / "teacher.py").read_text().replace(' tags=["parameters"]', ""))
+    with pytest.raises(ValueError, match="no cell tagged 'parameters'"):
+        execute(src, tmp_path / "out.ipynb", {})
+
+
+def test_grid_typo_names_the_nearest_key(tmp_path):
+    grid = yaml.safe_load(GRID_PATH.read_text())
+    grid["experiments"]["E2"]["studnets"] = grid["experiments"]["E2"].pop("students")
+    bad = tmp_path / "grid.yaml"
+    bad.write_text(yaml.safe_dump(grid))
+    with pytest.raises(ValueError, match="unknown key 'studnets'.*did you mean 'students'"):
+        load_grid(bad)
+    grid["experiments"]["E2"]["students"] = grid["experiments"]["E2"].pop("studnets")
+    grid["profiles"]["smoke"]["recipes"]["teacher"]["epochs"] = -2
+    bad.write_text(yaml.safe_dump(grid))
+    with pytest.raises(ValueError, match="epochs must be an integer >= 0"):
+        load_grid(bad)
+
+
+def test_unknown_profile():
+    with pytest.raises(ValueError, match="unknown profile 'huge'.*quick"):
+        plan("huge")
+
+
+def test_read_only_run_store_is_a_clear_error(tmp_path):
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root ignores file permissions")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    with pytest.raises(PermissionError, match="--runs DIR"):
+        run_task({"kind": "teacher", "profile": "smoke", "dataset": "main", "model": "lenet", "regime": "none"},
+                 runs=ro / "store")
+
+
+@pytest.mark.skipif(shutil.which("snakemake", path=str(Path(sys.executable).parent)) is None,
+                    reason="snakemake not installed")
+def test_snakemake_dry_run_builds_the_dag():
+    exe = Path(sys.executable).parent / "snakemake"
+    res = subprocess.run([str(exe), "-n", "--cores", "1", "--config", "profile=smoke"], cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    n_tasks = len(plan("smoke"))
+    assert f"total{' ' * 8}{n_tasks + 1}" in res.stdout.replace("\t", " ") or str(n_tasks + 1) in res.stdout
+    assert "teacher" in res.stdout and "students" in res.stdout
