@@ -49,6 +49,7 @@ def execute(source, output, parameters: dict, cwd=None, timeout=None):
         papermill.execute_notebook(nb if nb is not None else str(source), tmp, parameters=parameters,
                                    cwd=str(cwd or output.parent), progress_bar=False,
                                    kernel_name="python3", execution_timeout=timeout)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, output)
     finally:
         if os.path.exists(tmp):
