@@ -18,11 +18,13 @@ test: $(STAMP)
 	$(PY) -m pytest -q tests
 
 PROFILE ?= quick
-CORES   ?= 1
+# CPU: one torch thread per notebook, as many notebooks as cores; on a GPU use CORES=1 THREADS=$(nproc)
+THREADS ?= 1
+CORES   ?= $(shell nproc 2>/dev/null || echo 1)
 
 # grid (Snakemake: teacher notebooks -> student notebooks) then the static book in _build/html
 book: $(STAMP)
-	$(VENV)/bin/snakemake --cores $(CORES) --config profile=$(PROFILE) --quiet rules
+	$(VENV)/bin/snakemake --cores $(CORES) --config profile=$(PROFILE) threads=$(THREADS) --quiet rules
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going --quiet
 	@echo "book: $(CURDIR)/_build/html/index.html (profile $(PROFILE))"
 

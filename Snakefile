@@ -19,13 +19,32 @@ OUT = f"book/runs/{PROFILE}"
 PY = sys.executable
 
 
+# one thread per job on a CPU: `--cores N` then runs N notebooks side by side without oversubscription
+THREADS = f"OMP_NUM_THREADS={config.get('threads', 1)} MKL_NUM_THREADS={config.get('threads', 1)}"
+
+
 wildcard_constraints:
     name="[A-Za-z0-9_.\\-]+",
+
+
+CHAPTERS = ["results"]
 
 
 rule all:
     input:
         expand(OUT + "/{name}.ipynb", name=sorted(TASKS)),
+        expand("book/chapters/{chapter}.ipynb", chapter=CHAPTERS),
+
+
+rule chapter:
+    input:
+        expand(OUT + "/{name}.ipynb", name=sorted(TASKS)),
+        "notebooks/{chapter}.py",
+    output:
+        "book/chapters/{chapter}.ipynb",
+    shell:
+        f'{THREADS} "{PY}" -m kdlib notebook --chapter {{wildcards.chapter}} --profile {PROFILE} --runs "{RUNS}" '
+        f'--output {{output}}'
 
 
 rule teacher:
@@ -34,7 +53,7 @@ rule teacher:
     resources:
         gpu=1,
     shell:
-        f'"{PY}" -m kdlib notebook teacher-{{wildcards.name}} --profile {PROFILE} --runs "{RUNS}" '
+        f'{THREADS} "{PY}" -m kdlib notebook teacher-{{wildcards.name}} --profile {PROFILE} --runs "{RUNS}" '
         f'--device {DEVICE} --output {{output}}'
 
 
@@ -46,5 +65,5 @@ rule students:
     resources:
         gpu=1,
     shell:
-        f'"{PY}" -m kdlib notebook students-{{wildcards.name}} --profile {PROFILE} --runs "{RUNS}" '
+        f'{THREADS} "{PY}" -m kdlib notebook students-{{wildcards.name}} --profile {PROFILE} --runs "{RUNS}" '
         f'--device {DEVICE} --output {{output}}'

@@ -21,7 +21,10 @@ import torch
 from .data import NORMALIZATION, load_dataset
 from .loader import DeviceLoader
 
-__all__ = ["bench_loader", "main"]
+__all__ = ["bench_loader", "bench_training", "bench_distillation", "main", "PEAK_FLOPS"]
+
+# dense bf16 peaks (FLOP/s) for MFU; H100 SXM from NVIDIA's datasheet
+PEAK_FLOPS = {"H100": 989.4e12, "H200": 989.4e12}
 
 REGIMES = ["none", "flipcrop", "flipcrop+cutout", "flipcrop+mixup", "flipcrop+cutmix"]
 
@@ -97,6 +100,160 @@ def bench_loader(dataset="cifar10", root=None, device="cpu", batch_size=512, epo
     return results
 
 
+def _step_flops(model, x, y) -> int:
+    """FLOPs of one training step (forward + backward) counted by torch.utils.flop_counter."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def _time_steps(model, x, y, steps, amp, device):
+    from .train import autocast_for
+
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    ctx = autocast_for(device) if amp else None
+    if amp and device.type == "cpu":
+        ctx = torch.autocast("cpu", dtype=torch.bfloat16)
+
+    def step():
+        if ctx is None:
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        else:
+            with ctx:
+                loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(2):  # warm-up (cudnn autotune, compile)
+        step()
+    _sync(device)
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(device)
+    return x.shape[0] * steps / (time.perf_counter() - t)
+
+
+MODEL_CASES = {  # name -> (model name, kwargs); 'quick' widths are the quick profile's
+    "resnet18": ("resnet18", {}),
+    "resnet18-quick": ("resnet18", {"width": 8}),
+    "lenet": ("lenet", {}),
+    "alexnet": ("alexnet", {}),
+}
+
+
+def bench_training(device="cpu", batch_size=128, steps=5, image_size=32, channels=3, cases=None,
+                   compile_on_cuda=True) -> dict:
+    """Images/s and FLOP/s of a training step, fp32 vs bf16 autocast, with and without channels_last."""
+    from .models import build_model
+
+    device = torch.device(device)
+    out = {}
+    peak = next((v for k, v in PEAK_FLOPS.items() if device.type == "cuda" and k in torch.cuda.get_device_name()),
+                None)
+    for case in cases or MODEL_CASES:
+        name, kwargs = MODEL_CASES[case]
+        torch.manual_seed(0)
+        model = build_model(name, in_channels=channels, image_size=image_size, **kwargs).to(device)
+        x = torch.randn(batch_size, channels, image_size, image_size, device=device)
+        y = torch.randint(0, 10, (batch_size,), device=device)
+        flops = _step_flops(model, x, y) / batch_size
+        rows = {}
+        variants = [("fp32", False, False), ("bf16", True, False), ("fp32+cl", False, True), ("bf16+cl", True, True)]
+        if device.type == "cuda" and compile_on_cuda:
+            variants.append(("bf16+cl+compile", True, True))
+        for label, amp, cl in variants:
+            m = model.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
+            xx = x.contiguous(memory_format=torch.channels_last if cl else torch.contiguous_format)
+            if label.endswith("compile"):
+                m = torch.compile(m)
+            ips = _time_steps(m, xx, y, steps, amp, device)
+            rows[label] = {"images_per_s": ips, "flop_per_s": ips * flops,
+                           "mfu": ips * flops / peak if peak else None}
+        out[case] = {"train_flop_per_image": flops, "variants": rows}
+    return {"device": str(device), "batch_size": batch_size, "image_size": image_size, "peak_flops": peak,
+            "models": out}
+
+
+def bench_distillation(device="cpu", batch_size=128, steps=5, n_students=(1, 2, 4), teacher_width=8,
+                       image_size=32, channels=3) -> dict:
+    """Student images/s with the teacher online, with cached logits, and N students in lockstep."""
+    from .loader import DeviceLoader
+    from .models import build_model
+    from .train import Learner, Recipe, fit, teacher_logits_on
+
+    device = torch.device(device)
+    n = batch_size * steps
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(n, image_size, image_size, channels), dtype=np.uint8)
+    labels = np.arange(n) % 10
+    mean, std = (0.5,) * channels, (0.25,) * channels
+    torch.manual_seed(0)
+    teacher = build_model("resnet18", width=teacher_width, in_channels=channels, image_size=image_size).to(device)
+    teacher.eval()
+
+    def loader(shuffle=True):
+        return DeviceLoader(images, labels, batch_size, "none", mean=mean, std=std, device=device, num_classes=10,
+                            shuffle=shuffle)
+
+    cached = teacher_logits_on(teacher, loader(shuffle=False))
+    # the cached and the online path give the same targets
+    batch = next(iter(loader()))
+    with torch.no_grad():
+        online = teacher(batch.x).float()
+    max_diff = float((cached[batch.index] - online).abs().max())
+
+    def students(k):
+        return [Learner(f"s{i}", build_model("lenet", in_channels=channels, image_size=image_size),
+                        Recipe(epochs=1, batch_size=batch_size, lr=0.01), alpha=0.5) for i in range(k)]
+
+    def timed(k, use_cache):
+        group = students(k)
+        fit(group, loader(), teacher=teacher, progress=False)  # warm-up epoch
+        group = students(k)
+        _sync(device)
+        t = time.perf_counter()
+        fit(group, loader(), teacher=None if use_cache else teacher, cached_teacher_logits=cached if use_cache else None,
+            progress=False)
+        _sync(device)
+        return k * n / (time.perf_counter() - t)
+
+    result = {"teacher": f"resnet18 width {teacher_width}", "student": "lenet", "images": n,
+              "cached_vs_online_max_abs_diff": max_diff, "online": {}, "cached": {}}
+    for k in n_students:
+        result["online"][k] = timed(k, False)
+        result["cached"][k] = timed(k, True)
+    return result
+
+
+def _print_training(r):
+    print(f"\nTraining step: device {r['device']}, batch {r['batch_size']}, {r['image_size']}x{r['image_size']}")
+    print(f"{'model':<16}{'variant':<18}{'images/s':>11}{'GFLOP/s':>10}{'vs fp32':>9}{'MFU':>7}")
+    for case, v in r["models"].items():
+        base = v["variants"]["fp32"]["images_per_s"]
+        for label, row in v["variants"].items():
+            mfu = f"{row['mfu']:.1%}" if row["mfu"] else "-"
+            print(f"{case:<16}{label:<18}{row['images_per_s']:>11,.0f}{row['flop_per_s'] / 1e9:>10,.1f}"
+                  f"{row['images_per_s'] / base:>9.2f}{mfu:>7}")
+        print(f"{'':<16}training FLOPs/image: {v['train_flop_per_image'] / 1e9:.3f} G")
+
+
+def _print_distillation(r):
+    print(f"\nDistillation: {r['student']} students of a {r['teacher']} teacher, {r['images']} images per epoch")
+    print(f"{'students':<10}{'online img/s':>14}{'cached img/s':>14}{'cached/online':>15}")
+    for k in r["online"]:
+        print(f"{k:<10}{r['online'][k]:>14,.0f}{r['cached'][k]:>14,.0f}{r['cached'][k] / r['online'][k]:>15.2f}")
+    one = r["online"][min(r["online"])]
+    print(f"lockstep: {max(r['online'])} students reach {r['online'][max(r['online'])] / one:.2f}x the student "
+          f"images/s of one (one teacher forward serves them all)")
+    print(f"cached vs online teacher logits: max |diff| = {r['cached_vs_online_max_abs_diff']:.2e}")
+
+
 def _print_loader(r):
     print(f"Loader benchmark: {r['dataset']} train, {r['n_images']} images, batch {r['batch_size']}, "
           f"device {r['device']}")
@@ -117,17 +274,28 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--subset", type=int, default=None, help="images per class (default: the whole split)")
-    p.add_argument("--out", default=None, help="JSON output (default: runs/bench/loader-<device>.json)")
+    p.add_argument("--out", default=None, help="JSON output (default: <runs>/bench/bench-<device>.json)")
+    p.add_argument("--only", nargs="*", choices=["loader", "training", "distillation"],
+                   default=["loader", "training", "distillation"])
+    p.add_argument("--steps", type=int, default=5, help="timed steps per training variant")
     args = p.parse_args(argv)
-    r = bench_loader(args.dataset, args.root, args.device, args.batch_size, args.epochs, args.subset)
-    r["host"] = {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
-                 "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor()}
-    _print_loader(r)
-    out = Path(args.out or Path(os.environ.get("KDLIB_RUNS", "runs")) / "bench" / f"loader-{args.device}.json")
+    report = {"host": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
+                       "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda")
+                       else (platform.processor() or platform.machine())}}
+    if "loader" in args.only:
+        report["loader"] = bench_loader(args.dataset, args.root, args.device, args.batch_size, args.epochs, args.subset)
+        _print_loader(report["loader"])
+    if "training" in args.only:
+        report["training"] = bench_training(args.device, min(args.batch_size, 128), args.steps)
+        _print_training(report["training"])
+    if "distillation" in args.only:
+        report["distillation"] = bench_distillation(args.device, min(args.batch_size, 128), args.steps)
+        _print_distillation(report["distillation"])
+    out = Path(args.out or Path(os.environ.get("KDLIB_RUNS", "runs")) / "bench" / f"bench-{args.device}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
-        json.dump(r, f, indent=2, default=str)
+        json.dump(report, f, indent=2, default=str)
     os.replace(tmp, out)
     print(f"wrote {out}")
-    return r
+    return report

@@ -477,6 +477,8 @@ def load_dataset(name: str, split: str, root=None, download: bool = False, subse
     ``verify``: check files of known checksum (on by default; off only to read a modified copy).
     """
     name = _canonical(name)
+    if subset is not None and (isinstance(subset, bool) or not isinstance(subset, (int, np.integer)) or subset < 1):
+        raise ValueError(f"subset must be a positive number of images per class, got {subset!r}")
     if split not in DATASETS[name]:
         raise ValueError(f"unknown split {split!r} for {name}; choose one of {list(DATASETS[name])}")
     cand, looked = _locate(name, split, root)

@@ -205,8 +205,9 @@ def read_image_tar(archive, split: str, classes, keep=None, skip_unreadable=Fals
         tar = tarfile.open(archive, "r:*")
         members = [m for m in tar.getmembers() if m.isfile()]
     except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
+        reason = " ".join(str(err).split())  # tarfile lists every method it tried, one per line
         raise DataError(
-            f"cannot read archive {archive}: {err}. It is corrupt or truncated; delete it and fetch it again."
+            f"cannot read archive {archive}: {reason}. It is corrupt or truncated; delete it and fetch it again."
         ) from None
     with tar:
         picked = {}

@@ -13,7 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["execute", "execute_task", "NOTEBOOKS", "main", "task_output"]
+__all__ = ["execute", "execute_task", "execute_chapter", "NOTEBOOKS", "main", "task_output"]
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 _SOURCES = {"teacher": "teacher.py", "students": "students.py"}
@@ -78,14 +78,31 @@ def execute_task(task_name: str, profile: str, runs=None, device="auto", output=
     return execute(NOTEBOOKS / _SOURCES[task.kind], out, params)
 
 
+def execute_chapter(chapter: str, profile: str, runs=None, output=None):
+    """Execute a book chapter (``notebooks/<chapter>.py``) over the run store of ``profile``."""
+    source = NOTEBOOKS / f"{chapter}.py"
+    if chapter in _SOURCES or not source.is_file():
+        chapters = sorted(p.stem for p in NOTEBOOKS.glob("*.py") if p.name not in _SOURCES.values())
+        raise ValueError(f"no chapter {chapter!r}; chapters: {chapters}")
+    runs = str(Path(runs or os.environ.get("KDLIB_RUNS", "runs")).resolve())
+    out = Path(output) if output else Path("book") / "chapters" / f"{chapter}.ipynb"
+    return execute(source, out, {"profile": profile, "runs": runs})
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m kdlib notebook", description=__doc__.splitlines()[0])
-    p.add_argument("task", help="a task name from `python -m kdlib grid --plan`")
+    p.add_argument("task", nargs="?", help="a task name from `python -m kdlib grid --plan`")
+    p.add_argument("--chapter", default=None, help="execute notebooks/CHAPTER.py (a book chapter) instead")
     p.add_argument("--profile", default=os.environ.get("PROFILE", "quick"))
     p.add_argument("--runs", default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--grid", default=None)
     p.add_argument("--output", default=None)
     args = p.parse_args(argv)
-    out = execute_task(args.task, args.profile, args.runs, args.device, args.output, args.grid)
-    print(json.dumps({"task": args.task, "notebook": str(out)}))
+    if args.chapter:
+        out = execute_chapter(args.chapter, args.profile, args.runs, args.output)
+    elif args.task:
+        out = execute_task(args.task, args.profile, args.runs, args.device, args.output, args.grid)
+    else:
+        p.error("name a task, or --chapter NAME")
+    print(json.dumps({"task": args.task, "chapter": args.chapter, "notebook": str(out)}))

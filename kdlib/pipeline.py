@@ -160,6 +160,7 @@ def run_teacher(config: dict, store: RunStore, device=None, progress=True) -> Ru
     if run.done:
         return run
     device = resolve_device(device)
+    store.ensure_writable()
     with run.lock():
         if run.done:
             return run
@@ -196,6 +197,7 @@ def run_students(configs: list[dict], store: RunStore, device=None, progress=Tru
     if not pending:
         return runs
     device = resolve_device(device)
+    store.ensure_writable()
     first = configs[0]
     teacher_run = None
     if first.get("teacher"):

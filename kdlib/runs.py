@@ -183,9 +183,13 @@ class RunStore:
             raise ValueError(f"config kind must be 'teacher' or 'student', got {kind!r}")
         return Run(self.root / self.profile / kind / run_id(config), config)
 
+    def ensure_writable(self):
+        """Raise PermissionError naming the fix when the store cannot be written."""
+        _check_writable(self.root / self.profile)
+
     def prepare(self, run: Run):
         """Create the folder and write config.json (after checking the store is writable)."""
-        _check_writable(self.root)
+        self.ensure_writable()
         run.folder.mkdir(parents=True, exist_ok=True)
         if not (run.folder / "config.json").is_file():
             run.write_json("config.json", run.config)
