@@ -283,14 +283,18 @@ def run_task(task: Task | dict, runs=None, device=None, progress=True, grid_path
     return out
 
 
-def run_grid(profile: str, runs=None, device=None, progress=True, grid_path=None, only=None):
+def run_grid(profile: str, runs=None, device=None, progress=True, grid_path=None, only=None, seeds=None):
     tasks = plan(profile, load_grid(grid_path))
     if only:
+        unknown = set(only) - {e for t in tasks for e in t.experiments}
+        if unknown:
+            raise ValueError(f"unknown experiment(s) {sorted(unknown)}; the grid has "
+                             f"{sorted({e for t in tasks for e in t.experiments})}")
         tasks = [t for t in tasks if set(t.experiments) & set(only)]
     t0 = time.perf_counter()
     for i, task in enumerate(tasks, 1):
         print(f"[{i}/{len(tasks)}] {task.name}", flush=True)
-        run_task(task, runs, device, progress, grid_path)
+        run_task(task, runs, device, progress, grid_path, seeds)
     return time.perf_counter() - t0
 
 
@@ -301,11 +305,12 @@ def main(argv=None):
     p.add_argument("--device", default="auto")
     p.add_argument("--grid", default=None, help="grid YAML (default: grid.yaml at the repository root)")
     p.add_argument("--only", nargs="*", help="experiments to run, e.g. E1 E2")
+    p.add_argument("--seeds", nargs="*", type=int, help="run only these seeds (default: the profile's)")
     p.add_argument("--plan", action="store_true", help="print the tasks as JSON and exit")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     if args.plan:
         print(json.dumps([vars(t) for t in plan(args.profile, load_grid(args.grid))], indent=1))
         return
-    seconds = run_grid(args.profile, args.runs, args.device, not args.no_progress, args.grid, args.only)
+    seconds = run_grid(args.profile, args.runs, args.device, not args.no_progress, args.grid, args.only, args.seeds)
     print(f"profile {args.profile}: grid finished in {seconds:.1f} s")

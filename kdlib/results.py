@@ -172,3 +172,28 @@ def claim_summary(results: list[dict]) -> dict:
 
 
 __all__.append("claim_summary")
+
+
+def missing_runs(store: RunStore, grid: dict | None = None) -> list[dict]:
+    """The tasks of ``store.profile`` whose runs are not all finished, with the command that fills each."""
+    from .grid import load_grid, plan, student_groups, teacher_configs
+
+    grid = grid or load_grid()
+    missing = []
+    for task in plan(store.profile, grid):
+        p = task.params
+        if task.kind == "teacher":
+            configs = teacher_configs(grid, p["profile"], p["dataset"], p["model"], p["regime"])
+        else:
+            configs = [c for _, group in student_groups(grid, p["profile"], p["dataset"], p["teacher_model"],
+                                                        p["teacher_regime"], p["students"], p["regime"],
+                                                        p["temperature"], p["alpha"]) for c in group]
+        absent = [c for c in configs if not store.run(c).done]
+        if absent:
+            missing.append({"task": task.name, "experiments": ",".join(task.experiments),
+                            "missing runs": len(absent), "of": len(configs),
+                            "command": f"python -m kdlib notebook {task.name} --profile {store.profile}"})
+    return missing
+
+
+__all__.append("missing_runs")

@@ -24,6 +24,7 @@
 # %% tags=["parameters"]
 profile = "quick"
 runs = None
+strict = False  # True: a missing run is an error (for CI), not a listed gap
 
 # %%
 import math
@@ -37,7 +38,7 @@ from myst_nb import glue
 
 from kdlib.grid import load_grid, resolve_dataset
 from kdlib.report import regime_color
-from kdlib.results import REGIMES, claim_summary, claims, collect, mean_ci, paper_tables
+from kdlib.results import REGIMES, claim_summary, claims, collect, mean_ci, missing_runs, paper_tables
 from kdlib.runs import RunStore
 
 store = RunStore(runs, profile)
@@ -56,6 +57,19 @@ if main["name"] != "cifar10":
     display(Markdown(f"**These runs use {main['name']}, not CIFAR-10**: they test the paper's claims on another "
                      f"dataset and at a small scale; the paper's numbers (CIFAR-10) are shown beside them for "
                      f"reference, not for equality. `make book PROFILE=paper` runs the CIFAR-10 grid."))
+
+# %%
+gaps = missing_runs(store)
+if gaps and strict:
+    raise RuntimeError(f"{len(gaps)} tasks of profile {profile!r} have unfinished runs, e.g. {gaps[0]['task']}; "
+                       f"fill them with: python -m kdlib grid --profile {profile}")
+if gaps:
+    display(Markdown(f"**The run store is incomplete**: {sum(g['missing runs'] for g in gaps)} runs of "
+                     f"{len(gaps)} tasks are missing, so the comparisons that need them read *not tested*. "
+                     f"`python -m kdlib grid --profile {profile}` fills them all; each line below fills one task."))
+    display(pd.DataFrame(gaps).style.hide(axis="index"))
+else:
+    display(Markdown(f"Every run of the `{profile}` grid is in the store."))
 
 # %% [markdown]
 # ## Verdicts

@@ -86,3 +86,32 @@ def test_paper_tables_are_complete_and_self_consistent():
     assert t["table9"]["teacher"]["mixup"]["cifar10"][1] == t["table9"]["teacher"]["cutmix"]["cifar10"][0]
     # Table 6's F1 0.474 beside accuracy 0.631 (flip+crop teacher's LeNet): an inconsistency kept as printed
     assert t["table6"]["lenet"]["flipcrop"]["cifar10"][3] == 0.474
+
+
+def test_partial_store_lists_what_is_missing_and_strict_fails(tmp_path):
+    import pytest as _pytest
+    from conftest import FASHION
+    if not (FASHION / "train-images-idx3-ubyte.gz").is_file():
+        _pytest.skip("Fashion-MNIST not installed")
+    import papermill
+
+    from kdlib.grid import load_grid, plan, run_task
+    from kdlib.notebooks import execute_chapter
+    from kdlib.results import missing_runs
+    from kdlib.runs import RunStore
+
+    store = RunStore(tmp_path / "runs", "smoke")
+    run_task({"kind": "teacher", "profile": "smoke", "dataset": "main", "model": "resnet18", "regime": "none"},
+             runs=store.root, device="cpu", progress=False)
+    gaps = missing_runs(store)
+    names = {g["task"] for g in gaps}
+    assert "teacher-main-resnet18-none" not in names
+    assert len(gaps) == len(plan("smoke", load_grid())) - 1
+    assert all(g["command"].startswith("python -m kdlib notebook ") for g in gaps)
+    out = execute_chapter("results", "smoke", runs=store.root, output=tmp_path / "results.ipynb")
+    text = out.read_text()
+    assert "The run store is incomplete" in text and "students-main-noteacher-to-none" in text
+    with _pytest.raises(papermill.PapermillExecutionError, match="unfinished runs"):
+        from kdlib.notebooks import NOTEBOOKS, execute
+        execute(NOTEBOOKS / "results.py", tmp_path / "strict.ipynb",
+                {"profile": "smoke", "runs": str(store.root), "strict": True})
