@@ -27,7 +27,7 @@ wildcard_constraints:
     name="[A-Za-z0-9_.\\-]+",
 
 
-CHAPTERS = ["results"]
+CHAPTERS = ["results", "reproducibility"]
 
 
 rule all:
