@@ -19,11 +19,11 @@
 # section shows the latest `python -m kdlib bench` results found in the run store
 # (`runs/bench/*.json`); `make bench` refreshes them.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 profile = "quick"
 runs = None
 
-# %%
+# %% tags=["hide-input"]
 import json
 from pathlib import Path
 
@@ -55,7 +55,7 @@ else:
 #
 # ## Benchmarks
 
-# %%
+# %% tags=["hide-input"]
 bench_files = sorted(Path(store.root, "bench").glob("bench-*.json"))
 if not bench_files:
     display(Markdown("No benchmark in the run store yet: run `make bench` (about 2 minutes on a 2-core CPU)."))

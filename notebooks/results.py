@@ -21,12 +21,12 @@
 # **inconclusive** otherwise. With two seeds the interval is wide (t = 12.7 at one degree of
 # freedom): "inconclusive" then mostly says that two seeds cannot settle a difference of this size.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 profile = "quick"
 runs = None
 strict = False  # True: a missing run is an error (for CI), not a listed gap
 
-# %%
+# %% tags=["hide-input"]
 import math
 import os
 
@@ -58,7 +58,7 @@ if main["name"] != "cifar10":
                      f"dataset and at a small scale; the paper's numbers (CIFAR-10) are shown beside them for "
                      f"reference, not for equality. `make book PROFILE=paper` runs the CIFAR-10 grid."))
 
-# %%
+# %% tags=["hide-input"]
 gaps = missing_runs(store)
 if gaps and strict:
     raise RuntimeError(f"{len(gaps)} tasks of profile {profile!r} have unfinished runs, e.g. {gaps[0]['task']}; "
@@ -74,7 +74,7 @@ else:
 # %% [markdown]
 # ## Verdicts
 
-# %%
+# %% tags=["hide-input"]
 results = pd.DataFrame(claims(rows, main["name"]))
 summary = claim_summary(results.to_dict("records"))
 for cid, s in summary.items():
@@ -90,7 +90,7 @@ table.style.hide(axis="index")
 # C4 {glue:text}`verdict_C4`, C5 {glue:text}`verdict_C5`, C6 {glue:text}`verdict_C6`.
 # C6 needs the CIFAR-10H human labels, so it is "not tested" on any other dataset.
 
-# %%
+# %% tags=["hide-input"]
 detail = results[["claim", "comparison", "metric", "direction", "mean", "low", "high", "n", "verdict"]].copy()
 detail.style.format({"mean": "{:+.4f}", "low": "{:+.4f}", "high": "{:+.4f}"}, na_rep="-").hide(axis="index")
 
@@ -99,7 +99,7 @@ detail.style.format({"mean": "{:+.4f}", "low": "{:+.4f}", "high": "{:+.4f}"}, na
 #
 # Mean ± half-width of the 95% interval over seeds, beside the paper's single-seed values on CIFAR-10.
 
-# %%
+# %% tags=["hide-input"]
 def cell(values, fmt="{:.3f}"):
     m, h, n = mean_ci(values)
     if n == 0:
@@ -138,7 +138,7 @@ table1.style.hide(axis="index")
 # Students trained on hard labels alone (α = 0), by student regime: without them nobody can tell
 # whether distillation helps at all.
 
-# %%
+# %% tags=["hide-input"]
 alone = df[(df.kind == "student") & (df.alpha == 0.0) & (df.dataset == main["name"])]
 ref = []
 for model in ("lenet", "alexnet"):
@@ -154,7 +154,7 @@ pd.DataFrame(ref).style.hide(axis="index")
 # %% [markdown]
 # ## Figure 1: teachers improve, students do not follow
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(8, 3.6))
 width = 0.26
 for i, (who, sel_fn) in enumerate((("ResNet-18 teacher", lambda r: teachers[teachers.regime == r]),
