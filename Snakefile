@@ -27,7 +27,7 @@ wildcard_constraints:
     name="[A-Za-z0-9_.\\-]+",
 
 
-CHAPTERS = ["results", "reproducibility"]
+CHAPTERS = ["results", "dichotomy", "audit", "reproducibility"]
 
 
 rule all:

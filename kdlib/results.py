@@ -197,3 +197,24 @@ def missing_runs(store: RunStore, grid: dict | None = None) -> list[dict]:
 
 
 __all__.append("missing_runs")
+
+
+def fmt_ci(values, fmt: str = "{:.3f}") -> str:
+    """'mean ± half-width' of the 95% interval over seeds ('-' when there is no value)."""
+    m, h, n = mean_ci(list(values))
+    if n == 0:
+        return "-"
+    return fmt.format(m) + ("" if math.isinf(h) else " ± " + fmt.format(h))
+
+
+def select(rows: list[dict], **where) -> list[dict]:
+    """The records matching every ``key=value``."""
+    return [r for r in rows if all(r.get(k) == v for k, v in where.items())]
+
+
+def load_predictions(store: RunStore, run_id_: str) -> dict:
+    run = next(r for r in store.runs() if r.id == run_id_)
+    return run.read_arrays("predictions.npz")
+
+
+__all__ += ["fmt_ci", "select", "load_predictions"]
