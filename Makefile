@@ -25,6 +25,7 @@ CORES   ?= $(shell nproc 2>/dev/null || echo 1)
 # grid (Snakemake: teacher notebooks -> student notebooks) then the static book in _build/html
 book: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) --config profile=$(PROFILE) threads=$(THREADS) --quiet rules
+	PY=$(PY) bash scripts/book_assets.sh
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going --quiet
 	@echo "book: $(CURDIR)/_build/html/index.html (profile $(PROFILE))"
 

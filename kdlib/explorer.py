@@ -1,0 +1,171 @@
+"""The latent explorer: 2-D projections of stored embeddings, for the static book and for Jupyter.
+
+* :func:`static_explorer` returns self-contained HTML: a plotly figure with a dropdown per model
+  and, beside it, the hovered image with its label, the model's and (when known) the humans'
+  distributions. plotly.js comes from the page (the book vendors it), never from a CDN.
+* :func:`live_explorer` builds ipywidgets controls (model, classes, projection) whose callbacks
+  redraw the projection and show the clicked image: it needs a kernel, so it is for Jupyter.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import uuid
+
+import numpy as np
+
+__all__ = ["project", "thumbnails", "static_explorer", "live_explorer", "show_plotly"]
+
+
+def project(embeddings: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
+    """(N, d) -> (N, 2) by ``pca`` or ``tsne`` (sklearn)."""
+    x = np.asarray(embeddings, dtype=np.float32)
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        return PCA(n_components=2, random_state=seed).fit_transform(x)
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        return TSNE(n_components=2, init="pca", random_state=seed, perplexity=min(30, max(5, len(x) // 4))
+                    ).fit_transform(x)
+    raise ValueError(f"unknown projection {method!r}; choose 'pca' or 'tsne'")
+
+
+def thumbnails(images: np.ndarray, scale: int = 3) -> list[str]:
+    """uint8 (N, H, W, C) -> PNG data URLs, enlarged ``scale`` times."""
+    from PIL import Image
+
+    out = []
+    for img in images:
+        arr = img[..., 0] if img.shape[-1] == 1 else img
+        im = Image.fromarray(arr).resize((arr.shape[1] * scale, arr.shape[0] * scale), Image.NEAREST)
+        buf = io.BytesIO()
+        im.save(buf, format="PNG")
+        out.append("data:image/png;base64," + base64.b64encode(buf.getvalue()).decode())
+    return out
+
+
+def show_plotly(fig, extra_html: str = ""):
+    """A plotly figure as HTML that uses the page's plotly.js (no CDN, no 4.8 MB per page)."""
+    from IPython.display import HTML
+
+    return HTML(fig.to_html(include_plotlyjs=False, full_html=False) + extra_html)
+
+
+def _fmt_dist(p, classes, k=3):
+    order = np.argsort(p)[::-1][:k]
+    return ", ".join(f"{classes[i]} {p[i]:.2f}" for i in order)
+
+
+def static_explorer(models: dict, images: np.ndarray, labels: np.ndarray, classes: list, human=None):
+    """``models``: name -> dict(coords=(N, 2), probs=(N, C)). One trace per (model, class); the
+    dropdown shows one model at a time; hovering a point shows its image and distributions."""
+    import plotly.graph_objects as go
+
+    thumbs = thumbnails(images)
+    fig = go.Figure()
+    names = list(models)
+    n_cls = len(classes)
+    palette = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C",
+               "#CCB974", "#64B5CD"]
+    for mi, name in enumerate(names):
+        coords, probs = models[name]["coords"], models[name]["probs"]
+        for c in range(n_cls):
+            sel = np.flatnonzero(labels == c)
+            if not len(sel):
+                continue
+            info = []
+            for i in sel:
+                text = f"label: {classes[c]}<br>model: {_fmt_dist(probs[i], classes)}"
+                if human is not None:
+                    text += f"<br>humans: {_fmt_dist(human[i], classes)}"
+                info.append(text)
+            fig.add_trace(go.Scattergl(
+                x=coords[sel, 0], y=coords[sel, 1], mode="markers", name=classes[c], visible=mi == 0,
+                marker={"size": 5, "color": palette[c % 10]}, legendgroup=classes[c], showlegend=True,
+                customdata=np.stack([sel, np.array(info, dtype=object)], axis=1),
+                hovertemplate="%{customdata[1]}<extra></extra>"))
+    per_model = [sum(1 for c in range(n_cls) if (labels == c).any())] * len(names)
+    buttons = []
+    for mi, name in enumerate(names):
+        visible = [False] * sum(per_model)
+        start = sum(per_model[:mi])
+        visible[start:start + per_model[mi]] = [True] * per_model[mi]
+        buttons.append({"label": name, "method": "update", "args": [{"visible": visible}, {"title": name}]})
+    fig.update_layout(title=names[0] if names else "", height=520, margin={"l": 10, "r": 10, "t": 60, "b": 10},
+                      updatemenus=[{"buttons": buttons, "x": 0, "y": 1.12, "xanchor": "left"}],
+                      xaxis={"visible": False}, yaxis={"visible": False}, legend={"itemsizing": "constant"})
+    div_id = f"kd-explorer-{uuid.uuid4().hex[:8]}"
+    fig_html = fig.to_html(include_plotlyjs=False, full_html=False, div_id=div_id)
+    side = (f'<div style="display:flex;gap:12px;align-items:flex-start">'
+            f'<div style="flex:1;min-width:0">{fig_html}</div>'
+            f'<div style="width:140px"><img id="{div_id}-img" alt="hovered image" '
+            f'style="width:120px;image-rendering:pixelated;border:1px solid #ccc" src="{thumbs[0]}">'
+            f'<div id="{div_id}-txt" style="font-size:12px">hover a point</div></div></div>')
+    script = ("<script>(function(){var thumbs=" + json.dumps(thumbs) + ";var gd=document.getElementById('"
+              + div_id + "');function hook(){if(!gd||!gd.on){return setTimeout(hook,100);}"
+              "gd.on('plotly_hover',function(ev){var p=ev.points[0];var i=p.customdata[0];"
+              "document.getElementById('" + div_id + "-img').src=thumbs[i];"
+              "document.getElementById('" + div_id + "-txt').innerHTML=p.customdata[1];});}hook();})();</script>")
+    return side + script
+
+
+def live_explorer(models: dict, images: np.ndarray, labels: np.ndarray, classes: list, embeddings: dict,
+                  human=None):
+    """ipywidgets: pick a model, classes and a projection; pick a point to see its image.
+
+    Callbacks need a kernel: in the static book the controls render with the state they were
+    saved in. Points are picked with a slider over the shown points (matplotlib has no hover in
+    an Output widget); the static plotly figure above it has hover.
+    """
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+
+    thumbs = thumbnails(images)
+    model_w = W.Dropdown(options=list(models), description="model")
+    classes_w = W.SelectMultiple(options=[(c, i) for i, c in enumerate(classes)],
+                                 value=tuple(range(min(4, len(classes)))), description="classes", rows=5)
+    proj_w = W.ToggleButtons(options=["pca", "tsne"], value="pca", description="projection")
+    point_w = W.IntSlider(min=0, max=0, description="point")
+    plot_w = W.Output()
+    info_w = W.HTML()
+    state = {}
+
+    def redraw(*_):
+        keep = np.flatnonzero(np.isin(labels, list(classes_w.value)))
+        state["idx"] = keep
+        state["coords"] = project(embeddings[model_w.value][keep], proj_w.value) if len(keep) > 2 else np.zeros((len(keep), 2))
+        point_w.max = max(0, len(keep) - 1)
+        show()
+
+    def show(*_):
+        idx, coords = state["idx"], state["coords"]
+        plot_w.clear_output(wait=True)
+        with plot_w:
+            fig, ax = plt.subplots(figsize=(5, 4))
+            for c in classes_w.value:
+                sel = labels[idx] == c
+                ax.scatter(coords[sel, 0], coords[sel, 1], s=8, label=classes[c])
+            if len(idx):
+                k = min(point_w.value, len(idx) - 1)
+                ax.scatter(coords[k, 0], coords[k, 1], s=120, facecolors="none", edgecolors="black")
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.legend(fontsize=7)
+            ax.set_title(f"{model_w.value} ({proj_w.value})")
+            plt.show()
+        if len(idx):
+            i = int(idx[min(point_w.value, len(idx) - 1)])
+            text = (f"<img src='{thumbs[i]}' width=96><br>label: {html.escape(classes[labels[i]])}<br>model: "
+                    f"{_fmt_dist(models[model_w.value]['probs'][i], classes)}")
+            if human is not None:
+                text += f"<br>humans: {_fmt_dist(human[i], classes)}"
+            info_w.value = text
+
+    for w in (model_w, classes_w, proj_w):
+        w.observe(redraw, names="value")
+    point_w.observe(show, names="value")
+    redraw()
+    return W.VBox([W.HBox([model_w, proj_w]), W.HBox([classes_w, point_w]), W.HBox([plot_w, info_w])])
