@@ -27,7 +27,7 @@ wildcard_constraints:
     name="[A-Za-z0-9_.\\-]+",
 
 
-CHAPTERS = ["results", "methods", "dichotomy", "explorer", "audit", "reproducibility"]
+CHAPTERS = ["results", "methods", "experiments", "dichotomy", "explorer", "audit", "reproducibility"]
 
 
 rule all:

@@ -114,14 +114,17 @@ def static_explorer(models: dict, images: np.ndarray, labels: np.ndarray, classe
 
 
 def live_explorer(models: dict, images: np.ndarray, labels: np.ndarray, classes: list, embeddings: dict,
-                  human=None):
-    """ipywidgets: pick a model, classes and a projection; pick a point to see its image.
+                  human=None, hover: bool = False):
+    """ipywidgets: pick a model, classes and a projection; see a point's image and distributions.
 
-    Callbacks need a kernel: in the static book the controls render with the state they were
-    saved in. Points are picked with a slider over the shown points (matplotlib has no hover in
-    an Output widget); the static plotly figure above it has hover.
+    ``hover=True`` (live Jupyter, needs ``anywidget``): a plotly ``FigureWidget`` whose hover and
+    click callbacks show the point. ``hover=False`` (what the static book saves): a matplotlib
+    view and a slider over the shown points, widgets the static HTML manager can render.
     """
     import ipywidgets as W
+
+    if hover:
+        return _hover_explorer(models, images, labels, classes, embeddings, human)
     import matplotlib.pyplot as plt
 
     thumbs = thumbnails(images)
@@ -169,3 +172,44 @@ def live_explorer(models: dict, images: np.ndarray, labels: np.ndarray, classes:
     point_w.observe(show, names="value")
     redraw()
     return W.VBox([W.HBox([model_w, proj_w]), W.HBox([classes_w, point_w]), W.HBox([plot_w, info_w])])
+
+
+def _hover_explorer(models, images, labels, classes, embeddings, human):
+    import ipywidgets as W
+    import plotly.graph_objects as go
+
+    thumbs = thumbnails(images)
+    model_w = W.Dropdown(options=list(models), description="model")
+    classes_w = W.SelectMultiple(options=[(c, i) for i, c in enumerate(classes)],
+                                 value=tuple(range(min(4, len(classes)))), description="classes", rows=5)
+    proj_w = W.ToggleButtons(options=["pca", "tsne"], value="pca", description="projection")
+    fig = go.FigureWidget(layout={"height": 420, "margin": {"l": 10, "r": 10, "t": 30, "b": 10}})
+    info_w = W.HTML("hover or click a point")
+
+    def point(trace, points, _state=None):
+        if not points.point_inds:
+            return
+        i = int(trace.customdata[points.point_inds[0]])
+        text = (f"<img src='{thumbs[i]}' width=96><br>label: {html.escape(classes[labels[i]])}<br>model: "
+                f"{_fmt_dist(models[model_w.value]['probs'][i], classes)}")
+        if human is not None:
+            text += f"<br>humans: {_fmt_dist(human[i], classes)}"
+        info_w.value = text
+
+    def redraw(*_):
+        keep = np.flatnonzero(np.isin(labels, list(classes_w.value)))
+        coords = project(embeddings[model_w.value][keep], proj_w.value)
+        with fig.batch_update():
+            fig.data = []
+            for c in classes_w.value:
+                sel = labels[keep] == c
+                fig.add_scatter(x=coords[sel, 0], y=coords[sel, 1], mode="markers", name=classes[c],
+                                customdata=keep[sel], marker={"size": 6})
+        for trace in fig.data:
+            trace.on_hover(point)
+            trace.on_click(point)
+
+    for w in (model_w, classes_w, proj_w):
+        w.observe(redraw, names="value")
+    redraw()
+    return W.VBox([W.HBox([model_w, proj_w]), classes_w, W.HBox([fig, info_w])])

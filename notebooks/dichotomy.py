@@ -85,7 +85,7 @@ table4 = pd.DataFrame([{
     "LeNet": fmt_ci(x["class_separability"] for x in students("lenet", r)), "LeNet (paper)": paper["table4"]["lenet"][r],
     "AlexNet": fmt_ci(x["class_separability"] for x in students("alexnet", r)),
     "AlexNet (paper)": paper["table4"]["alexnet"][r]} for r in REGIMES])
-table4.style.hide(axis="index")
+table4.style.format(precision=3).hide(axis="index")
 
 # %% [markdown]
 # ## Cohesion, adhesion and discrimination (Table 5)
@@ -114,7 +114,7 @@ table5 = pd.DataFrame([{
     "cohesion (paper)": paper["table5"]["teacher"][r]["cohesion"],
     "adhesion (paper)": paper["table5"]["teacher"][r]["adhesion"],
     "D (paper)": paper["table5"]["teacher"][r]["discrimination"]} for r in REGIMES])
-table5.style.hide(axis="index")
+table5.style.format(precision=3).hide(axis="index")
 
 # %% [markdown]
 # ## Calibration: reliability diagrams (Fig. 5) and ECE (Fig. 7)

@@ -19,14 +19,16 @@
 # classes (and the humans', on CIFAR-10 with CIFAR-10H).
 #
 # In a live Jupyter session the widget below the figure lets you choose the model, the classes
-# and the projection (PCA or t-SNE), and step through the points to see each image with the
-# model's and the humans' distributions; a static page has no kernel to run those callbacks, so
-# here it shows the state it was saved in.
+# and the projection (PCA or t-SNE) and see each point's image with the model's and the humans'
+# distributions; open `notebooks/explorer.py` with `hover = True` to hover or click points in a
+# plotly widget. A static page has no kernel to run those callbacks, so here the widget shows the
+# state it was saved in.
 
 # %% tags=["parameters", "hide-input"]
 profile = "quick"
 runs = None
 per_class = 40
+hover = False  # True in live Jupyter: plotly FigureWidget with hover/click callbacks (needs anywidget)
 
 # %% tags=["hide-input"]
 import numpy as np
@@ -66,4 +68,4 @@ for r in REGIMES:
 display(HTML(static_explorer(models, images, labels, classes, human)))
 
 # %% tags=["hide-input"]
-live_explorer(models, images, labels, classes, embeddings, human)
+live_explorer(models, images, labels, classes, embeddings, human, hover=hover)

@@ -125,7 +125,7 @@ for r in REGIMES:
 table1 = pd.DataFrame(lines)
 for r, line in zip(REGIMES, lines):
     glue(f"teacher_acc_{r}", line["teacher acc"], display=False)
-table1.style.hide(axis="index")
+table1.style.format(precision=3).hide(axis="index")
 
 # %% [markdown]
 # The teacher trained without augmentation reaches {glue:text}`teacher_acc_none` and the flip+crop

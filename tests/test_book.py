@@ -116,3 +116,20 @@ def test_every_page_of_the_smoke_book_in_chromium(smoke_book):
         browser.close()
     assert not failures, "\n".join(failures)
     assert seen == {"plotly": True, "math": True, "widgets": True, "glue": True}, seen
+
+
+# every table of the paper and the chapter (built page) that sets ours beside it
+TABLE_PAGES = {1: "results", 2: "experiments", 3: "experiments", 4: "dichotomy", 5: "dichotomy",
+               6: "experiments", 7: "experiments", 8: "experiments", 9: "experiments"}
+
+
+@needs_fashion
+@needs_browser
+def test_every_table_of_the_paper_has_its_counterpart(smoke_book):
+    from kdlib.results import paper_tables
+
+    assert {int(k[5:]) for k in paper_tables() if k.startswith("table")} == set(TABLE_PAGES)
+    for n, page in TABLE_PAGES.items():
+        html = (smoke_book / "book" / "chapters" / f"{page}.html").read_text()
+        assert f"Table {n}" in html, (n, page)
+        assert "(paper)" in html  # the paper's values sit beside ours

@@ -115,3 +115,30 @@ def test_partial_store_lists_what_is_missing_and_strict_fails(tmp_path):
         from kdlib.notebooks import NOTEBOOKS, execute
         execute(NOTEBOOKS / "results.py", tmp_path / "strict.ipynb",
                 {"profile": "smoke", "runs": str(store.root), "strict": True})
+
+
+def test_live_explorer_hover_shows_the_point():
+    import numpy as np
+    import pytest as _pytest
+    _pytest.importorskip("anywidget")
+    from kdlib.explorer import live_explorer
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(40) % 4
+    images = rng.integers(0, 255, size=(40, 8, 8, 1), dtype=np.uint8)
+    probs = np.full((40, 4), 0.25)
+    probs[:, 0] = 0.7
+    probs[:, 1:] = 0.1
+    box = live_explorer({"m": {"probs": probs}}, images, labels, ["a", "b", "c", "d"],
+                        {"m": rng.normal(size=(40, 5))}, hover=True)
+    fig = box.children[2].children[0]
+    info = box.children[2].children[1]
+
+    class Points:
+        point_inds = [0]
+
+    trace = fig.data[1]
+    for cb in trace._click_callbacks:  # what plotly calls when the point is clicked
+        cb(trace, Points, None)
+    i = int(trace.customdata[0])
+    assert f"label: {['a', 'b', 'c', 'd'][labels[i]]}" in info.value and "a 0.70" in info.value
