@@ -436,9 +436,15 @@ def _decode(name: str, split: str, cand: _Candidate, verify: bool):
 
 # --------------------------------------------------------------------------- cache
 def _cache_dir() -> Path:
-    # Never inside a ``root`` passed in: that is a source (often read-only, e.g. ../shared).
+    # Never inside a ``root`` passed in, nor inside a read-only $KDLIB_DATA: those are sources
+    # (e.g. ../shared, which has no write bits but which root could still write to).
     env = os.environ.get("KDLIB_CACHE")
-    return Path(env) if env else _user_roots(None)[0] / "cache"
+    if env:
+        return Path(env)
+    base = _user_roots(None)[0]
+    if base.exists() and not (base.stat().st_mode & 0o222):
+        return Path("data") / "cache"
+    return base / "cache"
 
 
 def _atomic_savez(path: Path, **arrays):

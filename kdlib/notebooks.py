@@ -46,6 +46,8 @@ def execute(source, output, parameters: dict, cwd=None, timeout=None):
     fd, tmp = tempfile.mkstemp(prefix=output.stem + ".", suffix=".tmp.ipynb", dir=output.parent)
     os.close(fd)
     try:
+        # a cell that hangs (e.g. a threading deadlock) fails after $KDLIB_CELL_TIMEOUT seconds, not never
+        timeout = timeout or int(os.environ.get("KDLIB_CELL_TIMEOUT", "7200"))
         papermill.execute_notebook(nb if nb is not None else str(source), tmp, parameters=parameters,
                                    cwd=str(cwd or output.parent), progress_bar=False,
                                    kernel_name="python3", execution_timeout=timeout)

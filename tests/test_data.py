@@ -453,3 +453,18 @@ def test_human_labels_only_for_cifar10_test(tmp_path):
     ds = load_dataset("mnist", "test", root=tmp_path, verify=False)
     with pytest.raises(ValueError, match="only for the CIFAR-10 test set"):
         human_labels_for(ds, human=np.full((10000, 10), 0.1))
+
+
+def test_cache_never_lands_in_a_read_only_data_root(tmp_path, monkeypatch):
+    src = tmp_path / "readonly"
+    make_mnist(src)
+    src.chmod(0o555)
+    monkeypatch.delenv("KDLIB_CACHE")
+    monkeypatch.setenv("KDLIB_DATA", str(src))
+    monkeypatch.chdir(tmp_path)
+    try:
+        load_dataset("mnist", "test", verify=False)
+        assert not (src / "cache").exists()
+        assert list((tmp_path / "data" / "cache").glob("mnist-test-*.npz"))
+    finally:
+        src.chmod(0o755)

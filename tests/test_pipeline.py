@@ -185,3 +185,29 @@ def test_snakemake_dry_run_builds_the_dag():
     n_tasks = len(plan("smoke"))
     assert f"total{' ' * 8}{n_tasks + 1}" in res.stdout.replace("\t", " ") or str(n_tasks + 1) in res.stdout
     assert "teacher" in res.stdout and "students" in res.stdout
+
+
+from conftest import CIFAR_JPEG, CIFAR10H, needs_cifar, needs_cifar10h  # noqa: E402
+
+
+@needs_cifar
+@needs_cifar10h
+def test_cifar_profile_with_human_labels_end_to_end(tmp_path, monkeypatch):
+    """The paper profile's code paths at smoke size: CIFAR-10 in original order, CIFAR-10H metrics,
+    the chapters' human-label branches."""
+    from kdlib.notebooks import execute_chapter
+
+    monkeypatch.setenv("KDLIB_DATA", str(CIFAR_JPEG.parent))
+    P.clear_data_memo()
+    run_grid("cifar-smoke", runs=tmp_path / "runs", device="cpu", progress=False, only=["E1", "E2"], seeds=[0])
+    store = RunStore(tmp_path / "runs", "cifar-smoke")
+    teacher = store.runs("teacher")[0]
+    m = teacher.read_json("metrics.json")["test"]
+    assert {"kl_to_human", "class_kl_to_human", "kl_to_human_certain", "n_certain"} <= set(m)
+    assert "test_human" in teacher.read_arrays("predictions.npz")
+    for chapter in ("results", "dichotomy"):
+        out = execute_chapter(chapter, "cifar-smoke", runs=store.root, output=tmp_path / f"{chapter}.ipynb")
+        text = out.read_text()
+        assert "Not available for `cifar10`" not in text
+    assert "relative KL" in (tmp_path / "dichotomy.ipynb").read_text()
+    P.clear_data_memo()
