@@ -150,16 +150,10 @@ class Cutout(_Regime):
     def __call__(self, x, y, generator=None):
         n, _, h, w = x.shape
         keep = torch.ones(n, 1, h, w, dtype=torch.bool, device=x.device)
-        r = torch.arange(h, device=x.device)[None, :, None]
-        c = torch.arange(w, device=x.device)[None, None, :]
         for _ in range(self.n_holes):  # holes, not samples: the batch stays vectorised
             cy = _randint(h, (n,), x, generator)[:, None, None]
             cx = _randint(w, (n,), x, generator)[:, None, None]
-            half = self.length // 2
-            y1, y2 = (cy - half).clamp(0, h), (cy + half).clamp(0, h)
-            x1, x2 = (cx - half).clamp(0, w), (cx + half).clamp(0, w)
-            hole = (r >= y1) & (r < y2) & (c >= x1) & (c < x2)
-            keep &= ~hole[:, None]
+            keep &= ~_clipped_box(h, w, cy, cx, self.length, self.length, x.device)[:, None]
         return x * keep.to(x.dtype), y
 
 
@@ -199,16 +193,22 @@ class CutMix(_Regime):
         cut = torch.sqrt(1.0 - lam0)
         cut_h, cut_w = torch.floor(h * cut).long(), torch.floor(w * cut).long()
         cy, cx = _randint(h, (), x, generator), _randint(w, (), x, generator)
-        y1, y2 = (cy - cut_h // 2).clamp(0, h), (cy + cut_h // 2).clamp(0, h)
-        x1, x2 = (cx - cut_w // 2).clamp(0, w), (cx + cut_w // 2).clamp(0, w)
-        r = torch.arange(h, device=x.device)[:, None]
-        c = torch.arange(w, device=x.device)[None, :]
-        box = (r >= y1) & (r < y2) & (c >= x1) & (c < x2) & apply  # empty box when the coin says no
+        box = _clipped_box(h, w, cy, cx, cut_h, cut_w, x.device) & apply  # empty box when the coin says no
         x_out = torch.where(box, x[perm], x)
         # lambda recomputed from the clipped box, as in the official CutMix code
         lam = 1.0 - box.sum().to(torch.float64) / (h * w)
         lam_y = lam.to(y.dtype)
         return x_out, lam_y * y + (1 - lam_y) * y[perm]
+
+
+def _clipped_box(h, w, cy, cx, box_h, box_w, device):
+    """Mask of the box of half-sides box//2 around (cy, cx), clipped at the border (as in the
+    reference Cutout and CutMix code); broadcasts over leading dimensions of cy, cx."""
+    r = torch.arange(h, device=device)[:, None]
+    c = torch.arange(w, device=device)[None, :]
+    y1, y2 = (cy - box_h // 2).clamp(0, h), (cy + box_h // 2).clamp(0, h)
+    x1, x2 = (cx - box_w // 2).clamp(0, w), (cx + box_w // 2).clamp(0, w)
+    return (r >= y1) & (r < y2) & (c >= x1) & (c < x2)
 
 
 REGIMES = {cls.name: cls for cls in (NoAugment, FlipCrop, Cutout, Mixup, CutMix)}

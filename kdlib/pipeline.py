@@ -22,7 +22,8 @@ from .models import build_model
 from .runs import Run, RunStore, provenance
 from .train import Learner, NumericalError, Recipe, fit, predict, seed_everything, teacher_logits_on
 
-__all__ = ["run_teacher", "run_students", "load_model", "resolve_device", "evaluate_model", "stream_seeds"]
+__all__ = ["run_teacher", "run_students", "load_model", "resolve_device", "evaluate_model", "stream_seeds",
+           "split_of"]
 
 _DATA_MEMO: dict = {}
 
@@ -38,7 +39,9 @@ def stream_seeds(seed: int) -> tuple[int, int]:
     return 1000 * seed + 1, 1000 * seed + 2
 
 
-def _dataset(spec: dict, split: str, subset_key: str):
+def split_of(spec: dict, split: str, subset_key: str = "subset"):
+    """The split of a run config's dataset spec, loaded once per process (``subset_key``: the
+    spec's per-class count for this split, ``subset`` or ``test_subset``)."""
     key = (spec["name"], split, spec.get(subset_key), spec.get("subset_seed", 0), spec.get("root"))
     if key not in _DATA_MEMO:
         _DATA_MEMO[key] = load_dataset(spec["name"], split, root=spec.get("root"), subset=spec.get(subset_key),
@@ -47,7 +50,7 @@ def _dataset(spec: dict, split: str, subset_key: str):
 
 
 def _train_loader(config: dict, device, shuffle=True, augment=None) -> DeviceLoader:
-    ds = _dataset(config["dataset"], "train", "subset")
+    ds = split_of(config["dataset"], "train", "subset")
     mean, std = NORMALIZATION[ds.name]
     order_seed, aug_seed = stream_seeds(config["seed"])
     return DeviceLoader(ds.images, ds.labels, config["recipe"]["batch_size"],
@@ -59,7 +62,7 @@ def _train_loader(config: dict, device, shuffle=True, augment=None) -> DeviceLoa
 def _eval_sets(config: dict) -> dict:
     """name -> (Dataset, human labels or None). CIFAR-10H and CINIC-10 join when they are available."""
     spec = config["dataset"]
-    test = _dataset(spec, "test", "test_subset")
+    test = split_of(spec, "test", "test_subset")
     sets = {"test": (test, None)}
     if test.name == "cifar10":
         try:
@@ -141,7 +144,7 @@ def evaluate_model(model, config: dict, device, teacher_predictions: dict | None
 def _dataset_provenance(config):
     out = []
     for split, key in (("train", "subset"), ("test", "test_subset")):
-        out.append(_dataset(config["dataset"], split, key).provenance())
+        out.append(split_of(config["dataset"], split, key).provenance())
     return out
 
 

@@ -37,7 +37,7 @@ from IPython.display import HTML, display
 from kdlib.data import CLASSES
 from kdlib.explorer import live_explorer, project, static_explorer
 from kdlib.grid import load_grid, resolve_dataset
-from kdlib.pipeline import _dataset
+from kdlib.pipeline import split_of
 from kdlib.results import REGIMES, collect, load_predictions, select
 from kdlib.runs import RunStore
 
@@ -45,7 +45,7 @@ store = RunStore(runs, profile)
 rows = collect(store)
 spec = resolve_dataset(load_grid(), profile, "main")
 classes = CLASSES[spec["name"]]
-test = _dataset(spec, "test", "test_subset")
+test = split_of(spec, "test", "test_subset")
 models, embeddings = {}, {}
 pick = None
 for r in REGIMES:

@@ -51,11 +51,11 @@ from kdlib.data import NORMALIZATION
 from kdlib.grid import load_grid, resolve_dataset
 from kdlib.loader import to_device_images
 from kdlib.models import build_model, count_parameters
-from kdlib.pipeline import _dataset
+from kdlib.pipeline import split_of
 
 grid = load_grid()
 spec = resolve_dataset(grid, profile, "main")
-train = _dataset(spec, "train", "subset")
+train = split_of(spec, "train", "subset")
 mean, std = NORMALIZATION[train.name]
 x = to_device_images(train.images[:8], mean, std)
 y = torch.as_tensor(train.labels[:8])
