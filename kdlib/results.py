@@ -212,9 +212,16 @@ def select(rows: list[dict], **where) -> list[dict]:
     return [r for r in rows if all(r.get(k) == v for k, v in where.items())]
 
 
+def distilled(rows: list[dict], model: str, teacher_regime: str, dataset: str, regime: str = "none",
+              teacher_model: str = "resnet18", alpha: float = 0.5) -> list[dict]:
+    """Students ``model`` (trained under ``regime``) distilled from the ``teacher_regime`` teacher."""
+    return select(rows, kind="student", model=model, alpha=alpha, regime=regime, teacher_model=teacher_model,
+                  teacher_regime=teacher_regime, dataset=dataset)
+
+
 def load_predictions(store: RunStore, run_id_: str) -> dict:
     run = next(r for r in store.runs() if r.id == run_id_)
     return run.read_arrays("predictions.npz")
 
 
-__all__ += ["fmt_ci", "select", "load_predictions"]
+__all__ += ["fmt_ci", "select", "distilled", "load_predictions"]

@@ -36,7 +36,7 @@ from kdlib.data import CLASSES
 from kdlib.grid import load_grid, resolve_dataset
 from kdlib.metrics import mean_confusion, reliability_curve
 from kdlib.report import regime_color
-from kdlib.results import REGIMES, collect, fmt_ci, load_predictions, paper_tables, select
+from kdlib.results import REGIMES, collect, distilled, fmt_ci, load_predictions, paper_tables, select
 from kdlib.runs import RunStore
 
 store = RunStore(runs, profile)
@@ -77,8 +77,10 @@ fig.tight_layout()
 # S_f = (1/C²) Σ_i Σ_j KL(p̄_i ‖ p̄_j) over the mean predicted distributions of the true classes.
 
 # %% tags=["hide-input"]
-students = lambda m, r: select(rows, kind="student", model=m, regime="none", alpha=0.5, teacher_model="resnet18",
-                               teacher_regime=r, dataset=main)
+def students(model, teacher_regime):
+    return distilled(rows, model, teacher_regime, main)
+
+
 table4 = pd.DataFrame([{
     "teacher regime": r,
     "teacher": fmt_ci(x["class_separability"] for x in teachers[r]), "teacher (paper)": paper["table4"]["teacher"][r],

@@ -25,7 +25,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from kdlib.grid import load_grid, resolve_dataset
-from kdlib.results import REGIMES, collect, fmt_ci, paper_tables, select
+from kdlib.results import REGIMES, collect, distilled, fmt_ci, paper_tables, select
 from kdlib.runs import RunStore
 
 store = RunStore(runs, profile)
@@ -37,8 +37,7 @@ paper = paper_tables()
 
 
 def students(model, teacher_regime, regime="none", teacher_model="resnet18", dataset=main):
-    return select(rows, kind="student", model=model, alpha=0.5, regime=regime, teacher_model=teacher_model,
-                  teacher_regime=teacher_regime, dataset=dataset)
+    return distilled(rows, model, teacher_regime, dataset, regime=regime, teacher_model=teacher_model)
 
 
 # %% [markdown]

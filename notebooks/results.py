@@ -38,7 +38,7 @@ from myst_nb import glue
 
 from kdlib.grid import load_grid, resolve_dataset
 from kdlib.report import regime_color
-from kdlib.results import REGIMES, claim_summary, claims, collect, mean_ci, missing_runs, paper_tables
+from kdlib.results import REGIMES, claim_summary, claims, collect, fmt_ci, mean_ci, missing_runs, paper_tables
 from kdlib.runs import RunStore
 
 store = RunStore(runs, profile)
@@ -100,13 +100,6 @@ detail.style.format({"mean": "{:+.4f}", "low": "{:+.4f}", "high": "{:+.4f}"}, na
 # Mean ± half-width of the 95% interval over seeds, beside the paper's single-seed values on CIFAR-10.
 
 # %% tags=["hide-input"]
-def cell(values, fmt="{:.3f}"):
-    m, h, n = mean_ci(values)
-    if n == 0:
-        return "-"
-    return fmt.format(m) + ("" if math.isinf(h) else " ± " + fmt.format(h))
-
-
 teachers = df[(df.kind == "teacher") & (df.model == "resnet18") & (df.dataset == main["name"])]
 students = df[(df.kind == "student") & (df.regime == "none") & (df.alpha == 0.5) & (df.teacher_model == "resnet18")]
 lines = []
@@ -115,11 +108,11 @@ for r in REGIMES:
     for who, sel in (("teacher", teachers[teachers.regime == r]),
                      ("lenet", students[(students.model == "lenet") & (students.teacher_regime == r)]),
                      ("alexnet", students[(students.model == "alexnet") & (students.teacher_regime == r)])):
-        line[f"{who} acc"] = cell(sel.accuracy)
+        line[f"{who} acc"] = fmt_ci(sel.accuracy)
         line[f"{who} acc (paper)"] = paper["table1"][who][r]["accuracy"]
-        line[f"{who} ECE"] = cell(sel.ece)
+        line[f"{who} ECE"] = fmt_ci(sel.ece)
         line[f"{who} ECE (paper)"] = paper["table1"][who][r]["ece"]
-        line[f"{who} KL human"] = cell(sel.kl_to_human)
+        line[f"{who} KL human"] = fmt_ci(sel.kl_to_human)
         line[f"{who} KL human (paper)"] = paper["table1"][who][r]["kld"]
     lines.append(line)
 table1 = pd.DataFrame(lines)
@@ -147,8 +140,8 @@ for model in ("lenet", "alexnet"):
         distilled = students[(students.model == model) & (students.teacher_regime == "none")] if r == "none" else \
             df[(df.kind == "student") & (df.model == model) & (df.regime == r) & (df.teacher_regime == "none")]
         if len(sel):
-            ref.append({"student": model, "student regime": r, "alone (alpha=0)": cell(sel.accuracy),
-                        "distilled from the plain teacher": cell(distilled.accuracy)})
+            ref.append({"student": model, "student regime": r, "alone (alpha=0)": fmt_ci(sel.accuracy),
+                        "distilled from the plain teacher": fmt_ci(distilled.accuracy)})
 pd.DataFrame(ref).style.hide(axis="index")
 
 # %% [markdown]
