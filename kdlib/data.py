@@ -39,6 +39,7 @@ __all__ = [
     "DataError",
     "DatasetNotFoundError",
     "load_dataset",
+    "dataset_available",
     "load_human_labels",
     "human_labels_for",
     "stratified_subset",
@@ -470,6 +471,12 @@ def _cache_load(path: Path):
     except Exception as err:  # noqa: BLE001 - a bad cache file is rebuilt, never trusted
         warnings.warn(f"ignoring unreadable cache {path} ({err}); rebuilding it", stacklevel=3)
         return None
+
+
+def dataset_available(name: str, split: str, root=None) -> bool:
+    """Whether a copy of ``name``/``split`` is on this machine (no decoding, no download)."""
+    name = _canonical(name)
+    return _locate(name, split, root)[0] is not None
 
 
 def load_dataset(name: str, split: str, root=None, download: bool = False, subset: int | None = None,

@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from .augment import build_augmentation
-from .data import DatasetNotFoundError, load_dataset
+from .data import dataset_available
 from .distill import check_kd_params
 from .models import MODELS
 from .runs import RunStore, run_id
@@ -116,17 +116,7 @@ def resolve_dataset(grid: dict, profile: str, role: str) -> dict:
         raise ValueError(f"profile {profile!r} defines no dataset {role!r}; it has {sorted(prof['datasets'])}")
     spec = dict(prof["datasets"][role])
     names = spec["name"] if isinstance(spec["name"], list) else [spec["name"]]
-    if len(names) > 1:
-        for name in names:
-            try:
-                load_dataset(name, "test")
-                break
-            except DatasetNotFoundError:
-                continue
-        else:
-            name = names[-1]
-    else:
-        name = names[0]
+    name = next((n for n in names if dataset_available(n, "test")), names[-1])
     spec["name"] = name
     spec.setdefault("subset", None)
     spec.setdefault("test_subset", None)

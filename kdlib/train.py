@@ -220,7 +220,9 @@ def fit(learners: list[Learner], loader: DeviceLoader, teacher: nn.Module | None
     bar = tqdm(range(start, epochs), desc=desc, disable=not progress, initial=start, total=epochs, unit="epoch")
     for epoch in bar:
         t0 = time.perf_counter()
-        sums = [{"loss": 0.0, "loss_ce": 0.0, "loss_kd": 0.0, "correct": 0.0} for _ in learners]
+        # running sums stay on the device: reading them every step would sync the host each time
+        sums = [{k: torch.zeros((), device=device, dtype=torch.float64) for k in ("loss", "loss_ce", "loss_kd",
+                                                                                   "correct")} for _ in learners]
         seen = 0
         batches = tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not progress, total=steps)
         for step, batch in enumerate(batches):
@@ -249,11 +251,12 @@ def fit(learners: list[Learner], loader: DeviceLoader, teacher: nn.Module | None
                 sched.step()
                 n = x.shape[0]
                 for k in ("loss", "loss_ce", "loss_kd"):
-                    acc[k] += float(parts[k].detach()) * n
-                acc["correct"] += float((logits.argmax(1) == batch.labels).sum())
+                    acc[k] += parts[k].detach().to(torch.float64) * n
+                acc["correct"] += (logits.argmax(1) == batch.labels).sum()
             seen += x.shape[0]
         seconds = time.perf_counter() - t0
         for lr, opt, sched, acc in zip(learners, opts, scheds, sums):
+            acc = {k: float(v) for k, v in acc.items()}
             lr.history.append({
                 "epoch": epoch + 1, "loss": acc["loss"] / seen, "loss_ce": acc["loss_ce"] / seen,
                 "loss_kd": acc["loss_kd"] / seen, "train_acc": acc["correct"] / seen,
