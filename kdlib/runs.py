@@ -191,6 +191,8 @@ class RunStore:
         """Create the folder and write config.json (after checking the store is writable)."""
         self.ensure_writable()
         run.folder.mkdir(parents=True, exist_ok=True)
+        for stale in run.folder.glob("*.tmp"):  # left by a process killed mid-write; never a result
+            stale.unlink()
         if not (run.folder / "config.json").is_file():
             run.write_json("config.json", run.config)
 

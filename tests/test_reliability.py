@@ -68,14 +68,14 @@ def test_kill_9_at_random_points_then_resume_gives_identical_metrics(tmp_path):
             kills += 1
         proc.wait()
     assert kills >= 1
-    # no half-written artifact: every file in the store parses
+    # no half-written artifact: every file in the store parses (a kill mid-write leaves at most a
+    # *.tmp file, which is never read and is swept when the run resumes)
     for f in runs.rglob("*.json"):
         json.loads(f.read_text())
-    for f in runs.rglob("*.tmp"):
-        pytest.fail(f"temporary file left visible as a result: {f}")
     done = run_cli(grid, runs)
     assert done.returncode == 0, done.stderr[-2000:]
     got = metrics_by_id(runs)
+    assert not list(runs.rglob("*.tmp"))
     assert got.keys() == expected.keys()
     for rid in expected:
         for key in ("accuracy", "nll", "ece", "f1"):
