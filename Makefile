@@ -17,17 +17,24 @@ $(STAMP): requirements.txt
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
+# Part I: CIFAR-10 from the committed records in results/$(PART1) (never trained here unless TRAIN=1);
+# Part II: the laptop replication, trained here by Snakemake.
 PROFILE ?= quick
+PART1   ?= paper
+PART2   ?= $(PROFILE)
+TRAIN   ?=
+TRAINED  = $(if $(TRAIN),I II,II)
 # CPU: one torch thread per notebook, as many notebooks as cores; on a GPU use CORES=1 THREADS=$(nproc)
 THREADS ?= 1
 CORES   ?= $(shell nproc 2>/dev/null || echo 1)
 
-# grid (Snakemake: teacher notebooks -> student notebooks) then the static book in _build/html
+# run reports (Part II trains its grid) -> chapters -> the static book in _build/html
 book: $(STAMP)
-	$(VENV)/bin/snakemake --cores $(CORES) --config profile=$(PROFILE) threads=$(THREADS) --quiet rules
+	$(VENV)/bin/snakemake --cores $(CORES) --config part1=$(PART1) part2=$(PART2) "train=$(TRAINED)" \
+	    threads=$(THREADS) --quiet rules
 	PY=$(PY) bash scripts/book_assets.sh
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going --quiet
-	@echo "book: $(CURDIR)/_build/html/index.html (profile $(PROFILE))"
+	@echo "book: $(CURDIR)/_build/html/index.html (Part I: $(PART1), Part II: $(PART2))"
 
 # the same grid in one process (no notebooks): python -m kdlib grid
 grid: $(STAMP)

@@ -25,7 +25,7 @@ from .models import MODELS
 from .runs import RunStore, run_id
 from .train import Recipe
 
-__all__ = ["load_grid", "plan", "Task", "teacher_configs", "student_groups", "run_task", "run_grid", "main",
+__all__ = ["load_grid", "plan", "Task", "task_configs", "planned_configs", "task_status", "teacher_configs", "student_groups", "run_task", "run_grid", "main",
            "GRID_PATH", "validate_params"]
 
 GRID_PATH = Path(__file__).resolve().parent.parent / "grid.yaml"
@@ -161,6 +161,22 @@ def student_groups(grid, profile, dataset_role, teacher_model, teacher_regime, s
     return out
 
 
+def task_configs(task, grid: dict, seeds=None) -> list[dict]:
+    """Every run config of one task (all seeds; every student of every group)."""
+    p = task.params if isinstance(task, Task) else task
+    if (task.kind if isinstance(task, Task) else p["kind"]) == "teacher":
+        return teacher_configs(grid, p["profile"], p["dataset"], p["model"], p["regime"], seeds)
+    return [c for _, group in student_groups(grid, p["profile"], p["dataset"], p["teacher_model"], p["teacher_regime"],
+                                              p["students"], p["regime"], p["temperature"], p["alpha"], seeds)
+            for c in group]
+
+
+def planned_configs(profile: str, grid: dict | None = None) -> list[dict]:
+    """Every run config the grid plans for ``profile``: what the book reads, and nothing else."""
+    grid = grid or load_grid()
+    return [c for t in plan(profile, grid) for c in task_configs(t, grid)]
+
+
 @dataclass
 class Task:
     """One notebook's worth of work: ``kind`` is 'teacher' or 'students'; ``params`` are its papermill parameters."""
@@ -229,11 +245,11 @@ def plan(profile: str, grid: dict | None = None) -> list[Task]:
 # --------------------------------------------------------------------------- execution
 _PARAM_TYPES = {
     "teacher": {"profile": str, "dataset": str, "model": str, "regime": str, "seeds": (list, type(None)),
-                "runs": (str, type(None)), "device": str, "progress": bool, "grid": (str, type(None))},
+                "runs": (str, type(None)), "device": str, "progress": bool, "grid": (str, type(None)), "train": bool},
     "students": {"profile": str, "dataset": str, "teacher_model": (str, type(None)),
                  "teacher_regime": (str, type(None)), "students": list, "regime": str, "temperature": (int, float),
                  "alpha": (int, float), "seeds": (list, type(None)), "runs": (str, type(None)), "device": str,
-                 "progress": bool, "grid": (str, type(None))},
+                 "progress": bool, "grid": (str, type(None)), "train": bool},
 }
 
 
@@ -252,15 +268,19 @@ def validate_params(kind: str, params: dict) -> dict:
     return params
 
 
-def run_task(task: Task | dict, runs=None, device=None, progress=True, grid_path=None, seeds=None):
-    """Execute one task (a Task, or the params dict of one) and return its finished runs."""
+def run_task(task: Task | dict, runs=None, device=None, progress=True, grid_path=None, seeds=None,
+             results="default"):
+    """Execute one task (a Task, or the params dict of one) and return its finished runs.
+
+    ``results``: the committed records read as finished runs (default: the repository's
+    ``results/``; ``None`` sets them aside, so everything is trained into ``runs``)."""
     from .pipeline import run_students, run_teacher
 
     kind = task.kind if isinstance(task, Task) else task["kind"]
     p = dict(task.params if isinstance(task, Task) else task)
     p.pop("kind", None)
     grid = load_grid(grid_path)
-    store = RunStore(runs, p["profile"])
+    store = RunStore(runs, p["profile"], results=results)
     if kind == "teacher":
         cfgs = teacher_configs(grid, p["profile"], p["dataset"], p["model"], p["regime"], seeds)
         return [run_teacher(c, store, device, progress) for c in cfgs]
@@ -273,7 +293,23 @@ def run_task(task: Task | dict, runs=None, device=None, progress=True, grid_path
     return out
 
 
-def run_grid(profile: str, runs=None, device=None, progress=True, grid_path=None, only=None, seeds=None):
+def task_status(task: Task | dict, runs=None, grid_path=None, seeds=None) -> tuple[list, list]:
+    """(finished runs, configs not finished) of one task, training nothing: what a report shows
+    for a profile that is not trained here (the paper profile on a CPU)."""
+    kind = task.kind if isinstance(task, Task) else task["kind"]
+    p = dict(task.params if isinstance(task, Task) else task)
+    p["kind"] = kind
+    grid = load_grid(grid_path)
+    store = RunStore(runs, p["profile"])
+    done, missing = [], []
+    for cfg in task_configs(p, grid, seeds):
+        run = store.run(cfg)
+        (done if run.done else missing).append(run if run.done else cfg)
+    return done, missing
+
+
+def run_grid(profile: str, runs=None, device=None, progress=True, grid_path=None, only=None, seeds=None,
+             results="default"):
     tasks = plan(profile, load_grid(grid_path))
     if only:
         unknown = set(only) - {e for t in tasks for e in t.experiments}
@@ -284,7 +320,7 @@ def run_grid(profile: str, runs=None, device=None, progress=True, grid_path=None
     t0 = time.perf_counter()
     for i, task in enumerate(tasks, 1):
         print(f"[{i}/{len(tasks)}] {task.name}", flush=True)
-        run_task(task, runs, device, progress, grid_path, seeds)
+        run_task(task, runs, device, progress, grid_path, seeds, results)
     return time.perf_counter() - t0
 
 
@@ -298,9 +334,12 @@ def main(argv=None):
     p.add_argument("--seeds", nargs="*", type=int, help="run only these seeds (default: the profile's)")
     p.add_argument("--plan", action="store_true", help="print the tasks as JSON and exit")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--ignore-results", action="store_true",
+                   help="set the committed records (results/) aside: train every run into the run store")
     args = p.parse_args(argv)
     if args.plan:
         print(json.dumps([vars(t) for t in plan(args.profile, load_grid(args.grid))], indent=1))
         return
-    seconds = run_grid(args.profile, args.runs, args.device, not args.no_progress, args.grid, args.only, args.seeds)
+    seconds = run_grid(args.profile, args.runs, args.device, not args.no_progress, args.grid, args.only, args.seeds,
+                       None if args.ignore_results else "default")
     print(f"profile {args.profile}: grid finished in {seconds:.1f} s")

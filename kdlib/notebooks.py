@@ -30,8 +30,31 @@ def _load_source(path: Path):
     return nb
 
 
-def execute(source, output, parameters: dict, cwd=None, timeout=None):
-    """Run notebook ``source`` (jupytext .py or .ipynb) with ``parameters`` into ``output`` atomically."""
+def _relative_paths(parameters: dict, cwd: Path) -> dict:
+    """Path parameters relative to the kernel's folder: no absolute path of this machine in a page."""
+    out = dict(parameters)
+    for key in ("runs", "grid"):
+        if isinstance(out.get(key), str) and os.path.isabs(out[key]):
+            out[key] = os.path.relpath(out[key], cwd)
+    return out
+
+
+def _retitle(nb, title: str):
+    """Replace the first heading of the first markdown cell by ``title``."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            lines = cell.source.splitlines()
+            for i, line in enumerate(lines):
+                if line.startswith("# "):
+                    lines[i] = "# " + title
+                    cell.source = "\n".join(lines)
+                    return
+
+
+def execute(source, output, parameters: dict, cwd=None, timeout=None, title=None):
+    """Run notebook ``source`` (jupytext .py or .ipynb) with ``parameters`` into ``output`` atomically.
+
+    ``title`` replaces the notebook's first heading (run reports are titled by what they show)."""
     import papermill
 
     source, output = Path(source), Path(output)
@@ -42,14 +65,18 @@ def execute(source, output, parameters: dict, cwd=None, timeout=None):
         os.environ["PYTHONPATH"] = os.pathsep.join([repo] + [p for p in paths if p])
     os.environ.setdefault("KDLIB_DATA", str(Path("data").resolve()))
     nb = _load_source(source) if source.suffix == ".py" else None
+    if title and nb is not None:
+        _retitle(nb, title)
     output.parent.mkdir(parents=True, exist_ok=True)
+    kernel_cwd = Path(cwd or output.parent).resolve()
+    parameters = _relative_paths(parameters, kernel_cwd)
     fd, tmp = tempfile.mkstemp(prefix=output.stem + ".", suffix=".tmp.ipynb", dir=output.parent)
     os.close(fd)
     try:
         # a cell that hangs (e.g. a threading deadlock) fails after $KDLIB_CELL_TIMEOUT seconds, not never
         timeout = timeout or int(os.environ.get("KDLIB_CELL_TIMEOUT", "7200"))
         papermill.execute_notebook(nb if nb is not None else str(source), tmp, parameters=parameters,
-                                   cwd=str(cwd or output.parent), progress_bar=False,
+                                   cwd=str(kernel_cwd), progress_bar=False,
                                    kernel_name="python3", execution_timeout=timeout)
         os.chmod(tmp, 0o644)
         os.replace(tmp, output)
@@ -63,9 +90,12 @@ def task_output(task_name: str, profile: str, book_dir="book") -> Path:
     return Path(book_dir) / "runs" / profile / f"{task_name}.ipynb"
 
 
-def execute_task(task_name: str, profile: str, runs=None, device="auto", output=None, grid_path=None):
-    """Execute the notebook of one task of ``plan(profile)``."""
+def execute_task(task_name: str, profile: str, runs=None, device="auto", output=None, grid_path=None,
+                 train: bool = True, extra: dict | None = None):
+    """Execute the notebook of one task of ``plan(profile)`` (``train=False``: report the finished
+    runs and committed records, list the missing ones, train nothing)."""
     from .grid import load_grid, plan
+    from .report import task_title
 
     tasks = {t.name: t for t in plan(profile, load_grid(grid_path))}
     if task_name not in tasks:
@@ -76,19 +106,26 @@ def execute_task(task_name: str, profile: str, runs=None, device="auto", output=
     if grid_path:
         params["grid"] = str(Path(grid_path).resolve())
     params["device"] = device
+    params["train"] = bool(train)
+    params.update(extra or {})
     out = Path(output) if output else task_output(task_name, profile)
-    return execute(NOTEBOOKS / _SOURCES[task.kind], out, params)
+    return execute(NOTEBOOKS / _SOURCES[task.kind], out, params, title=task_title(task))
 
 
-def execute_chapter(chapter: str, profile: str, runs=None, output=None):
-    """Execute a book chapter (``notebooks/<chapter>.py``) over the run store of ``profile``."""
+def execute_chapter(chapter: str, profile: str, runs=None, output=None, part=None, extra: dict | None = None):
+    """Execute a book chapter (``notebooks/<chapter>.py``) over the run store of ``profile``
+    (``part``: 'I' or 'II', the part of the book the chapter belongs to)."""
     source = NOTEBOOKS / f"{chapter}.py"
     if chapter in _SOURCES or not source.is_file():
         chapters = sorted(p.stem for p in NOTEBOOKS.glob("*.py") if p.name not in _SOURCES.values())
         raise ValueError(f"no chapter {chapter!r}; chapters: {chapters}")
     runs = str(Path(runs or os.environ.get("KDLIB_RUNS", "runs")).resolve())
     out = Path(output) if output else Path("book") / "chapters" / f"{chapter}.ipynb"
-    return execute(source, out, {"profile": profile, "runs": runs})
+    params = {"profile": profile, "runs": runs}
+    if part is not None:
+        params["part"] = part
+    params.update(extra or {})
+    return execute(source, out, params)
 
 
 def main(argv=None):
@@ -100,11 +137,20 @@ def main(argv=None):
     p.add_argument("--device", default="auto")
     p.add_argument("--grid", default=None)
     p.add_argument("--output", default=None)
+    p.add_argument("--part", default=None, choices=["I", "II"], help="the part of the book a chapter belongs to")
+    p.add_argument("--no-train", action="store_true",
+                   help="report finished runs and committed records only; list the missing ones, train nothing")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="a notebook parameter (VALUE read as YAML: 4.0, true, [lenet])")
     args = p.parse_args(argv)
+    import yaml
+
+    extra = {name: yaml.safe_load(value) for name, value in args.parameter}
     if args.chapter:
-        out = execute_chapter(args.chapter, args.profile, args.runs, args.output)
+        out = execute_chapter(args.chapter, args.profile, args.runs, args.output, args.part, extra)
     elif args.task:
-        out = execute_task(args.task, args.profile, args.runs, args.device, args.output, args.grid)
+        out = execute_task(args.task, args.profile, args.runs, args.device, args.output, args.grid,
+                           train=not args.no_train, extra=extra)
     else:
         p.error("name a task, or --chapter NAME")
     print(json.dumps({"task": args.task, "chapter": args.chapter, "notebook": str(out)}))

@@ -7,6 +7,7 @@ writes the same run store.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 import warnings
 
@@ -22,7 +23,7 @@ from .models import build_model
 from .runs import Run, RunStore, provenance
 from .train import Learner, NumericalError, Recipe, fit, predict, seed_everything, teacher_logits_on
 
-__all__ = ["run_teacher", "run_students", "load_model", "resolve_device", "evaluate_model", "stream_seeds",
+__all__ = ["run_teacher", "run_students", "TeacherWeightsMissing", "load_model", "resolve_device", "evaluate_model", "stream_seeds",
            "split_of"]
 
 _DATA_MEMO: dict = {}
@@ -148,13 +149,43 @@ def _dataset_provenance(config):
     return out
 
 
-def _finish(run: Run, learner: Learner, metrics, arrays, device, t_start, t_train):
+def _finish(run: Run, learner: Learner, metrics, arrays, device, t_start, t_train, extra=None):
+    from .records import run_health
+
     run.write_history(learner.history)
     run.write_arrays("predictions.npz", **arrays)
+    metrics["health"] = run_health(metrics, learner.history, int(arrays["test_probs"].shape[1]))
     run.write_json("metrics.json", metrics)
-    run.write_json("provenance.json", provenance(device, _dataset_provenance(run.config),
-                                                 {"train": t_train, "total": time.perf_counter() - t_start}))
+    prov = provenance(device, _dataset_provenance(run.config),
+                      {"train": t_train, "total": time.perf_counter() - t_start})
+    prov.update(extra or {})
+    run.write_json("provenance.json", prov)
     run.mark_done()
+
+
+class TeacherWeightsMissing(FileNotFoundError):
+    """A student's teacher is a committed record: its metrics are known, its weights are not here."""
+
+
+def _teacher_for(store: RunStore, tid: str, configs: list[dict]) -> Run:
+    teacher_run = store.find(tid, "teacher")
+    if teacher_run is None:
+        raise FileNotFoundError(f"teacher run {tid} is not finished in {store.root / store.profile}; "
+                                f"train it first (python -m kdlib grid --profile {store.profile})")
+    if not teacher_run.has_weights or not teacher_run.path("train_logits.npz").is_file():
+        prov = teacher_run.provenance()
+        cfg = teacher_run.config
+        made = f"{prov.get('device_name', 'another machine')}, {str(prov.get('time', '?'))[:10]}"
+        names = ", ".join(sorted({c["model"]["name"] for c in configs}))
+        raise TeacherWeightsMissing(
+            f"the students ({names}, seed {configs[0]['seed']}) need teacher {tid} ({cfg['model']['name']}, "
+            f"{cfg['augment']}, seed {cfg['seed']}), which is a committed record in {teacher_run.folder.parent.parent} "
+            f"(trained on {made}) without its weights: a record cannot teach. Train them where the teacher can "
+            f"be retrained, with the records set aside: python -m kdlib grid --profile {store.profile} "
+            f"--seeds {configs[0]['seed']} --ignore-results (on a GPU for the paper profile). The retrained teacher "
+            f"is a new realisation: its students are recorded under it, and the importer refuses students whose "
+            f"teacher differs from the recorded one.")
+    return teacher_run
 
 
 def run_teacher(config: dict, store: RunStore, device=None, progress=True) -> Run:
@@ -202,12 +233,7 @@ def run_students(configs: list[dict], store: RunStore, device=None, progress=Tru
     device = resolve_device(device)
     store.ensure_writable()
     first = configs[0]
-    teacher_run = None
-    if first.get("teacher"):
-        teacher_run = next((r for r in store.runs("teacher", done_only=True) if r.id == first["teacher"]), None)
-        if teacher_run is None:
-            raise FileNotFoundError(f"teacher run {first['teacher']} is not finished in {store.root / store.profile}; "
-                                    f"train it first (python -m kdlib grid --profile {store.profile})")
+    teacher_run = _teacher_for(store, first["teacher"], configs) if first.get("teacher") else None
     with contextlib.ExitStack() as stack:
         for r in pending:
             stack.enter_context(r.lock())
@@ -216,7 +242,9 @@ def run_students(configs: list[dict], store: RunStore, device=None, progress=Tru
             return runs
         t0 = time.perf_counter()
         teacher = load_model(teacher_run, device) if teacher_run is not None else None
-        teacher_preds = teacher_run.read_arrays("predictions.npz") if teacher_run is not None else None
+        teacher_preds = teacher_run.read_predictions() if teacher_run is not None else None
+        teacher_prov = ({"teacher": {"id": teacher_run.id, "metrics_sha256": hashlib.sha256(
+            teacher_run.path("metrics.json").read_bytes()).hexdigest()}} if teacher_run is not None else {})
         learners = []
         for r in pending:
             store.prepare(r)
@@ -246,7 +274,7 @@ def run_students(configs: list[dict], store: RunStore, device=None, progress=Tru
         t_train = time.perf_counter() - t0
         for r, lr in zip(pending, learners):
             metrics, arrays = evaluate_model(lr.model, r.config, device, teacher_preds)
-            _finish(r, lr, metrics, arrays, device, t0, t_train)
+            _finish(r, lr, metrics, arrays, device, t0, t_train, teacher_prov)
     return runs
 
 

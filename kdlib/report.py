@@ -10,7 +10,57 @@ import types
 from .grid import validate_params
 from .runs import Run
 
-__all__ = ["notebook_params", "history_figure", "metrics_table", "REGIME_COLORS", "regime_color"]
+__all__ = ["notebook_params", "history_figure", "metrics_table", "REGIME_COLORS", "regime_color", "MODEL_NAMES",
+           "REGIME_NAMES", "DATASET_NAMES", "regime_name", "task_title", "part_header", "PARTS"]
+
+MODEL_NAMES = {"resnet18": "ResNet-18", "lenet": "LeNet", "alexnet": "AlexNet"}
+REGIME_NAMES = {"none": "none", "flipcrop": "flip+crop", "cutout": "Cutout", "mixup": "Mixup", "cutmix": "CutMix"}
+DATASET_NAMES = {"cifar10": "CIFAR-10", "fashion-mnist": "Fashion-MNIST", "mnist": "MNIST", "cinic10": "CINIC-10"}
+# the two parts of the book: what each shows, whatever profile fills it
+PARTS = {
+    "I": "Part I · CIFAR-10, the paper's setting",
+    "II": "Part II · A laptop replication",
+}
+
+
+def regime_name(spec: str | None) -> str:
+    """'flipcrop+cutmix' -> 'flip+crop + CutMix'; None -> 'no teacher'."""
+    if spec is None:
+        return "no teacher"
+    return " + ".join(REGIME_NAMES.get(part.split("(")[0], part) for part in spec.split("+"))
+
+
+def task_title(task) -> str:
+    """A distinct, readable title for a task's run report."""
+    p = task.params if hasattr(task, "params") else task
+    kind = task.kind if hasattr(task, "kind") else p["kind"]
+    if kind == "teacher":
+        return (f"Teacher: {MODEL_NAMES.get(p['model'], p['model'])}, {regime_name(p['regime'])} "
+                f"({p['dataset']} data, profile {p['profile']})")
+    students = ", ".join(MODEL_NAMES.get(m, m) for m in p["students"])
+    if p.get("teacher_model") is None or p["alpha"] == 0:
+        source = "no teacher (α = 0)"
+    else:
+        source = f"{MODEL_NAMES.get(p['teacher_model'], p['teacher_model'])} {regime_name(p['teacher_regime'])} teacher"
+    extra = "" if p["temperature"] == 20 or source.startswith("no") else f", T = {p['temperature']:g}"
+    trained = "" if p["regime"] == "none" else f", students trained with {regime_name(p['regime'])}"
+    return f"Students {students} ← {source}{trained}{extra} (profile {p['profile']})"
+
+
+def part_header(part: str, profile: str, rows: list[dict], dataset: str, store=None) -> str:
+    """One paragraph: which part, dataset, profile, seeds, hardware and where the runs come from."""
+    seeds = sorted({r["seed"] for r in rows})
+    devices = sorted({r.get("device") or "?" for r in rows})
+    n_rec = sum(1 for r in rows if r.get("record"))
+    where = []
+    if n_rec:
+        where.append(f"{n_rec} committed records (`results/{profile}/`)")
+    if len(rows) - n_rec:
+        where.append(f"{len(rows) - n_rec} runs trained in this build's run store")
+    name = DATASET_NAMES.get(dataset, dataset)
+    return (f"**{PARTS.get(part, part)}.** Dataset **{name}**, profile `{profile}`, "
+            f"seeds {seeds if seeds else 'none yet'}, {len(rows)} finished runs"
+            + (f" ({' and '.join(where)})" if where else "") + f"; hardware: {', '.join(devices) if rows else '-'}.")
 
 # one colour per regime across the whole book
 REGIME_COLORS = {
@@ -39,6 +89,56 @@ def notebook_params(kind: str, namespace: dict) -> dict:
     params = {k: v for k, v in namespace.items() if not k.startswith("_") and k not in _IPYTHON_NAMES
               and not isinstance(v, (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type))}
     return validate_params(kind, params)
+
+
+def run_location(run) -> str:
+    """Where a run lives, relative to the repository or its store (never an absolute path)."""
+    from pathlib import Path
+
+    from .runs import REPO
+
+    folder = Path(run.folder).resolve()
+    try:
+        rel = folder.relative_to(REPO)
+    except ValueError:
+        rel = Path(*folder.parts[-3:])  # <profile>/<kind>/<id> inside the run store
+    tag = " (committed record)" if getattr(run, "record", False) else ""
+    return f"`{rel}`{tag}"
+
+
+def missing_table(configs: list[dict], profile: str):
+    """The runs of a task that are not finished, with the command that fills them."""
+    import pandas as pd
+
+    from .runs import run_id
+
+    gpu = profile == "paper"
+    rows = []
+    for cfg in configs:
+        cmd = (f"python -m kdlib grid --profile {profile} --seeds {cfg['seed']} --device cuda" if gpu
+               else f"python -m kdlib grid --profile {profile} --seeds {cfg['seed']}")
+        rows.append({"missing run": run_id(cfg), "model": cfg["model"]["name"], "seed": cfg["seed"],
+                     "fill it with": cmd + (" (on a GPU; then python -m kdlib export and import)" if gpu else "")})
+    return pd.DataFrame(rows).style.hide(axis="index").set_caption(f"{len(rows)} runs of this task are not finished")
+
+
+def provenance_table(runs):
+    """One row per run: where and how it was made (from its provenance.json)."""
+    import pandas as pd
+
+    rows = []
+    for run in runs:
+        prov = run.provenance()
+        v = prov.get("versions", {})
+        data = prov.get("datasets") or [{}]
+        rows.append({"run": run.id, "seed": run.config["seed"], "device": prov.get("device_name", "?"),
+                     "CPUs": prov.get("cpus"), "torch": v.get("torch"), "python": v.get("python"),
+                     "commit": (prov.get("git_commit") or "?")[:10] + (" (dirty)" if prov.get("git_dirty") else ""),
+                     "finished": str(prov.get("time", "?"))[:16].replace("T", " "),
+                     "train s": round(prov.get("wall_seconds", {}).get("train", float("nan")), 1),
+                     "data": f"{data[0].get('dataset', '?')} ({data[0].get('order', '?')} order, checksum "
+                             f"{str(data[0].get('checksum', '?'))[:12]})"})
+    return pd.DataFrame(rows).style.hide(axis="index")
 
 
 def history_figure(runs: list[Run], title: str = ""):

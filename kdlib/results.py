@@ -35,14 +35,36 @@ def regime_key(spec: str) -> str:
     return names[-1]
 
 
-def collect(store: RunStore) -> list[dict]:
-    """One flat record per finished run: config fields, teacher regime and test metrics."""
+def collect(store: RunStore, grid: dict | None = None, plan_only: bool = True, include_failed: bool = False
+            ) -> list[dict]:
+    """One flat record per finished run: config fields, teacher regime and test metrics.
+
+    ``plan_only`` (the default): only the runs the current grid plans for ``store.profile``, so a
+    one-off run (another temperature) or the runs of an edited recipe never join a table.
+    Failed runs (:func:`kdlib.records.run_health`: at chance, a non-finite or flat loss) are left
+    out unless ``include_failed``; each row says ``failed`` and why (``failure``).
+    """
+    from .grid import load_grid, planned_configs
+    from .records import run_health
+    from .runs import run_id
+
+    planned = {run_id(c) for c in planned_configs(store.profile, grid or load_grid())} if plan_only else None
     teachers = {r.id: r.config for r in store.runs("teacher")}
     rows = []
     for run in store.runs():
+        if planned is not None and run.id not in planned:
+            continue
         cfg = run.config
-        metrics = run.read_json("metrics.json")
+        try:
+            metrics = run.read_json("metrics.json")
+            history = run.read_history()
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{run.folder}: unreadable record ({err}); delete the folder to retrain it, or import "
+                             f"the record again") from None
         test = metrics["test"]
+        health = run_health(metrics, history, int(metrics.get("num_classes", 10)))
+        if health["failed"] and not include_failed:
+            continue
         row = {"id": run.id, "kind": cfg["kind"], "dataset": cfg["dataset"]["name"], "model": cfg["model"]["name"],
                "regime": regime_key(cfg["augment"]), "seed": cfg["seed"], "alpha": cfg.get("alpha", 0.0),
                "temperature": cfg.get("temperature")}
@@ -57,6 +79,10 @@ def collect(store: RunStore) -> list[dict]:
         row["adhesion"] = test["discrimination_embedding"]["adhesion"]
         row["discrimination_logits"] = test["discrimination_logits"]["discrimination"]
         row["cinic_accuracy"] = metrics.get("cinic10-imagenet", {}).get("accuracy", math.nan)
+        row["failed"] = health["failed"]
+        row["failure"] = "; ".join(health["reasons"])
+        row["record"] = run.record
+        row["device"] = run.provenance().get("device_name")
         rows.append(row)
     return rows
 
@@ -76,11 +102,26 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, int]:
 
 
 def paired_difference(a_by_seed: dict, b_by_seed: dict, level: float = 0.95) -> dict:
-    """Mean and CI of a - b over the seeds both have."""
+    """Mean and CI of a - b over the seeds both have (with the two-sided paired t-test's p-value)."""
     seeds = sorted(set(a_by_seed) & set(b_by_seed))
-    diffs = [a_by_seed[s] - b_by_seed[s] for s in seeds]
+    return _difference({s: a_by_seed[s] - b_by_seed[s] for s in seeds}, level)
+
+
+def _difference(diff_by_seed: dict, level: float = 0.95) -> dict:
+    from scipy import stats
+
+    seeds = sorted(diff_by_seed)
+    diffs = [diff_by_seed[s] for s in seeds]
     mean, half, n = mean_ci(diffs, level)
-    return {"mean": mean, "low": mean - half, "high": mean + half, "n": n, "seeds": seeds}
+    p = math.nan
+    if n >= 2:
+        sd = float(np.std(diffs, ddof=1))
+        if sd == 0:
+            p = 0.0 if mean != 0 else 1.0
+        else:
+            p = float(2 * stats.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1))
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": n, "seeds": seeds, "p": p,
+            "per_seed": diffs}
 
 
 def verdict(diff: dict, direction: int) -> str:
@@ -97,102 +138,254 @@ def verdict(diff: dict, direction: int) -> str:
     return "inconclusive"
 
 
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (NaN stays NaN and does not count)."""
+    idx = [i for i, p in enumerate(pvalues) if not math.isnan(p)]
+    m = len(idx)
+    out = [math.nan] * len(pvalues)
+    running = 0.0
+    for rank, i in enumerate(sorted(idx, key=lambda k: pvalues[k])):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        out[i] = running
+    return out
+
+
 def _by_seed(rows, metric, **where) -> dict:
     out = {}
     for r in rows:
-        if all(r.get(k) == v for k, v in where.items()) and not math.isnan(r[metric]):
+        if all(r.get(k) == v for k, v in where.items()) and not math.isnan(r.get(metric, math.nan)):
             out[r["seed"]] = r[metric]
     return out
 
 
-# claim id -> (statement, list of comparisons (label, metric, a-filter, b-filter, direction))
-def _comparisons(main_dataset: str, mnist_dataset: str | None = None):
-    aug = ["flipcrop", "cutout", "mixup", "cutmix"]
-    t = {"kind": "teacher", "model": "resnet18", "dataset": main_dataset}
+def _combine(rows, metric, terms) -> dict:
+    """Per seed: sum of sign * metric over ``terms`` [(sign, filter)], for the seeds every term has."""
+    parts = [(sign, _by_seed(rows, metric, **where)) for sign, where in terms]
+    seeds = set.intersection(*(set(v) for _, v in parts)) if parts else set()
+    return {s: sum(sign * v[s] for sign, v in parts) for s in sorted(seeds)}
+
+
+TOLERANCE = 0.005  # "at least as accurate" / "matches": a mean paired difference of at most half a point below
+
+
+def _filters(main: str, mnist: str | None):
+    t = {"kind": "teacher", "model": "resnet18", "dataset": main}
     le = {"kind": "student", "model": "lenet", "alpha": 0.5, "regime": "none", "teacher_model": "resnet18",
-          "dataset": main_dataset}
-    ax = {**le, "model": "alexnet"}
-    return {
-        "C1": ("Augmented teachers are more accurate.",
-               [(f"teacher {r} vs none", "accuracy", {**t, "regime": r}, {**t, "regime": "none"}, +1) for r in aug]),
-        "C2": ("Their LeNet students are less accurate.",
-               [(f"LeNet <- {r} vs <- none", "accuracy", {**le, "teacher_regime": r}, {**le, "teacher_regime": "none"},
-                 -1) for r in aug]),
-        "C3": ("Their AlexNet students are worse for Mixup and CutMix, better for flip+crop and Cutout.",
-               [(f"AlexNet <- {r} vs <- none", "accuracy", {**ax, "teacher_regime": r},
-                 {**ax, "teacher_regime": "none"}, +1 if r in ("flipcrop", "cutout") else -1) for r in aug]),
-        "C4": ("Augmenting the students hurts too (ablation).",
-               [(f"LeNet({r}) <- none vs LeNet <- none", "accuracy", {**le, "regime": r, "teacher_regime": "none"},
-                 {**le, "teacher_regime": "none"}, -1) for r in aug]
-               + [(f"LeNet({r}) <- {r} vs LeNet <- none", "accuracy", {**le, "regime": r, "teacher_regime": r},
-                   {**le, "teacher_regime": "none"}, -1) for r in aug]),
-        "C5": ("Augmented teachers are more discriminative (class separability, discrimination).",
-               [(f"teacher {r}: {m}", m, {**t, "regime": r}, {**t, "regime": "none"}, +1)
-                for m in ("class_separability", "discrimination") for r in aug]),
-        "C6": ("Augmented teachers' predictions are further from the human soft labels.",
-               [(f"teacher {r}: KL to CIFAR-10H", "kl_to_human", {**t, "regime": r}, {**t, "regime": "none"}, +1)
-                for r in aug]),
-    }
+          "dataset": main}
+    alone = {"kind": "student", "alpha": 0.0, "regime": "none", "dataset": main}
+    return t, le, alone
 
 
-CLAIMS = {k: v[0] for k, v in _comparisons("cifar10").items()}
+def preconditions(rows: list[dict], main_dataset: str) -> dict:
+    """What the paper's claims about students take for granted, measured on ``rows``.
 
-
-def claims(rows: list[dict], main_dataset: str) -> list[dict]:
-    """Every comparison of every claim, with its paired difference over seeds and its verdict."""
-    out = []
-    for cid, (statement, comps) in _comparisons(main_dataset).items():
-        for label, metric, a, b, direction in comps:
-            diff = paired_difference(_by_seed(rows, metric, **a), _by_seed(rows, metric, **b))
-            out.append({"claim": cid, "statement": statement, "comparison": label, "metric": metric,
-                        "direction": "a > b" if direction > 0 else "a < b", **diff,
-                        "verdict": verdict(diff, direction)})
+    * ``T:<regime>``: the augmented teacher is at least as accurate as the plain one (mean paired
+      difference >= -TOLERANCE);
+    * ``G:<model>``: every teacher is more accurate than the student ``model`` trained alone (α = 0);
+    * ``K:<model>``: distillation from the plain teacher beats or matches training alone (mean
+      paired difference >= -TOLERANCE).
+    Each entry: ``{"statement", "holds": True | False | None (not measured), "evidence"}``.
+    """
+    t, le, alone = _filters(main_dataset, None)
+    out = {}
+    for r in AUGMENTED:
+        d = paired_difference(_by_seed(rows, "accuracy", **{**t, "regime": r}),
+                              _by_seed(rows, "accuracy", **{**t, "regime": "none"}))
+        holds = None if d["n"] == 0 else d["mean"] >= -TOLERANCE
+        out[f"T:{r}"] = {"statement": f"the {r} teacher is at least as accurate as the plain teacher",
+                         "holds": holds, "evidence": "not measured" if holds is None else
+                         f"{d['mean']:+.4f} over {d['n']} seed(s)"}
+    teacher_acc = {r: mean_ci(_by_seed(rows, "accuracy", **{**t, "regime": r}).values())[0] for r in REGIMES}
+    for model in ("lenet", "alexnet"):
+        solo = mean_ci(_by_seed(rows, "accuracy", **{**alone, "model": model}).values())[0]
+        known = [v for v in teacher_acc.values() if not math.isnan(v)]
+        holds = None if math.isnan(solo) or not known else min(known) > solo
+        out[f"G:{model}"] = {"statement": f"every teacher is more accurate than {model} trained alone",
+                             "holds": holds, "evidence": "not measured" if holds is None else
+                             f"weakest teacher {min(known):.4f} vs {model} alone {solo:.4f}"}
+        d = paired_difference(_by_seed(rows, "accuracy", **{**le, "model": model, "teacher_regime": "none"}),
+                              _by_seed(rows, "accuracy", **{**alone, "model": model}))
+        holds = None if d["n"] == 0 else d["mean"] >= -TOLERANCE
+        out[f"K:{model}"] = {"statement": f"{model} distilled from the plain teacher beats or matches {model} alone",
+                             "holds": holds, "evidence": "not measured" if holds is None else
+                             f"{d['mean']:+.4f} over {d['n']} seed(s)"}
     return out
 
 
+AUGMENTED = ["flipcrop", "cutout", "mixup", "cutmix"]
+
+
+def _comparisons(main_dataset: str, mnist_dataset: str | None = None):
+    """claim id -> (statement, source in the paper, [(label, metric, terms, direction, gates)])."""
+    t, le, alone = _filters(main_dataset, mnist_dataset)
+    ax = {**le, "model": "alexnet"}
+
+    def diff(a, b):
+        return [(+1, a), (-1, b)]
+
+    def did(a, b, c, d):  # (a - b) - (c - d)
+        return [(+1, a), (-1, b), (-1, c), (+1, d)]
+
+    claims_ = {
+        "C1": ("Augmented teachers are more accurate than the plain teacher.", "Table 1",
+               [(f"teacher {r} − teacher none", "accuracy", diff({**t, "regime": r}, {**t, "regime": "none"}), +1, [])
+                for r in AUGMENTED]),
+        "C2": ("LeNet students of augmented teachers are less accurate than the plain teacher's.", "§4.1, Table 1",
+               [(f"LeNet ← {r} − LeNet ← none", "accuracy",
+                 diff({**le, "teacher_regime": r}, {**le, "teacher_regime": "none"}), -1,
+                 [f"T:{r}", "G:lenet", "K:lenet"]) for r in AUGMENTED]),
+        "C3": ("AlexNet students: better from flip+crop and Cutout teachers, worse from Mixup and CutMix teachers.",
+               "§4.2, Table 1",
+               [(f"AlexNet ← {r} − AlexNet ← none", "accuracy",
+                 diff({**ax, "teacher_regime": r}, {**ax, "teacher_regime": "none"}),
+                 +1 if r in ("flipcrop", "cutout") else -1, [f"T:{r}", "G:alexnet", "K:alexnet"]) for r in AUGMENTED]),
+        "C4": ("Augmenting the student (plain teacher) inhibits distillation: the distilled student loses more "
+               "than the same student trained alone (difference in differences).", "§4.4, Table 7",
+               [(f"(LeNet[{r}] ← none − LeNet[{r}] alone) − (LeNet ← none − LeNet alone)", "accuracy",
+                 did({**le, "regime": r, "teacher_regime": "none"}, {**alone, "model": "lenet", "regime": r},
+                     {**le, "teacher_regime": "none"}, {**alone, "model": "lenet"}), -1, ["K:lenet"])
+                for r in AUGMENTED]),
+        "C5": ("Augmenting teacher and student alike inhibits distillation (difference in differences against the "
+               "students alone).", "§4.4, Table 8",
+               [(f"(LeNet[{r}] ← {r} − LeNet[{r}] alone) − (LeNet ← none − LeNet alone)", "accuracy",
+                 did({**le, "regime": r, "teacher_regime": r}, {**alone, "model": "lenet", "regime": r},
+                     {**le, "teacher_regime": "none"}, {**alone, "model": "lenet"}), -1, ["K:lenet", f"T:{r}"])
+                for r in AUGMENTED]),
+        "C6": ("Augmented teachers separate classes better: higher class separability and discrimination.",
+               "§5, Tables 4–5",
+               [(f"teacher {r} − none: {m}", m, diff({**t, "regime": r}, {**t, "regime": "none"}), +1, [])
+                for m in ("class_separability", "discrimination") for r in AUGMENTED]),
+        "C7": ("The CutMix teacher's class-averaged predictions are further from the human labels than the plain "
+               "teacher's (relative KL, Fig. 6).", "§5, Fig. 6",
+               [("teacher cutmix − none: class-averaged KL to CIFAR-10H", "class_kl_to_human",
+                 diff({**t, "regime": "cutmix"}, {**t, "regime": "none"}), +1, [])]),
+        "C8": ("Augmented teachers' predictions are closer to the human soft labels (Table 1's KLD column).",
+               "Table 1",
+               [(f"teacher {r} − none: KL(human ‖ model)", "kl_to_human",
+                 diff({**t, "regime": r}, {**t, "regime": "none"}), -1, []) for r in AUGMENTED]),
+        "C9": ("Interpolative techniques (Mixup, CutMix) give better-calibrated teachers.", "§5, Figs. 5 and 7",
+               [(f"teacher {r} − none: ECE", "ece", diff({**t, "regime": r}, {**t, "regime": "none"}), -1, [])
+                for r in ("mixup", "cutmix")]),
+        "C11": ("On CINIC-10 (ImageNet part) the plain teacher's LeNet student beats the students of augmented "
+                "teachers.", "§4.1, Table 2",
+                [(f"LeNet ← {r} − LeNet ← none on CINIC-10", "cinic_accuracy",
+                  diff({**le, "teacher_regime": r}, {**le, "teacher_regime": "none"}), -1,
+                  [f"T:{r}", "G:lenet", "K:lenet"]) for r in AUGMENTED]),
+    }
+    if mnist_dataset:
+        ml = {"kind": "student", "model": "lenet", "alpha": 0.5, "regime": "none", "teacher_model": "alexnet",
+              "dataset": mnist_dataset}
+        claims_["C10"] = (
+            "On MNIST, the LeNet students of Mixup and CutMix AlexNet teachers have a higher test loss than the "
+            "plain teacher's.", "§4.3, Table 3",
+            [(f"LeNet ← AlexNet {r} − ← AlexNet none: NLL", "nll",
+              diff({**ml, "teacher_regime": r}, {**ml, "teacher_regime": "none"}), +1, [])
+             for r in ("mixup", "cutmix")])
+        claims_ = dict(sorted(claims_.items(), key=lambda kv: int(kv[0][1:])))
+    return claims_
+
+
+CLAIMS = {k: v[0] for k, v in _comparisons("cifar10", "mnist").items()}
+
+
+def claims(rows: list[dict], main_dataset: str, mnist_dataset: str | None = None) -> list[dict]:
+    """Every comparison of every claim: paired difference over seeds, p-value, raw and Holm-adjusted
+    verdicts, and the preconditions it needs (a failed one replaces the verdict)."""
+    pre = preconditions(rows, main_dataset)
+    out = []
+    for cid, (statement, source, comps) in _comparisons(main_dataset, mnist_dataset).items():
+        lines = []
+        for label, metric, terms, direction, gates in comps:
+            d = _difference(_combine(rows, metric, terms))
+            failed = [g for g in gates if pre.get(g, {}).get("holds") is False]
+            v = verdict(d, direction)
+            if failed and v != "not tested":
+                v = "precondition failed"
+            lines.append({"claim": cid, "statement": statement, "source": source, "comparison": label,
+                          "metric": metric, "direction": "a > b" if direction > 0 else "a < b",
+                          "sign": direction, **d, "verdict": v, "preconditions": gates,
+                          "failed_preconditions": [pre[g]["statement"] for g in failed],
+                          "agrees": (None if d["n"] == 0 or math.isnan(d["mean"]) or d["mean"] == 0
+                                     else bool(direction * d["mean"] > 0))})
+        tested = [k for k, x in enumerate(lines) if x["verdict"] not in ("not tested", "precondition failed")]
+        adj = holm([lines[k]["p"] for k in tested])
+        for x in lines:
+            x["p_holm"], x["verdict_holm"] = math.nan, x["verdict"]
+        for k, pa in zip(tested, adj):
+            x = lines[k]
+            x["p_holm"] = pa
+            if x["verdict"] in ("reproduced", "contradicted") and not (pa < 0.05):
+                x["verdict_holm"] = "inconclusive"
+        out.extend(lines)
+    return out
+
+
+def combine_verdicts(verdicts: list[str]) -> str:
+    """How comparison verdicts make a claim verdict (stated in the book):
+
+    * every tested comparison reproduced: ``reproduced``; every one contradicted: ``contradicted``;
+    * some reproduced and some contradicted: ``mixed``;
+    * some reproduced, the others inconclusive: ``partly reproduced`` (``partly contradicted`` likewise);
+    * all inconclusive: ``inconclusive``;
+    * none tested: ``precondition failed`` if a precondition withheld some, else ``not tested``.
+    """
+    tested = [v for v in verdicts if v not in ("not tested", "precondition failed")]
+    if not tested:
+        return "precondition failed" if "precondition failed" in verdicts else "not tested"
+    rep, con = tested.count("reproduced"), tested.count("contradicted")
+    if rep == len(tested):
+        return "reproduced"
+    if con == len(tested):
+        return "contradicted"
+    if rep and con:
+        return "mixed"
+    if rep:
+        return "partly reproduced"
+    if con:
+        return "partly contradicted"
+    return "inconclusive"
+
+
 def claim_summary(results: list[dict]) -> dict:
-    """claim -> one line: counts of verdicts over its comparisons."""
+    """claim -> its verdict (raw and Holm-adjusted), the counts of comparison verdicts, and how many point
+    estimates lean the paper's way."""
     summary = {}
     for cid in dict.fromkeys(r["claim"] for r in results):
-        verdicts = [r["verdict"] for r in results if r["claim"] == cid]
-        counts = {v: verdicts.count(v) for v in ("reproduced", "contradicted", "inconclusive", "not tested")
-                  if verdicts.count(v)}
-        if counts.get("not tested") == len(verdicts):
-            overall = "not tested"
-        elif counts.get("reproduced") == len(verdicts):
-            overall = "reproduced"
-        elif counts.get("contradicted", 0) and not counts.get("reproduced"):
-            overall = "contradicted"
-        elif counts.get("reproduced") or counts.get("contradicted"):
-            overall = "mixed"
-        else:
-            overall = "inconclusive"
-        summary[cid] = {"verdict": overall, "counts": counts}
+        lines = [r for r in results if r["claim"] == cid]
+        verdicts = [r["verdict"] for r in lines]
+        counts = {v: verdicts.count(v) for v in ("reproduced", "contradicted", "inconclusive", "precondition failed",
+                                                 "not tested") if verdicts.count(v)}
+        leaning = [r["agrees"] for r in lines if r["agrees"] is not None and r["verdict"] != "precondition failed"]
+        summary[cid] = {"verdict": combine_verdicts(verdicts),
+                        "verdict_holm": combine_verdicts([r.get("verdict_holm", r["verdict"]) for r in lines]),
+                        "counts": counts, "agree": sum(leaning), "measured": len(leaning),
+                        "statement": lines[0]["statement"], "source": lines[0].get("source", "")}
     return summary
 
 
-__all__.append("claim_summary")
+__all__ += ["claim_summary", "holm", "preconditions", "combine_verdicts", "TOLERANCE"]
 
 
-def missing_runs(store: RunStore, grid: dict | None = None) -> list[dict]:
-    """The tasks of ``store.profile`` whose runs are not all finished, with the command that fills each."""
-    from .grid import load_grid, plan, student_groups, teacher_configs
+def missing_runs(store: RunStore, grid: dict | None = None, gpu: bool = False) -> list[dict]:
+    """The tasks of ``store.profile`` whose runs are not all finished, with the command that fills each
+    (``gpu``: the profile is made for a GPU, so the command is the GPU machine's)."""
+    from .grid import load_grid, plan, task_configs
 
     grid = grid or load_grid()
     missing = []
     for task in plan(store.profile, grid):
-        p = task.params
-        if task.kind == "teacher":
-            configs = teacher_configs(grid, p["profile"], p["dataset"], p["model"], p["regime"])
-        else:
-            configs = [c for _, group in student_groups(grid, p["profile"], p["dataset"], p["teacher_model"],
-                                                        p["teacher_regime"], p["students"], p["regime"],
-                                                        p["temperature"], p["alpha"]) for c in group]
+        configs = task_configs(task, grid)
         absent = [c for c in configs if not store.run(c).done]
         if absent:
+            seeds = sorted({c["seed"] for c in absent})
+            if gpu:
+                command = (f"python -m kdlib grid --profile {store.profile} --only {' '.join(task.experiments)} "
+                           f"--seeds {' '.join(map(str, seeds))} --device cuda  # then: python -m kdlib export")
+            else:
+                command = f"python -m kdlib notebook {task.name} --profile {store.profile}"
             missing.append({"task": task.name, "experiments": ",".join(task.experiments),
                             "missing runs": len(absent), "of": len(configs),
-                            "command": f"python -m kdlib notebook {task.name} --profile {store.profile}"})
+                            "seeds": ", ".join(map(str, seeds)), "command": command})
     return missing
 
 
@@ -220,8 +413,11 @@ def distilled(rows: list[dict], model: str, teacher_regime: str, dataset: str, r
 
 
 def load_predictions(store: RunStore, run_id_: str) -> dict:
-    run = next(r for r in store.runs() if r.id == run_id_)
-    return run.read_arrays("predictions.npz")
+    """The run's test predictions (full or compact record), see :meth:`kdlib.runs.Run.read_predictions`."""
+    run = store.find(run_id_)
+    if run is None:
+        raise KeyError(f"no finished run {run_id_} in {store.root / store.profile} or its records")
+    return run.read_predictions()
 
 
 __all__ += ["fmt_ci", "select", "distilled", "load_predictions"]

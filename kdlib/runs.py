@@ -5,6 +5,12 @@
 without ``DONE`` is never read as a result; asking for its config again resumes it from its
 checkpoint. Every file is written to a temporary name and renamed. A file lock keeps two
 processes from training the same run at once.
+
+A store also reads *committed records* (``results/<profile>/<kind>/<run_id>/``, see
+:mod:`kdlib.records`): finished runs kept in the repository without their checkpoints, in the
+same layout, with compact predictions (``predictions-fp16.npz``). They count as finished runs:
+asking for their config is a cache hit. They are read-only, and a record has no weights, so it
+cannot teach a student that is not itself recorded.
 """
 from __future__ import annotations
 
@@ -29,6 +35,17 @@ __all__ = ["RunStore", "Run", "run_id", "canonical_json", "atomic_write_text", "
            "RunLockedError", "provenance"]
 
 DONE = "DONE"
+FULL_PREDICTIONS = "predictions.npz"
+COMPACT_PREDICTIONS = "predictions-fp16.npz"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def default_results_root() -> Path | None:
+    """``$KDLIB_RESULTS`` (``none`` or empty: no committed records), else the repository's ``results/``."""
+    env = os.environ.get("KDLIB_RESULTS")
+    if env is not None:
+        return None if env.strip().lower() in ("", "none", "off", "0") else Path(env)
+    return REPO / "results"
 
 
 def canonical_json(config: dict) -> str:
@@ -79,13 +96,57 @@ class RunLockedError(RuntimeError):
 class Run:
     """One run folder."""
 
-    def __init__(self, folder: Path, config: dict):
+    def __init__(self, folder: Path, config: dict, record: bool = False):
         self.folder = Path(folder)
         self.config = config
         self.id = self.folder.name
+        self.record = record  # a committed, read-only record (no checkpoint, compact predictions)
 
     def __repr__(self):
-        return f"Run({self.folder}, done={self.done})"
+        return f"Run({self.folder}, done={self.done}{', record' if self.record else ''})"
+
+    @property
+    def has_weights(self) -> bool:
+        return self.checkpoint.is_file()
+
+    def provenance(self) -> dict:
+        try:
+            return self.read_json("provenance.json")
+        except FileNotFoundError:
+            return {}
+
+    def read_predictions(self) -> dict:
+        """Test (and CINIC) predictions as float32/int64 arrays, from the full or the compact file.
+
+        Keys per evaluation set ``S``: ``S_probs`` (rows renormalised: float16 rows do not sum to 1
+        exactly), ``S_labels``, ``S_indices``, and where stored ``S_logits``, ``S_human`` and
+        ``S_embeddings`` with ``S_embedding_index`` (the rows of ``S`` the embeddings belong to:
+        every row in a full run, a fixed stratified subset in a record).
+        """
+        full = self.folder / FULL_PREDICTIONS
+        name = FULL_PREDICTIONS if full.is_file() else COMPACT_PREDICTIONS
+        try:
+            raw = self.read_arrays(name)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"run {self.folder} has no predictions ({FULL_PREDICTIONS} or "
+                                    f"{COMPACT_PREDICTIONS}); it is not a finished run") from None
+        except (ValueError, OSError, EOFError) as err:
+            raise ValueError(f"{self.folder / name} is unreadable ({err}); delete the run folder and train it "
+                             f"again, or import the record again") from None
+        out = {}
+        for key, arr in raw.items():
+            if key.endswith("_probs"):
+                p = arr.astype(np.float32)
+                out[key] = p / np.clip(p.sum(axis=1, keepdims=True), 1e-12, None)
+            elif key.endswith(("_labels", "_indices", "_embedding_index")):
+                out[key] = arr.astype(np.int64)
+            else:
+                out[key] = arr.astype(np.float32)
+        for key in [k for k in out if k.endswith("_embeddings")]:
+            idx = key[: -len("_embeddings")] + "_embedding_index"
+            if idx not in out:
+                out[idx] = np.arange(len(out[key]), dtype=np.int64)
+        return out
 
     @property
     def done(self) -> bool:
@@ -173,15 +234,33 @@ def _json_default(o):
 class RunStore:
     """``root/<profile>/<kind>/<run_id>/``. The root is ``runs`` unless ``root`` or ``$KDLIB_RUNS`` says otherwise."""
 
-    def __init__(self, root=None, profile: str = "quick"):
+    def __init__(self, root=None, profile: str = "quick", results="default"):
+        """``results``: the folder of committed records read as finished runs (``"default"``:
+        :func:`default_results_root`; ``None``: none)."""
         self.root = Path(root or os.environ.get("KDLIB_RUNS", "runs"))
         self.profile = profile
+        self.results = default_results_root() if results == "default" else (Path(results) if results else None)
+        if self.results is not None and self.results.resolve() == self.root.resolve():
+            self.results = None  # the store *is* the results folder (export/import write there)
 
     def run(self, config: dict) -> Run:
+        """The run of ``config``: this store's folder, or the committed record when only that is finished."""
         kind = config.get("kind")
         if kind not in ("teacher", "student"):
             raise ValueError(f"config kind must be 'teacher' or 'student', got {kind!r}")
-        return Run(self.root / self.profile / kind / run_id(config), config)
+        rid = run_id(config)
+        own = Run(self.root / self.profile / kind / rid, config)
+        if not own.done:
+            record = self._record(kind, rid)
+            if record is not None:
+                return Run(record, config, record=True)
+        return own
+
+    def _record(self, kind: str, rid: str) -> Path | None:
+        if self.results is None:
+            return None
+        folder = self.results / self.profile / kind / rid
+        return folder if (folder / DONE).is_file() and (folder / "config.json").is_file() else None
 
     def ensure_writable(self):
         """Raise PermissionError naming the fix when the store cannot be written."""
@@ -196,15 +275,37 @@ class RunStore:
         if not (run.folder / "config.json").is_file():
             run.write_json("config.json", run.config)
 
-    def runs(self, kind: str | None = None, done_only: bool = True) -> list[Run]:
-        base = self.root / self.profile
+    def runs(self, kind: str | None = None, done_only: bool = True, records: bool = True) -> list[Run]:
+        """Runs of this profile (finished ones unless ``done_only=False``), this store's first, then the
+        committed records whose id this store has not finished (``records=False``: none)."""
         kinds = [kind] if kind else ["teacher", "student"]
-        out = []
+        bases = [(self.root / self.profile, False)]
+        if records and self.results is not None:
+            bases.append((self.results / self.profile, True))
+        out, seen = [], set()
         for k in kinds:
-            for folder in sorted((base / k).glob("*")) if (base / k).is_dir() else []:
-                if (folder / "config.json").is_file() and (not done_only or (folder / DONE).is_file()):
-                    out.append(Run(folder, json.loads((folder / "config.json").read_text())))
+            for base, is_record in bases:
+                for folder in sorted((base / k).glob("*")) if (base / k).is_dir() else []:
+                    if (k, folder.name) in seen or not (folder / "config.json").is_file():
+                        continue
+                    done = (folder / DONE).is_file()
+                    if is_record and not done:
+                        continue
+                    if done_only and not done:
+                        continue
+                    try:
+                        config = json.loads((folder / "config.json").read_text())
+                    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                        raise ValueError(f"{folder / 'config.json'} is not valid JSON ({err}); delete the run "
+                                         f"folder to retrain it") from None
+                    if done:
+                        seen.add((k, folder.name))
+                    out.append(Run(folder, config, record=is_record))
         return out
+
+    def find(self, rid: str, kind: str | None = None) -> Run | None:
+        """The finished run (or record) with id ``rid``."""
+        return next((r for r in self.runs(kind) if r.id == rid), None)
 
 
 def _git(*args) -> str | None:

@@ -14,21 +14,22 @@
 # %% [markdown]
 # # Which of the paper's claims hold?
 #
-# Each claim of Das et al. is tested on the per-seed differences between runs of this profile
+# Each claim of Das et al. is tested on the per-seed differences between runs of one profile
 # (every run of one seed sees the same batch stream, so the seeds are paired). A comparison is
 # **reproduced** when the paper's direction holds and the 95% Student-t interval over seeds
 # excludes zero, **contradicted** when the interval excludes zero on the other side, and
-# **inconclusive** otherwise. With two seeds the interval is wide (t = 12.7 at one degree of
-# freedom): "inconclusive" then mostly says that two seeds cannot settle a difference of this size.
+# **inconclusive** otherwise; with one seed every comparison is inconclusive, and the table then
+# says only which way the point estimate leans. A comparison whose **preconditions** fail (the
+# augmented teacher is not better, distillation does not help) gets no verdict.
 
 # %% tags=["parameters", "hide-input"]
 profile = "quick"
 runs = None
 strict = False  # True: a missing run is an error (for CI), not a listed gap
+part = "II"
 
 # %% tags=["hide-input"]
 import math
-import os
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -37,94 +38,200 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from kdlib.grid import load_grid, resolve_dataset
-from kdlib.report import regime_color
-from kdlib.results import REGIMES, claim_summary, claims, collect, fmt_ci, mean_ci, missing_runs, paper_tables
+from kdlib.report import DATASET_NAMES, MODEL_NAMES, REGIME_NAMES, part_header, regime_color
+from kdlib.results import (REGIMES, TOLERANCE, claim_summary, claims, collect, fmt_ci, mean_ci, missing_runs,
+                           paper_tables, preconditions)
 from kdlib.runs import RunStore
 
 store = RunStore(runs, profile)
-rows = collect(store)
+grid = load_grid()
+rows = collect(store, grid)
+everything = collect(store, grid, include_failed=True)
 df = pd.DataFrame(rows)
-main = resolve_dataset(load_grid(), profile, "main")
+main = resolve_dataset(grid, profile, "main")["name"]
+mnist = resolve_dataset(grid, profile, "mnist")["name"]
 paper = paper_tables()
-prov = store.runs()[0].read_json("provenance.json") if rows else {}
-display(Markdown(
-    f"Profile **{profile}**: dataset `{main['name']}` ({main['subset'] or 'all'} training images per class, "
-    f"{main['test_subset'] or 'all'} test images per class), seeds {sorted(df.seed.unique().tolist())}, "
-    f"{len(df)} finished runs from `{store.root / profile}`, on {prov.get('device_name', '?')} "
-    f"({prov.get('device', '?')}), torch {prov.get('versions', {}).get('torch', '?')}, "
-    f"commit `{(prov.get('git_commit') or '?')[:10]}`."))
-if main["name"] != "cifar10":
-    display(Markdown(f"**These runs use {main['name']}, not CIFAR-10**: they test the paper's claims on another "
-                     f"dataset and at a small scale; the paper's numbers (CIFAR-10) are shown beside them for "
-                     f"reference, not for equality. `make book PROFILE=paper` runs the CIFAR-10 grid."))
+gpu_profile = profile == "paper"
+display(Markdown(part_header(part, profile, rows, main)))
+if main != "cifar10":
+    display(Markdown(f"**These runs use {DATASET_NAMES.get(main, main)}, not CIFAR-10**: they test the paper's claims "
+                     f"on another dataset and at a small scale; the paper's numbers (CIFAR-10) are shown beside them "
+                     f"for reference, not for equality. Part I of this book holds the CIFAR-10 runs."))
 
 # %% tags=["hide-input"]
-gaps = missing_runs(store)
+gaps = missing_runs(store, grid, gpu=gpu_profile)
 if gaps and strict:
     raise RuntimeError(f"{len(gaps)} tasks of profile {profile!r} have unfinished runs, e.g. {gaps[0]['task']}; "
                        f"fill them with: python -m kdlib grid --profile {profile}")
 if gaps:
-    display(Markdown(f"**The run store is incomplete**: {sum(g['missing runs'] for g in gaps)} runs of "
-                     f"{len(gaps)} tasks are missing, so the comparisons that need them read *not tested*. "
-                     f"`python -m kdlib grid --profile {profile}` fills them all; each line below fills one task."))
+    n_missing = sum(g["missing runs"] for g in gaps)
+    how = ("These runs are made on a GPU (the commands below; `scripts/device_check.sh` runs a whole seed), then "
+           "brought back with `python -m kdlib export --archive` and `python -m kdlib import`; nothing of this "
+           "profile is trained by `make book` unless `TRAIN=1`." if gpu_profile else
+           f"`python -m kdlib grid --profile {profile}` fills them all; each line below fills one task.")
+    display(Markdown(f"**{n_missing} runs of {len(gaps)} tasks are missing**, so the comparisons that need them "
+                     f"read *not tested*. {how}"))
     display(pd.DataFrame(gaps).style.hide(axis="index"))
 else:
-    display(Markdown(f"Every run of the `{profile}` grid is in the store."))
+    display(Markdown(f"Every run of the `{profile}` grid is here."))
+
+# %% [markdown]
+# ## Failed runs
+#
+# A run is **failed**, and left out of every mean, table and verdict, when its test accuracy lies
+# within 3 binomial standard errors of chance (1/C), when a training loss is not finite, or when its
+# training loss is flat (the last epoch's loss at least 98% of the first's). The rule is
+# `kdlib.records.run_health`; it is applied to every run as it is read.
+
+# %% tags=["hide-input"]
+failed = [r for r in everything if r["failed"]]
+glue("n_failed", str(len(failed)), display=False)
+if failed:
+    display(pd.DataFrame([{"run": r["id"], "kind": r["kind"], "model": r["model"], "regime": r["regime"],
+                           "teacher regime": r["teacher_regime"] or "-", "seed": r["seed"],
+                           "accuracy": f"{r['accuracy']:.3f}", "why": r["failure"]} for r in failed])
+            .style.hide(axis="index"))
+else:
+    display(Markdown(f"No run of the {len(everything)} read here failed."))
+
+# %% [markdown]
+# ## Preconditions
+#
+# The paper's claims about students assume that augmentation made the teachers better, that the
+# teachers are better than the students can be alone, and that distillation helps at all. Each is
+# measured here ("at least as accurate" and "matches" allow a mean paired difference down to
+# −{glue:text}`tolerance`); a claim's comparison that rests on a failed precondition is withheld.
+
+# %% tags=["hide-input"]
+glue("tolerance", f"{TOLERANCE:.3f}", display=False)
+pre = preconditions(rows, main)
+display(pd.DataFrame([{"id": k, "precondition": v["statement"],
+                       "holds": {True: "yes", False: "NO", None: "not measured"}[v["holds"]],
+                       "measured": v["evidence"]} for k, v in pre.items()]).style.hide(axis="index"))
 
 # %% [markdown]
 # ## Verdicts
+#
+# A claim's verdict combines its comparisons: **reproduced** (or **contradicted**) when every
+# tested comparison is; **mixed** when some are reproduced and some contradicted; **partly
+# reproduced** (or **partly contradicted**) when some are and the rest inconclusive;
+# **inconclusive** when none is decisive; **precondition failed** when every comparison was
+# withheld; **not tested** when the runs are missing. The Holm column adjusts the comparisons of
+# each claim for multiplicity (Holm's step-down method at 5%).
 
 # %% tags=["hide-input"]
-results = pd.DataFrame(claims(rows, main["name"]))
+results = pd.DataFrame(claims(rows, main, mnist))
 summary = claim_summary(results.to_dict("records"))
 for cid, s in summary.items():
     glue(f"verdict_{cid}", s["verdict"], display=False)
-table = pd.DataFrame([{"claim": cid, "statement": results[results.claim == cid].statement.iloc[0],
-                       "verdict": s["verdict"],
-                       "comparisons": ", ".join(f"{n} {v}" for v, n in s["counts"].items())}
+table = pd.DataFrame([{"claim": cid, "statement": s["statement"], "paper": s["source"], "verdict": s["verdict"],
+                       "Holm-adjusted": s["verdict_holm"],
+                       "comparisons": ", ".join(f"{n} {v}" for v, n in s["counts"].items()),
+                       "point estimates in the paper's direction": (f"{s['agree']} of {s['measured']}"
+                                                                      if s["measured"] else "-")}
                       for cid, s in summary.items()])
 table.style.hide(axis="index")
 
+# %% tags=["hide-input"]
+decisive = [c for c, s in summary.items() if s["verdict"] in ("reproduced", "contradicted", "mixed",
+                                                                 "partly reproduced", "partly contradicted")]
+n_seeds = int(df.seed.nunique()) if len(df) else 0
+if not len(df):
+    sentence = "No run of this profile is finished yet, so no claim is tested."
+elif n_seeds < 2:
+    sentence = (f"With {n_seeds} seed, no comparison can be decided (a single seed has no interval); the point "
+                f"estimates lean the paper's way in {sum(s['agree'] for s in summary.values())} of "
+                f"{sum(s['measured'] for s in summary.values())} measured comparisons.")
+else:
+    sentence = (f"Over {n_seeds} seeds: " + "; ".join(f"{c} {summary[c]['verdict']}" for c in summary) + ".")
+glue("summary_sentence", sentence, display=False)
+display(Markdown(sentence))
+
 # %% [markdown]
-# In one line each: C1 {glue:text}`verdict_C1`, C2 {glue:text}`verdict_C2`, C3 {glue:text}`verdict_C3`,
-# C4 {glue:text}`verdict_C4`, C5 {glue:text}`verdict_C5`, C6 {glue:text}`verdict_C6`.
-# C6 needs the CIFAR-10H human labels, so it is "not tested" on any other dataset.
+# ### Every comparison
+#
+# The paired difference a − b over seeds (mean, 95% interval, the per-seed values), the two-sided
+# paired t-test's p-value and its Holm adjustment within the claim.
 
 # %% tags=["hide-input"]
-detail = results[["claim", "comparison", "metric", "direction", "mean", "low", "high", "n", "verdict"]].copy()
-detail.style.format({"mean": "{:+.4f}", "low": "{:+.4f}", "high": "{:+.4f}"}, na_rep="-").hide(axis="index")
+detail = results[["claim", "comparison", "direction", "mean", "low", "high", "n", "p", "p_holm", "verdict",
+                  "verdict_holm"]].copy()
+detail["per seed"] = [", ".join(f"{v:+.3f}" for v in x) for x in results.per_seed]
+detail["withheld because"] = ["; ".join(x) for x in results.failed_preconditions]
+detail.style.format({"mean": "{:+.3f}", "low": "{:+.3f}", "high": "{:+.3f}", "p": "{:.3f}", "p_holm": "{:.3f}"},
+                    na_rep="-").hide(axis="index")
+
+# %% tags=["hide-input"]
+shown = results[results.n > 0].reset_index(drop=True)
+if len(shown):
+    colors = {"reproduced": "#2a9d8f", "contradicted": "#e76f51", "inconclusive": "#8d99ae",
+              "precondition failed": "#bbbbbb", "not tested": "#dddddd"}
+    fig, ax = plt.subplots(figsize=(8.5, 0.32 * len(shown) + 1.4))
+    y = np.arange(len(shown))[::-1]
+    for yi, (_, r) in zip(y, shown.iterrows()):
+        sign = r["sign"]
+        c = colors[r["verdict"]]
+        if np.isfinite(r["low"]) and np.isfinite(r["high"]):
+            ax.plot([sign * r["low"], sign * r["high"]], [yi, yi], color=c, lw=2)
+        ax.scatter([sign * v for v in r["per_seed"]], [yi] * len(r["per_seed"]), s=10, color="black", zorder=3)
+        ax.scatter([sign * r["mean"]], [yi], s=40, color=c, edgecolor="black", zorder=4)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(y, [f"{r.claim}: {r.comparison}" for r in shown.itertuples()], fontsize=8)
+    ax.set_xlabel("paired difference, signed so that > 0 is the paper's direction (dots: seeds)")
+    span = max(1e-3, np.nanmax(np.abs(np.concatenate([np.asarray(v, float) for v in shown.per_seed]))))
+    ax.set_xlim(-1.15 * span, 1.15 * span)
+    ax.text(0.99, 1.01, "paper's direction →", transform=ax.transAxes, ha="right", va="bottom", fontsize=8)
+    handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=v) for v, c in colors.items()
+               if v in set(shown.verdict)]
+    ax.legend(handles=handles, fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=3, frameon=False)
+    fig.tight_layout()
+    glue("fig_comparisons", fig, display=False)
+    plt.show()
 
 # %% [markdown]
 # ## Teachers and students (the paper's Table 1)
 #
-# Mean ± half-width of the 95% interval over seeds, beside the paper's single-seed values on CIFAR-10.
+# Mean ± half-width of the 95% interval over seeds (the seeds column counts them; one seed has no
+# interval), beside the paper's single-seed values on CIFAR-10. "KL human" is the mean over test
+# images of KL(human ‖ model) against CIFAR-10H; "-" where the dataset has no human labels.
 
 # %% tags=["hide-input"]
-teachers = df[(df.kind == "teacher") & (df.model == "resnet18") & (df.dataset == main["name"])]
-students = df[(df.kind == "student") & (df.regime == "none") & (df.alpha == 0.5) & (df.teacher_model == "resnet18")]
-lines = []
-for r in REGIMES:
-    line = {"teacher regime": r}
-    for who, sel in (("teacher", teachers[teachers.regime == r]),
-                     ("lenet", students[(students.model == "lenet") & (students.teacher_regime == r)]),
-                     ("alexnet", students[(students.model == "alexnet") & (students.teacher_regime == r)])):
-        line[f"{who} acc"] = fmt_ci(sel.accuracy)
-        line[f"{who} acc (paper)"] = paper["table1"][who][r]["accuracy"]
-        line[f"{who} ECE"] = fmt_ci(sel.ece)
-        line[f"{who} ECE (paper)"] = paper["table1"][who][r]["ece"]
-        line[f"{who} KL human"] = fmt_ci(sel.kl_to_human)
-        line[f"{who} KL human (paper)"] = paper["table1"][who][r]["kld"]
-    lines.append(line)
-table1 = pd.DataFrame(lines)
-for r, line in zip(REGIMES, lines):
-    glue(f"teacher_acc_{r}", line["teacher acc"], display=False)
-table1.style.format(precision=3).hide(axis="index")
+teachers = df[(df.kind == "teacher") & (df.model == "resnet18") & (df.dataset == main)] if len(df) else df
+students = (df[(df.kind == "student") & (df.regime == "none") & (df.alpha == 0.5) & (df.teacher_model == "resnet18")]
+            if len(df) else df)
+
+
+def table1(who, sel_fn):
+    lines = []
+    for r in REGIMES:
+        sel = sel_fn(r)
+        p = paper["table1"][who][r]
+        lines.append({"teacher regime": REGIME_NAMES[r], "seeds": len(sel),
+                      "accuracy": fmt_ci(sel.accuracy) if len(sel) else "-", "accuracy (paper)": f"{p['accuracy']:.3f}",
+                      "ECE": fmt_ci(sel.ece) if len(sel) else "-", "ECE (paper)": f"{p['ece']:.3f}",
+                      "KL human": fmt_ci(sel.kl_to_human) if len(sel) else "-", "KL human (paper)": f"{p['kld']:.3f}"})
+    return pd.DataFrame(lines)
+
+
+t1 = {}
+for who, fn in (("teacher", lambda r: teachers[teachers.regime == r] if len(teachers) else teachers),
+                ("lenet", lambda r: students[(students.model == "lenet") & (students.teacher_regime == r)]
+                 if len(students) else students),
+                ("alexnet", lambda r: students[(students.model == "alexnet") & (students.teacher_regime == r)]
+                 if len(students) else students)):
+    t1[who] = table1(who, fn)
+for r, line in zip(REGIMES, t1["teacher"].to_dict("records")):
+    glue(f"teacher_acc_{r}", line["accuracy"], display=False)
+display(Markdown("**Table 1a.** ResNet-18 teachers"))
+display(t1["teacher"].style.hide(axis="index"))
+display(Markdown("**Table 1b.** LeNet students, by teacher regime"))
+display(t1["lenet"].style.hide(axis="index"))
+display(Markdown("**Table 1c.** AlexNet students, by teacher regime"))
+display(t1["alexnet"].style.hide(axis="index"))
 
 # %% [markdown]
-# The teacher trained without augmentation reaches {glue:text}`teacher_acc_none` and the flip+crop
-# teacher {glue:text}`teacher_acc_flipcrop` in this profile (accuracy on the test split).
-# "KL human" is the mean over images of KL(human ‖ model) on CIFAR-10H; "-" where the dataset has
-# no human labels.
+# The plain teacher reaches {glue:text}`teacher_acc_none` and the flip+crop teacher
+# {glue:text}`teacher_acc_flipcrop` on the test split here.
 #
 # ### No-teacher reference
 #
@@ -132,40 +239,71 @@ table1.style.format(precision=3).hide(axis="index")
 # whether distillation helps at all.
 
 # %% tags=["hide-input"]
-alone = df[(df.kind == "student") & (df.alpha == 0.0) & (df.dataset == main["name"])]
 ref = []
-for model in ("lenet", "alexnet"):
-    for r in REGIMES:
-        sel = alone[(alone.model == model) & (alone.regime == r)]
-        distilled = students[(students.model == model) & (students.teacher_regime == "none")] if r == "none" else \
-            df[(df.kind == "student") & (df.model == model) & (df.regime == r) & (df.teacher_regime == "none")]
-        if len(sel):
-            ref.append({"student": model, "student regime": r, "alone (alpha=0)": fmt_ci(sel.accuracy),
-                        "distilled from the plain teacher": fmt_ci(distilled.accuracy)})
-pd.DataFrame(ref).style.hide(axis="index")
-
-# %% [markdown]
-# ## Figure 1: teachers improve, students do not follow
+if len(df):
+    alone = df[(df.kind == "student") & (df.alpha == 0.0) & (df.dataset == main)]
+    for model in ("lenet", "alexnet"):
+        for r in REGIMES:
+            sel = alone[(alone.model == model) & (alone.regime == r)]
+            dist = df[(df.kind == "student") & (df.model == model) & (df.regime == r) & (df.alpha == 0.5)
+                      & (df.teacher_regime == "none") & (df.dataset == main)]
+            if len(sel) or len(dist):
+                ref.append({"student": MODEL_NAMES[model], "student regime": REGIME_NAMES[r], "seeds": len(sel),
+                            "alone (α = 0)": fmt_ci(sel.accuracy) if len(sel) else "-",
+                            "distilled from the plain teacher": fmt_ci(dist.accuracy) if len(dist) else "-"})
+if ref:
+    display(pd.DataFrame(ref).style.hide(axis="index"))
+else:
+    display(Markdown("No α = 0 student is finished yet: distillation cannot be judged against training alone."))
 
 # %% tags=["hide-input"]
-fig, ax = plt.subplots(figsize=(8, 3.6))
-width = 0.26
-for i, (who, sel_fn) in enumerate((("ResNet-18 teacher", lambda r: teachers[teachers.regime == r]),
-                                   ("LeNet student", lambda r: students[(students.model == "lenet") & (students.teacher_regime == r)]),
-                                   ("AlexNet student", lambda r: students[(students.model == "alexnet") & (students.teacher_regime == r)]))):
-    means, errs = [], []
-    for r in REGIMES:
-        m, h, n = mean_ci(sel_fn(r).accuracy)
-        means.append(m)
-        errs.append(0 if not np.isfinite(h) else h)
-    x = np.arange(len(REGIMES)) + (i - 1) * width
-    ax.bar(x, means, width, yerr=errs, capsize=3, label=who, color=[regime_color(r) for r in REGIMES],
-           alpha=[1.0, 0.65, 0.35][i], edgecolor="black", linewidth=0.5)
-    for xi, m in zip(x, means):
-        ax.text(xi, 0.02, who.split()[0][0], ha="center", fontsize=7, color="white")
-ax.set_xticks(np.arange(len(REGIMES)), ["none", "flip+crop", "Cutout", "Mixup", "CutMix"])
-ax.set_ylabel(f"test accuracy ({main['name']})")
-ax.set_ylim(0, 1)
-ax.set_title("Teacher (R), LeNet (L) and AlexNet (A) students by teacher regime; bars: 95% CI over seeds")
-fig.tight_layout()
-glue("fig_overview", fig, display=False)
+def accuracy_by_regime(fn):
+    return {r: list(fn(r).accuracy) if len(df) else [] for r in REGIMES}
+
+
+groups = {"ResNet-18 teacher": accuracy_by_regime(lambda r: teachers[teachers.regime == r]),
+          "LeNet student": accuracy_by_regime(lambda r: students[(students.model == "lenet")
+                                                                 & (students.teacher_regime == r)]),
+          "AlexNet student": accuracy_by_regime(lambda r: students[(students.model == "alexnet")
+                                                                   & (students.teacher_regime == r)])}
+
+
+def trend(values):
+    base = np.mean(values["none"]) if values["none"] else math.nan
+    better = [r for r in REGIMES[1:] if values[r] and np.mean(values[r]) > base]
+    worse = [r for r in REGIMES[1:] if values[r] and np.mean(values[r]) <= base]
+    return better, worse
+
+
+tb, tw = trend(groups["ResNet-18 teacher"])
+lb, lw = trend(groups["LeNet student"])
+title = (f"Figure 1: {len(tb)} of {len(tb) + len(tw)} augmented teachers beat the plain one; "
+         f"{len(lw)} of {len(lb) + len(lw)} of their LeNet students fall below the plain teacher's"
+         if tb or tw else "Figure 1: teachers and students by teacher regime")
+glue("figure1_title", title, display=False)
+display(Markdown(f"**{title}**"))
+
+# %% tags=["hide-input"]
+if len(df):
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
+    for ax, (who, values) in zip(axes, groups.items()):
+        for k, r in enumerate(REGIMES):
+            v = values[r]
+            if not v:
+                continue
+            m, h, n = mean_ci(v)
+            ax.bar(k, m, 0.7, color=regime_color(r), edgecolor="black", linewidth=0.5, label=REGIME_NAMES[r])
+            if np.isfinite(h):
+                ax.errorbar(k, m, yerr=h, color="black", capsize=3)
+            ax.scatter([k] * len(v), v, s=12, color="black", zorder=3)
+        allv = [x for v in values.values() for x in v]
+        if allv:
+            lo, hi = min(allv), max(allv)
+            pad = max(0.02, (hi - lo) * 0.6)
+            ax.set_ylim(max(0, lo - pad), min(1, hi + pad))
+        ax.set_xticks(range(len(REGIMES)), [REGIME_NAMES[r] for r in REGIMES], rotation=30, fontsize=9)
+        ax.set_title(who, fontsize=10)
+        ax.set_ylabel(f"test accuracy ({DATASET_NAMES.get(main, main)})" if ax is axes[0] else "")
+    fig.suptitle("Bars: mean over seeds; dots: seeds; whiskers: 95% interval (two seeds or more)", fontsize=9)
+    fig.tight_layout()
+    plt.show()

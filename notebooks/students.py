@@ -32,6 +32,7 @@ runs = None
 device = "auto"
 progress = False
 grid = None
+train = True  # False: show the finished runs (committed records included) and list the missing ones; train nothing
 
 # %%
 from kdlib.report import notebook_params
@@ -41,19 +42,31 @@ params = notebook_params("students", globals())
 # %%
 from IPython.display import Markdown, display
 
-from kdlib.grid import run_task
-from kdlib.report import history_figure, metrics_table
+from kdlib.grid import run_task, task_status
+from kdlib.report import history_figure, metrics_table, missing_table, provenance_table, run_location
 
 keys = ("profile", "dataset", "teacher_model", "teacher_regime", "students", "regime", "temperature", "alpha")
-done = run_task({"kind": "students", **{k: params[k] for k in keys}}, runs=runs, device=device,
-                progress=progress, grid_path=grid, seeds=seeds)
+task = {"kind": "students", **{k: params[k] for k in keys}}
+if train:
+    done, missing = run_task(task, runs=runs, device=device, progress=progress, grid_path=grid, seeds=seeds), []
+else:
+    done, missing = task_status(task, runs=runs, grid_path=grid, seeds=seeds)
 source = f"teacher {teacher_model} / `{teacher_regime}`" if alpha > 0 else "no teacher (alpha = 0)"
 display(Markdown(f"Students {students} with regime `{regime}`, T = {temperature:g}, alpha = {alpha:g}, from "
-                 f"{source}; profile `{profile}`, {len(done)} runs."))
+                 f"{source}; profile `{profile}`, {len(done)} finished runs: "
+                 + ", ".join(run_location(r) for r in done)))
+if missing:
+    display(missing_table(missing, profile))
 
 # %%
-fig = history_figure(done, title=f"students <- {teacher_regime if alpha > 0 else 'no teacher'} / {regime}")
+if done:
+    fig = history_figure(done, title=f"students <- {teacher_regime if alpha > 0 else 'no teacher'} / {regime}")
 
 # %%
-table = metrics_table(done)
-table
+metrics_table(done) if done else None
+
+# %% [markdown]
+# ## Provenance
+
+# %%
+provenance_table(done) if done else None

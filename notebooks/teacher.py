@@ -27,6 +27,7 @@ runs = None
 device = "auto"
 progress = False
 grid = None
+train = True  # False: show the finished runs (committed records included) and list the missing ones; train nothing
 
 # %%
 from kdlib.report import notebook_params
@@ -36,26 +37,30 @@ params = notebook_params("teacher", globals())
 # %%
 from IPython.display import Markdown, display
 
-from kdlib.grid import run_task
-from kdlib.report import history_figure, metrics_table
+from kdlib.grid import run_task, task_status
+from kdlib.report import history_figure, metrics_table, missing_table, provenance_table, run_location
 
-done = run_task({"kind": "teacher", **{k: params[k] for k in ("profile", "dataset", "model", "regime")}},
-                runs=runs, device=device, progress=progress, grid_path=grid, seeds=seeds)
-display(Markdown(f"**{model}**, regime `{done[0].config['augment']}`, dataset "
-                 f"`{done[0].config['dataset']['name']}`, profile `{profile}`, seeds "
-                 f"{[r.config['seed'] for r in done]}; run folders: "
-                 + ", ".join(f"`{r.folder}`" for r in done)))
-
-# %%
-fig = history_figure(done, title=f"teacher {model} / {regime}")
-
-# %%
-table = metrics_table(done)
-table
+task = {"kind": "teacher", **{k: params[k] for k in ("profile", "dataset", "model", "regime")}}
+if train:
+    done, missing = run_task(task, runs=runs, device=device, progress=progress, grid_path=grid, seeds=seeds), []
+else:
+    done, missing = task_status(task, runs=runs, grid_path=grid, seeds=seeds)
+if done:
+    display(Markdown(f"**{model}**, regime `{done[0].config['augment']}`, dataset "
+                     f"`{done[0].config['dataset']['name']}`, profile `{profile}`, seeds "
+                     f"{[r.config['seed'] for r in done]}; runs: " + ", ".join(run_location(r) for r in done)))
+if missing:
+    display(missing_table(missing, profile))
 
 # %%
-import json
+if done:
+    fig = history_figure(done, title=f"teacher {model} / {regime}")
 
-prov = done[0].read_json("provenance.json")
-print(json.dumps({k: prov[k] for k in ("git_commit", "git_dirty", "versions", "device", "device_name",
-                                       "datasets", "wall_seconds")}, indent=1))
+# %%
+metrics_table(done) if done else None
+
+# %% [markdown]
+# ## Provenance
+
+# %%
+provenance_table(done) if done else None
