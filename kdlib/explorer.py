@@ -16,7 +16,7 @@ import uuid
 
 import numpy as np
 
-__all__ = ["project", "thumbnails", "static_explorer", "live_explorer", "show_plotly"]
+__all__ = ["project", "thumbnails", "static_explorer", "live_explorer", "show_plotly", "disagreement_tabs"]
 
 
 def project(embeddings: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
@@ -95,15 +95,22 @@ def static_explorer(models: dict, images: np.ndarray, labels: np.ndarray, classe
         start = sum(per_model[:mi])
         visible[start:start + per_model[mi]] = [True] * per_model[mi]
         buttons.append({"label": name, "method": "update", "args": [{"visible": visible}, {"title": name}]})
-    fig.update_layout(title=names[0] if names else "", height=520, margin={"l": 10, "r": 10, "t": 60, "b": 10},
-                      updatemenus=[{"buttons": buttons, "x": 0, "y": 1.12, "xanchor": "left"}],
-                      xaxis={"visible": False}, yaxis={"visible": False}, legend={"itemsizing": "constant"})
+    # the menu names the model shown (no separate title for it to cover); the chart fills its column
+    for b in buttons:
+        b["method"], b["args"] = "restyle", [b["args"][0]]
+    fig.update_layout(height=480, autosize=True, margin={"l": 10, "r": 10, "t": 48, "b": 10},
+                      updatemenus=[{"buttons": buttons, "x": 0, "y": 1.0, "xanchor": "left", "yanchor": "bottom",
+                                    "pad": {"b": 6}, "showactive": True}],
+                      xaxis={"visible": False}, yaxis={"visible": False},
+                      legend={"itemsizing": "constant", "title": {"text": "class"}})
     div_id = f"kd-explorer-{uuid.uuid4().hex[:8]}"
-    fig_html = fig.to_html(include_plotlyjs=False, full_html=False, div_id=div_id)
-    side = (f'<div style="display:flex;gap:12px;align-items:flex-start">'
-            f'<div style="flex:1;min-width:0">{fig_html}</div>'
-            f'<div style="width:140px"><img id="{div_id}-img" alt="hovered image" '
-            f'style="width:120px;image-rendering:pixelated;border:1px solid #ccc" src="{thumbs[0]}">'
+    fig_html = fig.to_html(include_plotlyjs=False, full_html=False, div_id=div_id, default_width="100%",
+                           config={"responsive": True, "displaylogo": False})
+    side = (f'<div class="kd-explorer" style="display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start;'
+            f'max-width:100%">'
+            f'<div style="flex:1 1 360px;min-width:0;max-width:100%">{fig_html}</div>'
+            f'<div style="flex:0 0 150px;width:150px"><img id="{div_id}-img" alt="hovered image" '
+            f'style="width:128px;image-rendering:pixelated;border:1px solid #ccc" src="{thumbs[0]}">'
             f'<div id="{div_id}-txt" style="font-size:12px">hover a point</div></div></div>')
     script = ("<script>(function(){var thumbs=" + json.dumps(thumbs) + ";var gd=document.getElementById('"
               + div_id + "');function hook(){if(!gd||!gd.on){return setTimeout(hook,100);}"
@@ -183,8 +190,17 @@ def _hover_explorer(models, images, labels, classes, embeddings, human):
     classes_w = W.SelectMultiple(options=[(c, i) for i, c in enumerate(classes)],
                                  value=tuple(range(min(4, len(classes)))), description="classes", rows=5)
     proj_w = W.ToggleButtons(options=["pca", "tsne"], value="pca", description="projection")
-    fig = go.FigureWidget(layout={"height": 420, "margin": {"l": 10, "r": 10, "t": 30, "b": 10}})
     info_w = W.HTML("hover or click a point")
+
+    def traces():
+        keep = np.flatnonzero(np.isin(labels, list(classes_w.value)))
+        coords = project(embeddings[model_w.value][keep], proj_w.value)
+        return [go.Scatter(x=coords[labels[keep] == c, 0], y=coords[labels[keep] == c, 1], mode="markers",
+                           name=classes[c], customdata=keep[labels[keep] == c], marker={"size": 6})
+                for c in classes_w.value]
+
+    # created with its data, so a saved notebook reopens with the plot drawn
+    fig = go.FigureWidget(data=traces(), layout={"height": 420, "margin": {"l": 10, "r": 10, "t": 30, "b": 10}})
 
     def point(trace, points, _state=None):
         if not points.point_inds:
@@ -196,20 +212,57 @@ def _hover_explorer(models, images, labels, classes, embeddings, human):
             text += f"<br>humans: {_fmt_dist(human[i], classes)}"
         info_w.value = text
 
-    def redraw(*_):
-        keep = np.flatnonzero(np.isin(labels, list(classes_w.value)))
-        coords = project(embeddings[model_w.value][keep], proj_w.value)
-        with fig.batch_update():
-            fig.data = []
-            for c in classes_w.value:
-                sel = labels[keep] == c
-                fig.add_scatter(x=coords[sel, 0], y=coords[sel, 1], mode="markers", name=classes[c],
-                                customdata=keep[sel], marker={"size": 6})
+    def hook():
         for trace in fig.data:
             trace.on_hover(point)
             trace.on_click(point)
 
+    def redraw(*_):
+        new = traces()
+        with fig.batch_update():
+            fig.data = []
+            for t in new:
+                fig.add_trace(t)
+        hook()
+
     for w in (model_w, classes_w, proj_w):
         w.observe(redraw, names="value")
-    redraw()
+    hook()
     return W.VBox([W.HBox([model_w, proj_w]), classes_w, W.HBox([fig, info_w])])
+
+
+def disagreement_tabs(models: dict, images: np.ndarray, labels: np.ndarray, classes: list, human=None, k: int = 8):
+    """An ipywidgets ``Tab``, one page per model, each showing the ``k`` images on which the model and the
+    humans disagree most (KL(human ‖ model)), or, without human labels, its ``k`` most confident mistakes.
+    Switching tabs needs no kernel, so it works in the static book."""
+    import ipywidgets as W
+
+    from .metrics import MIN_PROB
+
+    thumbs = thumbnails(images)
+    pages, names = [], []
+    for name, m in models.items():
+        p = np.asarray(m["probs"], dtype=np.float64)
+        if human is not None:
+            h = np.asarray(human, dtype=np.float64)
+            score = np.sum(np.where(h > 0, h * (np.log(np.clip(h, MIN_PROB, None)) - np.log(np.clip(p, MIN_PROB, None))),
+                                    0.0), axis=1)
+            what = "KL(human ‖ model)"
+        else:
+            wrong = p.argmax(1) != labels
+            score = np.where(wrong, p.max(1), -1.0)
+            what = "confidence of the mistake"
+        order = np.argsort(score)[::-1][:k]
+        cells = []
+        for i in order:
+            text = (f"<b>{html.escape(classes[labels[i]])}</b><br>model: {_fmt_dist(p[i], classes, 2)}"
+                    + (f"<br>humans: {_fmt_dist(human[i], classes, 2)}" if human is not None else "")
+                    + f"<br>{what}: {score[i]:.2f}")
+            cells.append(f'<div style="width:150px;font-size:11px"><img src="{thumbs[i]}" width="96" '
+                         f'style="image-rendering:pixelated"><br>{text}</div>')
+        pages.append(W.HTML('<div style="display:flex;flex-wrap:wrap;gap:8px">' + "".join(cells) + "</div>"))
+        names.append(name)
+    tab = W.Tab(children=pages)
+    for i, name in enumerate(names):
+        tab.set_title(i, name)
+    return tab

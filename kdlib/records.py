@@ -35,6 +35,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -172,7 +173,7 @@ def _load_npz(data: bytes, where: Path) -> dict:
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
-    except (ValueError, OSError, EOFError, KeyError) as err:
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as err:
         raise RecordError(f"{where} is not a readable .npz without pickles ({err}); export the record again") from None
 
 
@@ -217,6 +218,17 @@ class _Candidate:
         if not (f / DONE).is_file():
             raise RecordError(f"{f} is not a finished run (no {DONE} marker); finish it first "
                               f"(python -m kdlib grid --profile {self.profile})")
+        manifest_path = f / MANIFEST
+        self.source = None
+        if manifest_path.is_file():  # checked first: any edit after export is named as such
+            manifest = _read_json(manifest_path, "its manifest")
+            for name, digest in (manifest.get("files") or {}).items():
+                if not (f / name).is_file():
+                    raise RecordError(f"{manifest_path} lists {name}, which the record lacks")
+                if _sha256((f / name).read_bytes()) != digest:
+                    raise RecordError(f"{f / name} does not match the checksum in {MANIFEST}: the record was altered "
+                                      f"after it was exported; it is refused (export it again from the run store)")
+            self.source = manifest.get("source")
         self.config = _read_json(f / "config.json", "its config")
         if not isinstance(self.config, dict) or self.config.get("kind") != self.kind:
             raise RecordError(f"{f / 'config.json'} is not a {self.kind} config (kind "
@@ -247,18 +259,6 @@ class _Candidate:
         for name in ("config.json", "history.csv", "metrics.json", "provenance.json", DONE):
             self.files[name] = (f / name).read_bytes()
         self.files[COMPACT_PREDICTIONS] = pred
-        manifest_path = f / MANIFEST
-        if manifest_path.is_file():
-            manifest = _read_json(manifest_path, "its manifest")
-            for name, digest in (manifest.get("files") or {}).items():
-                if name not in self.files:
-                    raise RecordError(f"{manifest_path} lists {name}, which the record lacks")
-                if _sha256(self.files[name]) != digest:
-                    raise RecordError(f"{f / name} does not match the checksum in {MANIFEST}: the record was altered "
-                                      f"after it was exported; it is refused (export it again from the run store)")
-            self.source = manifest.get("source")
-        else:
-            self.source = None
         known = set(RECORD_FILES) | HEAVY | {MANIFEST, "failure.json"}
         self.ignored = sorted(p.name for p in f.iterdir() if p.name not in known and not p.name.endswith(".tmp"))
         size = sum(len(b) for b in self.files.values())

@@ -421,3 +421,52 @@ def load_predictions(store: RunStore, run_id_: str) -> dict:
 
 
 __all__ += ["fmt_ci", "select", "distilled", "load_predictions"]
+
+
+def test_view(store: RunStore, spec: dict, need_images: bool = True) -> dict:
+    """What chapters need of the profile's test split, from the data when they are here, else from the
+    dataset sidecar committed with the records (``results/<profile>/datasets/``).
+
+    Keys: ``labels``, ``indices`` (original test indices), ``classes``, ``human`` (CIFAR-10H rows in the
+    same order, or None), ``images`` (uint8, N×H×W×C) with ``image_rows`` (their rows in the split:
+    every row from the data, the explorer subset from the sidecar; None when neither is here),
+    ``source`` ('data' or 'sidecar' or None).
+    """
+    from .data import CLASSES, DataError, human_labels_for, load_human_labels
+    from .pipeline import split_of
+    from .records import read_dataset_sidecar
+
+    out = {"classes": CLASSES[spec["name"]], "human": None, "images": None, "image_rows": None, "source": None}
+    try:
+        test = split_of(spec, "test", "test_subset")
+    except (DataError, FileNotFoundError, ValueError):
+        test = None
+    if test is not None:
+        out.update(labels=test.labels.astype(np.int64), indices=test.indices.astype(np.int64), source="data")
+        if need_images:
+            out["images"], out["image_rows"] = test.images, np.arange(len(test.labels))
+        if spec["name"] == "cifar10":
+            try:
+                out["human"] = human_labels_for(test, load_human_labels())
+            except (DataError, ValueError):
+                pass
+    side = read_dataset_sidecar(store.results, store.profile, spec["name"]) if store.results is not None else None
+    if side is not None and (test is None or (out["human"] is None and "human" in side)):
+        if test is None:
+            out.update(labels=side["labels"], indices=side["indices"], source="sidecar")
+            if need_images:
+                out["images"], out["image_rows"] = side["images"], side["image_index"].astype(np.int64)
+        if "human" in side and np.array_equal(side["indices"], out["indices"]):
+            out["human"] = side["human"]
+    if "labels" not in out:
+        out.update(labels=None, indices=None)
+    return out
+
+
+def align(pred: dict, view: dict, key: str = "test_probs"):
+    """Rows of ``pred[key]`` reordered to the view's test order (joined on the original indices)."""
+    pos = {int(i): k for k, i in enumerate(pred["test_indices"])}
+    return pred[key][[pos[int(i)] for i in view["indices"]]]
+
+
+__all__ += ["test_view", "align"]

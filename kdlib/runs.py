@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -130,7 +131,7 @@ class Run:
         except FileNotFoundError:
             raise FileNotFoundError(f"run {self.folder} has no predictions ({FULL_PREDICTIONS} or "
                                     f"{COMPACT_PREDICTIONS}); it is not a finished run") from None
-        except (ValueError, OSError, EOFError) as err:
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
             raise ValueError(f"{self.folder / name} is unreadable ({err}); delete the run folder and train it "
                              f"again, or import the record again") from None
         out = {}

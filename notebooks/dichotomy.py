@@ -23,6 +23,7 @@
 # %% tags=["parameters", "hide-input"]
 profile = "quick"
 runs = None
+part = "II"
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
@@ -32,22 +33,26 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 from sklearn.manifold import TSNE
 
-from kdlib.data import CLASSES
 from kdlib.grid import load_grid, resolve_dataset
 from kdlib.metrics import mean_confusion, reliability_curve
-from kdlib.report import regime_color
-from kdlib.results import REGIMES, collect, distilled, fmt_ci, load_predictions, paper_tables, select
+from kdlib.report import REGIME_NAMES, part_header, regime_color
+from kdlib.results import REGIMES, align, collect, distilled, fmt_ci, load_predictions, paper_tables, select, test_view
 from kdlib.runs import RunStore
 
 store = RunStore(runs, profile)
 rows = collect(store)
-main = resolve_dataset(load_grid(), profile, "main")["name"]
-classes = CLASSES[main]
+spec = resolve_dataset(load_grid(), profile, "main")
+main = spec["name"]
+view = test_view(store, spec, need_images=False)
+classes = view["classes"]
 paper = paper_tables()
 teachers = {r: select(rows, kind="teacher", model="resnet18", dataset=main, regime=r) for r in REGIMES}
 seed0 = {r: next((t for t in ts if t["seed"] == min(x["seed"] for x in ts)), None) for r, ts in teachers.items()}
 preds = {r: load_predictions(store, t["id"]) for r, t in seed0.items() if t}
-display(Markdown(f"Teachers: ResNet-18 on `{main}`, profile `{profile}`; figures use the first seed, tables all seeds."))
+display(Markdown(part_header(part, profile, rows, main)
+                 + " Figures use each teacher's first seed; tables use every seed."))
+if not preds:
+    display(Markdown(f"No teacher of profile `{profile}` is finished yet; the figures below are empty."))
 
 # %% [markdown]
 # ## Latent space of the teachers (Fig. 4)
@@ -57,19 +62,36 @@ display(Markdown(f"Teachers: ResNet-18 on `{main}`, profile `{profile}`; figures
 
 # %% tags=["hide-input"]
 pick = [1, 2, 3, 9]
-fig, axes = plt.subplots(1, len(preds), figsize=(3.2 * len(preds), 3.2))
-for ax, (r, p) in zip(np.atleast_1d(axes), preds.items()):
-    keep = np.isin(p["test_labels"], pick)
-    emb = TSNE(n_components=2, init="pca", random_state=0, perplexity=30).fit_transform(
-        p["test_embeddings"][keep].astype(np.float32))
-    for c, color in zip(pick, ["tab:orange", "tab:red", "tab:blue", "tab:green"]):
-        sel = p["test_labels"][keep] == c
-        ax.scatter(emb[sel, 0], emb[sel, 1], s=4, color=color, label=classes[c])
-    ax.set_title(r, color=regime_color(r))
-    ax.set_xticks([]), ax.set_yticks([])
-np.atleast_1d(axes)[-1].legend(fontsize=7, markerscale=3)
-fig.suptitle("t-SNE of teacher penultimate features")
-fig.tight_layout()
+# class colours from a palette the regime colours do not use (dark, distinct shapes too)
+CLASS_STYLE = {1: ("#1b1b1b", "o"), 2: ("#e6194b", "^"), 3: ("#0082c8", "s"), 9: ("#f58231", "D")}
+with_emb = {r: p for r, p in preds.items() if "test_embeddings" in p}
+if with_emb:
+    fig, axes = plt.subplots(1, len(with_emb), figsize=(2.9 * len(with_emb) + 1.2, 3.3), squeeze=False)
+    for ax, (r, p) in zip(axes[0], with_emb.items()):
+        rows_ = p["test_embedding_index"]
+        lab = p["test_labels"][rows_]
+        keep = np.isin(lab, pick)
+        x = p["test_embeddings"][keep].astype(np.float32)
+        emb = TSNE(n_components=2, init="pca", random_state=0, perplexity=min(30, max(5, len(x) // 4))).fit_transform(x)
+        for c in pick:
+            sel = lab[keep] == c
+            color, marker = CLASS_STYLE[c]
+            ax.scatter(emb[sel, 0], emb[sel, 1], s=7, color=color, marker=marker, label=classes[c], alpha=0.8)
+        ax.set_title(f"teacher: {REGIME_NAMES[r]}", fontsize=10)
+        ax.set_xticks([]), ax.set_yticks([])
+        for side in ax.spines.values():
+            side.set_edgecolor(regime_color(r))
+            side.set_linewidth(2)
+    axes[0][-1].legend(fontsize=9, markerscale=2, loc="center left", bbox_to_anchor=(1.02, 0.5), title="class")
+    n_pts = int(np.isin(next(iter(with_emb.values()))["test_labels"][next(iter(with_emb.values()))["test_embedding_index"]], pick).sum())
+    fig.suptitle(f"t-SNE of the teachers' penultimate features: {n_pts} test images of four classes", fontsize=10)
+    fig.tight_layout()
+    plt.show()
+else:
+    display(Markdown("**No embeddings in these runs.** The records of this profile keep test probabilities only "
+                     "(the embeddings stayed on the machine that trained them), so the t-SNE cannot be drawn here. "
+                     "Runs exported with `python -m kdlib export` keep the penultimate features of 100 test images "
+                     "per class; the next GPU run of the grid brings them."))
 
 # %% [markdown]
 # ## Class separability (Table 4)
@@ -122,35 +144,40 @@ table5.style.format(precision=3).hide(axis="index")
 # ## Calibration: reliability diagrams (Fig. 5) and ECE (Fig. 7)
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, len(preds), figsize=(3.0 * len(preds), 3.0), sharey=True)
-for ax, (r, p) in zip(np.atleast_1d(axes), preds.items()):
-    curve = reliability_curve(p["test_probs"], p["test_labels"], n_bins=15)
-    filled = curve["count"] > 0
-    centers = (curve["lower"] + curve["upper"]) / 2
-    ax.bar(centers[filled], curve["accuracy"][filled], width=1 / 15, color=regime_color(r), edgecolor="black",
-           linewidth=0.4, label="accuracy")
-    ax.plot([0, 1], [0, 1], "k--", linewidth=0.8)
-    ax.set_title(r)
-    ax.set_xlabel("confidence")
-np.atleast_1d(axes)[0].set_ylabel("accuracy in bin")
-fig.suptitle("Reliability diagrams of the teachers (15 bins)")
-fig.tight_layout()
+if preds:
+    fig, axes = plt.subplots(1, len(preds), figsize=(2.6 * len(preds), 2.9), sharey=True, squeeze=False)
+    for ax, (r, p) in zip(axes[0], preds.items()):
+        curve = reliability_curve(p["test_probs"], p["test_labels"], n_bins=15)
+        filled = curve["count"] > 0
+        centers = (curve["lower"] + curve["upper"]) / 2
+        ax.bar(centers[filled], curve["accuracy"][filled], width=1 / 15, color=regime_color(r), edgecolor="black",
+               linewidth=0.4, label="accuracy in bin")
+        ax.plot([0, 1], [0, 1], "k--", linewidth=0.8, label="perfect calibration")
+        ax.set_title(f"teacher: {REGIME_NAMES[r]}", fontsize=10)
+        ax.set_xlabel("confidence")
+    axes[0][0].set_ylabel("accuracy in bin")
+    axes[0][0].legend(fontsize=7, loc="upper left")
+    fig.suptitle("Reliability diagrams of the teachers (15 bins, first seed)", fontsize=10)
+    fig.tight_layout()
+    plt.show()
 
 # %% tags=["hide-input"]
-fig, ax = plt.subplots(figsize=(7, 3))
-groups = [("teacher", lambda r: teachers[r]), ("LeNet", lambda r: students("lenet", r)),
-          ("AlexNet", lambda r: students("alexnet", r))]
-for i, (who, fn) in enumerate(groups):
-    vals = [[x["ece"] for x in fn(r)] for r in REGIMES]
-    means = [np.mean(v) if v else np.nan for v in vals]
-    ax.bar(np.arange(5) + (i - 1) * 0.27, means, 0.27, color=[regime_color(r) for r in REGIMES],
-           alpha=[1, 0.65, 0.35][i], edgecolor="black", linewidth=0.4, label=who)
-    for k, v in enumerate(vals):
-        ax.scatter([k + (i - 1) * 0.27] * len(v), v, s=6, color="black", zorder=3)
-ax.set_xticks(range(5), REGIMES)
-ax.set_ylabel("ECE (15 bins)")
-ax.set_title("ECE by teacher regime: teacher, LeNet and AlexNet students (dots: seeds)")
+fig, axes = plt.subplots(1, 3, figsize=(9.5, 3), sharey=True)
+groups = [("ResNet-18 teacher", lambda r: teachers[r]), ("LeNet student", lambda r: students("lenet", r)),
+          ("AlexNet student", lambda r: students("alexnet", r))]
+for ax, (who, fn) in zip(axes, groups):
+    for k, r in enumerate(REGIMES):
+        v = [x["ece"] for x in fn(r)]
+        if v:
+            ax.bar(k, np.mean(v), 0.7, color=regime_color(r), edgecolor="black", linewidth=0.4)
+            ax.scatter([k] * len(v), v, s=10, color="black", zorder=3)
+    ax.set_xticks(range(5), [REGIME_NAMES[r] for r in REGIMES], rotation=30, fontsize=9)
+    ax.set_title(who, fontsize=10)
+axes[0].set_ylabel("ECE (15 bins)")
+axes[1].set_xlabel("teacher regime")
+fig.suptitle("ECE by teacher regime (bars: mean over seeds; dots: seeds)", fontsize=10)
 fig.tight_layout()
+plt.show()
 
 # %% [markdown]
 # ## What the teachers confuse: masked mean-confusion matrices
@@ -159,37 +186,50 @@ fig.tight_layout()
 # masked so the off-diagonal structure, the "dark knowledge" a student can learn from, shows.
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, len(preds), figsize=(3.1 * len(preds), 3.1))
-for ax, (r, p) in zip(np.atleast_1d(axes), preds.items()):
-    m = mean_confusion(p["test_probs"], p["test_labels"])
-    np.fill_diagonal(m, np.nan)
-    ax.imshow(m, cmap="viridis")
-    ax.set_title(f"{r} (max {np.nanmax(m):.3f})", fontsize=9)
-    ax.set_xticks([]), ax.set_yticks([])
-fig.suptitle("Masked mean confusion of the teachers (each panel on its own colour scale)")
-fig.tight_layout()
+def matrix_panel(ax, m, title, cmap="viridis"):
+    im = ax.imshow(m, cmap=cmap)
+    ax.set_title(title, fontsize=9)
+    short = [c[:5] for c in classes]
+    ax.set_xticks(range(len(classes)), short, rotation=90, fontsize=6)
+    ax.set_yticks(range(len(classes)), short, fontsize=6)
+    plt.colorbar(im, ax=ax, fraction=0.046, pad=0.03).ax.tick_params(labelsize=6)
+
+
+if preds:
+    n = len(preds)
+    fig, axes = plt.subplots(1, n, figsize=(2.9 * n, 3.0), squeeze=False)
+    for ax, (r, p) in zip(axes[0], preds.items()):
+        m = mean_confusion(p["test_probs"], p["test_labels"])
+        np.fill_diagonal(m, np.nan)
+        matrix_panel(ax, m, f"teacher: {REGIME_NAMES[r]}")
+    axes[0][0].set_ylabel("true class", fontsize=8)
+    fig.supxlabel("mean predicted probability of class", fontsize=8)
+    fig.suptitle("Masked mean confusion of the teachers (each panel on its own colour scale)", fontsize=10)
+    fig.tight_layout()
+    plt.show()
 
 # %% [markdown]
 # ## Human uncertainty (Figs. 3 and 6)
 
 # %% tags=["hide-input"]
-if all("test_human" in p for p in preds.values()) and preds:
+if view["human"] is not None and preds:
     from kdlib.metrics import class_kl_matrix
 
-    human = next(iter(preds.values()))["test_human"]
-    labels = next(iter(preds.values()))["test_labels"]
-    fig, axes = plt.subplots(1, 1 + len(preds), figsize=(3.1 * (1 + len(preds)), 3.1))
+    human, labels = view["human"], view["labels"]
+    n = 1 + len(preds)
+    fig, axes = plt.subplots(1, n, figsize=(2.9 * n, 3.0), squeeze=False)
     hm = mean_confusion(human, labels)
     np.fill_diagonal(hm, np.nan)
-    axes[0].imshow(hm, cmap="viridis")
-    axes[0].set_title("CIFAR-10H, diagonal masked", fontsize=9)
-    for ax, (r, p) in zip(axes[1:], preds.items()):
-        ax.imshow(class_kl_matrix(p["test_probs"], human, labels), cmap="magma")
-        ax.set_title(f"relative KL, {r}", fontsize=9)
-    for ax in axes:
-        ax.set_xticks([]), ax.set_yticks([])
+    matrix_panel(axes[0][0], hm, "CIFAR-10H humans, diagonal masked")
+    for ax, (r, p) in zip(axes[0][1:], preds.items()):
+        matrix_panel(ax, class_kl_matrix(align(p, view), human, labels), f"relative KL: {REGIME_NAMES[r]}", "magma")
+    axes[0][0].set_ylabel("true class", fontsize=8)
+    fig.suptitle("Human confusion (Fig. 3) and the teachers' relative KL to it (Fig. 6)", fontsize=10)
     fig.tight_layout()
+    plt.show()
 else:
-    display(Markdown(f"Not available for `{main}`: CIFAR-10H holds human labels for the CIFAR-10 test set only. "
-                     f"`make book PROFILE=paper` (CIFAR-10, with `cifar10h/` under `$KDLIB_DATA`) draws the human "
-                     f"confidence matrix (Fig. 3) and the relative KL matrices (Fig. 6)."))
+    display(Markdown(f"Not available for `{main}`: CIFAR-10H holds human labels for the CIFAR-10 test set only; "
+                     f"Part I of this book (CIFAR-10) draws the human confidence matrix (Fig. 3) and the relative KL "
+                     f"matrices (Fig. 6)." if main != "cifar10" else
+                     "CIFAR-10H is not here (neither under `$KDLIB_DATA` nor in the records' dataset sidecar), so "
+                     "Figs. 3 and 6 cannot be drawn."))

@@ -19,21 +19,25 @@
 # %% tags=["parameters", "hide-input"]
 profile = "quick"
 runs = None
+part = "II"
 
 # %% tags=["hide-input"]
 import pandas as pd
 from IPython.display import Markdown, display
 
 from kdlib.grid import load_grid, resolve_dataset
+from kdlib.report import part_header
 from kdlib.results import REGIMES, collect, distilled, fmt_ci, paper_tables, select
 from kdlib.runs import RunStore
 
 store = RunStore(runs, profile)
-rows = collect(store)
 grid = load_grid()
+rows = collect(store, grid)
 main = resolve_dataset(grid, profile, "main")["name"]
 mnist = resolve_dataset(grid, profile, "mnist")["name"]
 paper = paper_tables()
+display(Markdown(part_header(part, profile, rows, main) + " Cells read '-' where no run is finished yet (the results "
+                 "chapter lists the missing runs and the commands that fill them)."))
 
 
 def students(model, teacher_regime, regime="none", teacher_model="resnet18", dataset=main):
@@ -59,9 +63,9 @@ if not has_cinic:
         "**CINIC-10 is not present on this machine**, so only the paper's values are shown. Put CINIC-10 "
         "(`train/ valid/ test/` folders or `CINIC-10.tar.gz`) under `$KDLIB_DATA` (or run "
         "`python -c \"from kdlib.data import load_dataset; load_dataset('cinic10', 'test-imagenet', download=True)\"`) "
-        "and rerun `make book PROFILE=paper`: every CIFAR-10 run is then also evaluated on its ImageNet part, "
-        "normalised with CIFAR-10's statistics."))
-pd.DataFrame(lines).style.format(precision=4).hide(axis="index")
+        "on the machine that trains the CIFAR-10 grid: every CIFAR-10 run is then also evaluated on its ImageNet "
+        "part, normalised with CIFAR-10's statistics, and its record carries the result."))
+pd.DataFrame(lines).style.format(precision=3).hide(axis="index")
 
 # %% [markdown]
 # ## MNIST: AlexNet teachers distilled into LeNet (Table 3)
@@ -79,7 +83,7 @@ for r in ("none", "mixup", "cutmix"):
                   "AlexNet loss": fmt_ci(x["nll"] for x in t), "(paper) ": paper["table3"]["teacher"][r]["loss"],
                   "LeNet acc": fmt_ci(x["accuracy"] for x in s), " (paper)": paper["table3"]["lenet"][r]["accuracy"],
                   "LeNet loss": fmt_ci(x["nll"] for x in s), " (paper) ": paper["table3"]["lenet"][r]["loss"]})
-pd.DataFrame(lines).style.format(precision=4).hide(axis="index")
+pd.DataFrame(lines).style.format(precision=3).hide(axis="index")
 
 # %% [markdown]
 # "Loss" is the mean test negative log-likelihood.
@@ -99,7 +103,7 @@ lines = []
 for model in ("lenet", "alexnet"):
     for r in REGIMES:
         lines.append({"student": model, "teacher regime": r, **prf(students(model, r), paper["table6"][model][r])})
-pd.DataFrame(lines).style.format(precision=4).hide(axis="index")
+pd.DataFrame(lines).style.format(precision=3).hide(axis="index")
 
 # %% [markdown]
 # ## All teacher metrics (Table 9)
@@ -110,7 +114,7 @@ pd.DataFrame(lines).style.format(precision=4).hide(axis="index")
 # %% tags=["hide-input"]
 lines = [{"teacher regime": r, **prf(select(rows, kind="teacher", model="resnet18", dataset=main, regime=r),
                                      paper["table9"]["teacher"][r])} for r in REGIMES]
-pd.DataFrame(lines).style.format(precision=4).hide(axis="index")
+pd.DataFrame(lines).style.format(precision=3).hide(axis="index")
 
 # %% [markdown]
 # ## Ablation: augmenting the student instead of the teacher (Table 7)
@@ -127,11 +131,11 @@ for r in REGIMES:
     alone = select(rows, kind="student", model="lenet", alpha=0.0, regime=spec, dataset=main)
     lines.append({"student regime": r, **prf(s, paper["table7"]["lenet"][r]),
                   "alone (alpha=0) accuracy": fmt_ci(x["accuracy"] for x in alone)})
-pd.DataFrame(lines).style.format(precision=4).hide(axis="index")
+pd.DataFrame(lines).style.format(precision=3).hide(axis="index")
 
 # %% [markdown]
 # ## Ablation: teacher and student with the same regime (Table 8)
 
 # %% tags=["hide-input"]
 lines = [{"regime": r, **prf(students("lenet", r, regime=r), paper["table8"]["lenet"][r])} for r in REGIMES]
-pd.DataFrame(lines).style.format(precision=4).hide(axis="index")
+pd.DataFrame(lines).style.format(precision=3).hide(axis="index")

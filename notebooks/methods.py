@@ -32,6 +32,7 @@
 # %% tags=["parameters", "hide-input"]
 profile = "quick"
 runs = None
+part = "II"
 
 # %% [markdown]
 # ## The regimes on real images (the paper's Fig. 2)
@@ -47,39 +48,54 @@ import torch
 from IPython.display import Markdown, display
 
 from kdlib.augment import build_augmentation
-from kdlib.data import NORMALIZATION
+from kdlib.data import CLASSES, NORMALIZATION, DataError
 from kdlib.grid import load_grid, resolve_dataset
 from kdlib.loader import to_device_images
 from kdlib.models import build_model, count_parameters
 from kdlib.pipeline import split_of
+from kdlib.report import DATASET_NAMES, PARTS
+from kdlib.results import test_view
+from kdlib.runs import RunStore
 
 grid = load_grid()
 spec = resolve_dataset(grid, profile, "main")
-train = split_of(spec, "train", "subset")
-mean, std = NORMALIZATION[train.name]
-x = to_device_images(train.images[:8], mean, std)
-y = torch.as_tensor(train.labels[:8])
+display(Markdown(f"**{PARTS[part]}.** Dataset **{DATASET_NAMES.get(spec['name'], spec['name'])}**, profile "
+                 f"`{profile}`."))
+try:
+    train = split_of(spec, "train", "subset")
+    images, labels, source = train.images[:8], train.labels[:8], "training"
+except (DataError, FileNotFoundError):
+    train = None
+    view = test_view(RunStore(runs, profile), spec)
+    images, labels, source = view["images"][:8], view["labels"][view["image_rows"][:8]], "test (from the records)"
+name = spec["name"]
+classes = CLASSES[name]
+mean, std = NORMALIZATION[name]
+x = to_device_images(images, mean, std)
+y = torch.as_tensor(labels)
 regimes = ["none", "flipcrop", "flipcrop+cutout", "flipcrop+mixup", "flipcrop+cutmix(prob=1)"]
-fig, axes = plt.subplots(len(regimes), 8, figsize=(8 * 1.1, len(regimes) * 1.25))
+fig, axes = plt.subplots(len(regimes), 8, figsize=(9.5, len(regimes) * 1.55))
 for row, regime in zip(axes, regimes):
-    out, soft = build_augmentation(regime, train.num_classes)(x, y, generator=torch.Generator().manual_seed(3))
+    out, soft = build_augmentation(regime, len(classes))(x, y, generator=torch.Generator().manual_seed(3))
     img = (out * torch.tensor(std).view(1, -1, 1, 1) + torch.tensor(mean).view(1, -1, 1, 1)).clamp(0, 1)
     for k, ax in enumerate(row):
         ax.imshow(img[k].permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray" if img.shape[1] == 1 else None)
         ax.set_xticks([]), ax.set_yticks([])
         top = soft[k].topk(2)
-        ax.set_xlabel(" / ".join(f"{train.classes[int(i)][:7]} {float(v):.2f}" for v, i in zip(*top) if v > 0.005),
-                      fontsize=5)
-    row[0].set_ylabel(regime.split("(")[0], fontsize=7)
-fig.suptitle(f"Augmentation regimes on {train.name} (labels: soft targets after mixing)")
+        ax.set_xlabel("\n".join(f"{classes[int(i)][:8]} {float(v):.2f}" for v, i in zip(*top) if v > 0.005),
+                      fontsize=7)
+    row[0].set_ylabel(regime.split("(")[0], fontsize=9)
+fig.suptitle(f"Augmentation regimes on eight {DATASET_NAMES.get(name, name)} {source} images "
+             f"(under each: the soft target after mixing)", fontsize=10)
 fig.tight_layout()
+plt.show()
 
 # %% [markdown]
 # ## Models
 
 # %% tags=["hide-input"]
 prof = grid["profiles"][profile]
-image_size = 28 if train.name in ("mnist", "fashion-mnist") else 32
+image_size = 28 if name in ("mnist", "fashion-mnist") else 32
 rows = []
 for name in ("resnet18", "lenet", "alexnet"):
     kwargs = prof["models"].get(name) or {}
@@ -97,5 +113,9 @@ pd.DataFrame(rows).style.hide(axis="index")
 recipes = pd.DataFrame(prof["recipes"]).T
 display(Markdown(f"Profile **{profile}**: {prof['description']} Seeds {prof['seeds']}."))
 display(recipes)
-display(Markdown(f"Training data: `{train.source}` ({len(train)} images, checksum `{train.checksum[:16]}`), "
-                 f"normalised with mean {mean} and std {std}."))
+if train is not None:
+    display(Markdown(f"Training data: `{train.source}` ({len(train)} images, checksum `{train.checksum[:16]}`), "
+                     f"normalised with mean {mean} and std {std}."))
+else:
+    display(Markdown(f"The training data are not on this machine; the records' `provenance.json` name the copy and "
+                     f"its checksum (see the run reports). Normalisation: mean {mean}, std {std}."))

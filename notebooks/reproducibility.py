@@ -22,6 +22,7 @@
 # %% tags=["parameters", "hide-input"]
 profile = "quick"
 runs = None
+part = "II"
 
 # %% tags=["hide-input"]
 import json
@@ -30,9 +31,14 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
+from kdlib.grid import load_grid, resolve_dataset
+from kdlib.report import part_header
+from kdlib.results import collect
 from kdlib.runs import RunStore
 
 store = RunStore(runs, profile)
+display(Markdown(part_header(part, profile, collect(store, include_failed=True),
+                             resolve_dataset(load_grid(), profile, "main")["name"])))
 rows = []
 for run in store.runs():
     prov = run.read_json("provenance.json")
@@ -40,12 +46,12 @@ for run in store.runs():
     rows.append({"kind": cfg["kind"], "model": cfg["model"]["name"], "train s": prov["wall_seconds"]["train"],
                  "total s": prov["wall_seconds"]["total"], "device": prov["device_name"],
                  "torch": prov["versions"]["torch"], "commit": (prov["git_commit"] or "?")[:10],
-                 "dirty": prov["git_dirty"]})
+                 "dirty": prov["git_dirty"], "record": run.record})
 df = pd.DataFrame(rows)
 if len(df):
     display(Markdown(f"{len(df)} runs of profile `{profile}`; devices {sorted(df.device.unique())}, torch "
                      f"{sorted(df.torch.unique())}, commits {sorted(df.commit.unique())}."))
-    display(df.groupby(["kind", "model"])[["train s", "total s"]].agg(["count", "sum", "mean"]).round(1))
+    display(df.groupby(["device", "kind", "model"])[["train s", "total s"]].agg(["count", "sum", "mean"]).round(1))
 else:
     display(Markdown(f"No finished runs in `{store.root / profile}` yet: `python -m kdlib grid --profile {profile}`."))
 
@@ -57,6 +63,8 @@ else:
 
 # %% tags=["hide-input"]
 bench_files = sorted(Path(store.root, "bench").glob("bench-*.json"))
+if store.results is not None:  # benchmarks kept with the records (GPU machines)
+    bench_files += sorted(Path(store.results, profile, "bench").glob("bench-*.json"))
 if not bench_files:
     display(Markdown("No benchmark in the run store yet: run `make bench` (about 2 minutes on a 2-core CPU)."))
 for path in bench_files:

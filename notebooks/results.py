@@ -124,6 +124,10 @@ results = pd.DataFrame(claims(rows, main, mnist))
 summary = claim_summary(results.to_dict("records"))
 for cid, s in summary.items():
     glue(f"verdict_{cid}", s["verdict"], display=False)
+    glue(f"holm_{cid}", s["verdict_holm"], display=False)
+    glue(f"lean_{cid}", f"{s['agree']} of {s['measured']}" if s["measured"] else "-", display=False)
+glue("n_seeds", str(int(df.seed.nunique()) if len(df) else 0), display=False)
+glue("n_runs", str(len(df)), display=False)
 table = pd.DataFrame([{"claim": cid, "statement": s["statement"], "paper": s["source"], "verdict": s["verdict"],
                        "Holm-adjusted": s["verdict_holm"],
                        "comparisons": ", ".join(f"{n} {v}" for v, n in s["counts"].items()),
@@ -187,6 +191,12 @@ if len(shown):
     fig.tight_layout()
     glue("fig_comparisons", fig, display=False)
     plt.show()
+else:  # the front page shows this figure: it always exists
+    fig, ax = plt.subplots(figsize=(6, 1.2))
+    ax.text(0.5, 0.5, "no comparison measured yet", ha="center", va="center")
+    ax.axis("off")
+    glue("fig_comparisons", fig, display=False)
+    plt.close(fig)
 
 # %% [markdown]
 # ## Teachers and students (the paper's Table 1)

@@ -1,0 +1,309 @@
+"""Compact run records: export -> import round trip, refusals of tampered or mismatched records, the
+run store reading records as finished runs, and the committed results/ within budget."""
+import io
+import json
+import shutil
+import tarfile
+
+import numpy as np
+import pytest
+
+import kdlib.pipeline as P
+from kdlib.grid import load_grid, run_grid, student_groups, teacher_configs
+from kdlib.records import (BUDGET, EMBED_PER_CLASS, MANIFEST, RecordError, compact_arrays, embedding_subset,
+                           export_store, import_records, read_dataset_sidecar, run_health)
+from kdlib.results import claims, collect, load_predictions
+from kdlib.runs import COMPACT_PREDICTIONS, REPO, RunStore, run_id
+
+from conftest import CIFAR_JPEG, CIFAR10H, FASHION
+
+HAVE_CIFAR = (CIFAR_JPEG / "test.tar.gz").is_file() and (CIFAR10H / "cifar10h-probs.npy").is_file()
+HAVE_FASHION = (FASHION / "train-images-idx3-ubyte.gz").is_file()
+PROFILE = "cifar-smoke" if HAVE_CIFAR else "smoke"
+needs_data = pytest.mark.skipif(not (HAVE_CIFAR or HAVE_FASHION), reason="neither CIFAR-10 nor Fashion-MNIST here")
+
+
+@pytest.fixture(scope="module")
+def full_store(tmp_path_factory):
+    """A full run store of the CIFAR-smoke profile (E1 + E2, one seed), or of smoke without CIFAR-10."""
+    root = tmp_path_factory.mktemp("store")
+    mp = pytest.MonkeyPatch()
+    if HAVE_CIFAR:
+        mp.setenv("KDLIB_DATA", str(CIFAR_JPEG.parent))
+    P.clear_data_memo()
+    run_grid(PROFILE, runs=root, device="cpu", progress=False, only=["E1", "E2"], seeds=[0], results=None)
+    yield RunStore(root, PROFILE, results=None)
+    P.clear_data_memo()
+    mp.undo()
+
+
+@pytest.fixture
+def exported(full_store, tmp_path):
+    dest = tmp_path / "results"
+    report = export_store(PROFILE, runs=full_store.root, dest=dest)
+    assert report and all(r["status"] == "added" for r in report), report
+    return dest
+
+
+def _record(dest, kind="teacher"):
+    return next((dest / PROFILE / kind).iterdir())
+
+
+# ---------------------------------------------------------------------------- pure pieces
+def test_embedding_subset_is_stratified_fixed_and_nested():
+    labels = np.repeat(np.arange(10), 57)
+    np.random.default_rng(1).shuffle(labels)
+    big = embedding_subset(labels, 20)
+    small = embedding_subset(labels, 8)
+    assert np.bincount(labels[big], minlength=10).tolist() == [20] * 10
+    assert np.bincount(labels[small], minlength=10).tolist() == [8] * 10
+    assert set(small) <= set(big)  # the explorer's images are among the teachers' embeddings
+    assert np.array_equal(big, embedding_subset(labels, 20))  # fixed
+    assert np.array_equal(big, np.sort(big))
+    assert len(embedding_subset(labels[:15], 100)) == 15  # fewer images than asked: all of them
+
+
+def test_compact_arrays_are_half_precision_and_keep_what_chapters_need():
+    rng = np.random.default_rng(0)
+    n = 300
+    labels = np.repeat(np.arange(10), 30)
+    logits = rng.normal(size=(n, 10)).astype(np.float32)
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    full = {"test_probs": probs, "test_logits": logits, "test_labels": labels, "test_indices": np.arange(n) + 5,
+            "test_embeddings": rng.normal(size=(n, 64)).astype(np.float16), "test_human": probs}
+    t = compact_arrays(full, "teacher", per_class=7)
+    s = compact_arrays(full, "student")
+    assert t["test_probs"].dtype == np.float16 and t["test_logits"].dtype == np.float16
+    assert "test_human" not in t and "test_embeddings" not in s  # humans live in the sidecar; students no features
+    assert t["test_embeddings"].shape == (70, 64)
+    rows = t["test_embedding_index"]
+    assert np.array_equal(t["test_embeddings"], full["test_embeddings"][rows])
+    assert np.bincount(labels[rows]).tolist() == [7] * 10
+    assert np.abs(t["test_probs"].astype(np.float32) - probs).max() < 1e-3
+
+
+@pytest.mark.parametrize("acc,n,loss,failed", [
+    (0.10, 2000, [2.3, 1.5], True),     # exactly chance
+    (0.115, 2000, [2.3, 1.5], True),    # within 3 s.e. (0.0067 each) of 0.1
+    (0.13, 2000, [2.3, 1.5], False),    # 4.5 s.e. above chance
+    (0.80, 2000, [2.3, 2.29], True),    # flat loss
+    (0.80, 2000, [2.3, float("nan")], True),  # non-finite loss
+    (0.80, 2000, [2.3, 0.5], False),
+])
+def test_failed_run_rule(acc, n, loss, failed):
+    h = run_health({"test": {"accuracy": acc, "n": n}}, [{"loss": v} for v in loss])
+    assert h["failed"] is failed
+    assert bool(h["reasons"]) is failed
+
+
+# ---------------------------------------------------------------------------- round trip
+@needs_data
+def test_export_import_round_trip_rebuilds_the_same_tables(full_store, exported, tmp_path):
+    again = tmp_path / "again"
+    report = import_records(exported, again)  # records of records: the importer's own gate, once more
+    assert {r["status"] for r in report} == {"added"}
+    for kind in ("teacher", "student"):
+        for folder in (again / PROFILE / kind).iterdir():
+            size = sum(p.stat().st_size for p in folder.iterdir())
+            assert size <= BUDGET[kind]
+            assert not (folder / "checkpoint.pt").exists() and not (folder / "train_logits.npz").exists()
+    from_records = RunStore(tmp_path / "empty-runs", PROFILE, results=again)
+    grid = load_grid()
+    a = collect(full_store, grid, include_failed=True)
+    b = collect(from_records, grid, include_failed=True)
+    key = lambda r: r["id"]  # noqa: E731
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "record"} for r in sorted(rows, key=key)]  # noqa: E731
+    assert strip(a) == strip(b) and all(r["record"] for r in b)
+    main = a[0]["dataset"]
+    ca, cb = claims(a, main), claims(b, main)
+    assert [(x["comparison"], x["verdict"], x["n"]) for x in ca] == [(x["comparison"], x["verdict"], x["n"]) for x in cb]
+    # predictions: probabilities to float16 precision, teachers' embeddings for a stratified subset
+    t = a[0]["id"] if a[0]["kind"] == "teacher" else next(r["id"] for r in a if r["kind"] == "teacher")
+    pf, pr = load_predictions(full_store, t), load_predictions(from_records, t)
+    assert np.abs(pf["test_probs"] - pr["test_probs"]).max() < 2e-3
+    assert np.array_equal(pf["test_labels"], pr["test_labels"])
+    rows = pr["test_embedding_index"]
+    assert np.allclose(pf["test_embeddings"][rows], pr["test_embeddings"], atol=1e-2, rtol=1e-2)
+    per_class = np.bincount(pr["test_labels"][rows])
+    assert per_class.max() <= EMBED_PER_CLASS and per_class.min() >= 1
+    # importing the same records again changes nothing
+    assert {r["status"] for r in import_records(exported, again)} == {"present"}
+
+
+@needs_data
+def test_records_are_cache_hits_for_the_grid(exported, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(P, "fit", lambda *a, **k: calls.append(1))
+    runs = tmp_path / "runs"
+    run_grid(PROFILE, runs=runs, device="cpu", progress=False, only=["E1"], seeds=[0], results=exported)
+    assert calls == [] and not (runs / PROFILE / "teacher").exists()  # nothing trained, nothing written
+
+
+@needs_data
+def test_a_recorded_teacher_cannot_teach_a_new_student(exported, tmp_path):
+    grid = load_grid()
+    # keep the teachers, drop the students: asking for them needs the teacher's weights
+    shutil.rmtree(exported / PROFILE / "student")
+    store = RunStore(tmp_path / "runs", PROFILE, results=exported)
+    tcfg, group = student_groups(grid, PROFILE, "main", "resnet18", "none", ["lenet"], "none", 20.0, 0.5,
+                                 seeds=[0])[0]
+    assert store.run(tcfg).record
+    with pytest.raises(P.TeacherWeightsMissing, match="without its weights.*--ignore-results"):
+        P.run_students(group, store, device="cpu", progress=False)
+    assert not (tmp_path / "runs" / PROFILE / "student").exists()
+
+
+@needs_data
+def test_archive_round_trip(full_store, tmp_path):
+    archive = tmp_path / "out" / "records.tar.gz"
+    export_store(PROFILE, runs=full_store.root, archive=archive)
+    assert archive.is_file()
+    dest = tmp_path / "results"
+    report = import_records(archive, dest)
+    assert report and {r["status"] for r in report} == {"added"}
+    assert len(report) == len(full_store.runs())
+
+
+# ---------------------------------------------------------------------------- refusals
+def _reimport(src, tmp_path):
+    return import_records(src, tmp_path / "fresh", strict=True)
+
+
+@needs_data
+def test_edited_config_is_refused(exported, tmp_path):
+    rec = _record(exported)
+    cfg = json.loads((rec / "config.json").read_text())
+    cfg["seed"] = 99
+    (rec / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(RecordError, match="config.json does not match the checksum"):
+        _reimport(exported, tmp_path)
+    (rec / MANIFEST).unlink()  # without a manifest the id itself gives the edit away
+    with pytest.raises(RecordError, match="not the hash of its config.json"):
+        _reimport(exported, tmp_path)
+
+
+@needs_data
+def test_edited_metrics_are_refused_by_the_manifest(exported, tmp_path):
+    rec = _record(exported, "student")
+    m = json.loads((rec / "metrics.json").read_text())
+    m["test"]["accuracy"] = 0.99
+    (rec / "metrics.json").write_text(json.dumps(m))
+    with pytest.raises(RecordError, match="does not match the checksum"):
+        _reimport(exported, tmp_path)
+
+
+@needs_data
+def test_edited_metrics_without_manifest_disagree_with_predictions(exported, tmp_path):
+    rec = _record(exported, "student")
+    (rec / MANIFEST).unlink()
+    m = json.loads((rec / "metrics.json").read_text())
+    m["test"]["accuracy"] = round(m["test"]["accuracy"] + 0.2, 4) % 1
+    (rec / "metrics.json").write_text(json.dumps(m))
+    with pytest.raises(RecordError, match="predictions give"):
+        _reimport(exported, tmp_path)
+
+
+@needs_data
+def test_student_without_its_teacher_is_refused(exported, tmp_path):
+    shutil.rmtree(exported / PROFILE / "teacher")
+    taught = {f.name for f in (exported / PROFILE / "student").iterdir()
+              if json.loads((f / "config.json").read_text())["teacher"]}
+    report = import_records(exported, tmp_path / "fresh", strict=False)
+    by_id = {r["id"]: r for r in report}
+    assert taught and all(by_id[i]["status"] == "refused" and "import the teacher" in by_id[i]["message"]
+                          for i in taught)
+    assert all(r["status"] == "added" for r in report if r["id"] not in taught)  # alpha = 0 students need none
+    assert not any((tmp_path / "fresh" / PROFILE / "student" / i).exists() for i in taught)
+
+
+@needs_data
+def test_a_finished_record_is_never_overwritten(exported, tmp_path):
+    dest = tmp_path / "dest"
+    import_records(exported, dest)
+    rec = _record(exported, "student")
+    target = dest / PROFILE / "student" / rec.name
+    before = (target / "metrics.json").read_bytes()
+    # a different realisation of the same config (same id), with consistent files
+    m = json.loads((rec / "metrics.json").read_text())
+    m["test"]["nll"] = m["test"]["nll"] + 1.0
+    (rec / "metrics.json").write_text(json.dumps(m))
+    (rec / MANIFEST).unlink()
+    with pytest.raises(RecordError, match="never overwritten"):
+        import_records(exported, dest)
+    assert (target / "metrics.json").read_bytes() == before
+
+
+@needs_data
+def test_truncated_predictions_are_refused(exported, tmp_path):
+    rec = _record(exported, "student")
+    data = (rec / COMPACT_PREDICTIONS).read_bytes()
+    (rec / COMPACT_PREDICTIONS).write_bytes(data[: len(data) // 2])
+    (rec / MANIFEST).unlink()
+    with pytest.raises(RecordError, match="not a readable .npz"):
+        _reimport(exported, tmp_path)
+
+
+def test_archive_with_a_path_outside_is_refused(tmp_path):
+    archive = tmp_path / "evil.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        data = b"{}"
+        info = tarfile.TarInfo("../../escape/config.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(RecordError, match="outside the archive"):
+        import_records(archive, tmp_path / "dest")
+    assert not (tmp_path.parent / "escape").exists()
+
+
+def test_archive_with_a_link_is_refused(tmp_path):
+    archive = tmp_path / "link.tar"
+    with tarfile.open(archive, "w") as tar:
+        info = tarfile.TarInfo("paper/teacher/0123456789ab/config.json")
+        info.type = tarfile.SYMTYPE
+        info.linkname = "/etc/passwd"
+        tar.addfile(info)
+    with pytest.raises(RecordError, match="link or a device"):
+        import_records(archive, tmp_path / "dest")
+
+
+def test_not_an_archive_is_a_clear_error(tmp_path):
+    bad = tmp_path / "records.tar.gz"
+    bad.write_bytes(b"not a tar file at all")
+    with pytest.raises(RecordError, match="not a readable tar archive"):
+        import_records(bad, tmp_path / "dest")
+
+
+# ---------------------------------------------------------------------------- the committed results
+COMMITTED = REPO / "results"
+
+
+def test_committed_records_are_within_budget_and_pass_the_importer(tmp_path):
+    records = [f for kind in ("teacher", "student") for f in COMMITTED.glob(f"*/{kind}/*") if f.is_dir()]
+    assert records, "results/ holds no records"
+    for folder in records:
+        size = sum(p.stat().st_size for p in folder.iterdir())
+        assert size <= BUDGET[folder.parent.name], (folder, size)
+        assert folder.name == run_id(json.loads((folder / "config.json").read_text()))
+        assert (folder / MANIFEST).is_file() and (folder / "DONE").is_file()
+    report = import_records(COMMITTED, tmp_path / "copy")  # every check of the importer, on every record
+    assert {r["status"] for r in report} == {"added"} and len(report) == len(records)
+
+
+def test_committed_h200_records_are_the_paper_profile_seed_0():
+    """The imported H200 runs: ids the planner computes today, provenance kept, Table 1's teachers."""
+    grid = load_grid()
+    store = RunStore(REPO / "no-such-runs", "paper", results=COMMITTED)
+    expected_acc = {"none": 0.8433, "flipcrop": 0.9050, "flipcrop+cutout": 0.9114, "flipcrop+mixup": 0.9050,
+                    "flipcrop+cutmix": 0.9095}  # ../shared/gpu-runs/h200-2026-11-27/README.md
+    for regime, acc in expected_acc.items():
+        cfg = teacher_configs(grid, "paper", "main", "resnet18", regime, seeds=[0])[0]
+        run = store.run(cfg)
+        assert run.done and run.record, regime
+        assert run.read_json("metrics.json")["test"]["accuracy"] == pytest.approx(acc, abs=5e-5)
+        prov = run.provenance()
+        assert prov["device_name"] == "NVIDIA H200" and prov["versions"]["torch"].startswith("2.11")
+        assert prov["time"].startswith("2026-11-27")
+    side = read_dataset_sidecar(COMMITTED, "paper", "cifar10")
+    assert side is not None and side["human"].shape == (10000, 10) and side["images"].shape[1:] == (32, 32, 3)
+    assert np.bincount(side["labels"][side["image_index"]]).tolist() == [40] * 10
+    assert np.allclose(side["human"].sum(1), 1, atol=1e-3)
