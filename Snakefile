@@ -66,7 +66,7 @@ rule all:
 rule chapter:
     input:
         lambda w: reports(w.part),
-        "notebooks/{chapter}.py",
+        os.path.join(workflow.basedir, "notebooks", "{chapter}.py"),
     output:
         "book/{part}/{chapter}.ipynb",
     params:
@@ -79,7 +79,7 @@ rule chapter:
 
 rule audit:
     input:
-        "notebooks/audit.py",
+        os.path.join(workflow.basedir, "notebooks", "audit.py"),
     output:
         "book/chapters/audit.ipynb",
     shell:

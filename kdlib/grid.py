@@ -35,7 +35,7 @@ _DEFAULTS = {"temperature", "alpha"}
 _EXPERIMENT = {"title", "dataset", "teachers", "from", "teacher_regimes", "students", "student_regimes",
                "no_teacher", "same_regime", "temperature", "alpha"}
 _TEACHERS = {"model", "regimes"}
-_PROFILE = {"description", "datasets", "seeds", "models", "recipes"}
+_PROFILE = {"description", "datasets", "seeds", "models", "recipes", "failed_runs"}
 _DATASET = {"name", "subset", "test_subset", "subset_seed"}
 _RECIPE = set(Recipe.__dataclass_fields__)
 
@@ -94,6 +94,9 @@ def load_grid(path=None) -> dict:
             _check_model(f"{where}.models", model)
         if not prof.get("seeds"):
             raise ValueError(f"{where}: seeds must be a non-empty list")
+        if prof.get("failed_runs", "exclude") not in ("exclude", "keep"):
+            raise ValueError(f"{where}: failed_runs must be 'exclude' (the default) or 'keep' (smoke profiles, whose "
+                             f"runs are at chance by design), got {prof['failed_runs']!r}")
     return grid
 
 

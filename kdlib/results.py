@@ -35,20 +35,24 @@ def regime_key(spec: str) -> str:
     return names[-1]
 
 
-def collect(store: RunStore, grid: dict | None = None, plan_only: bool = True, include_failed: bool = False
+def collect(store: RunStore, grid: dict | None = None, plan_only: bool = True, include_failed: bool | None = None
             ) -> list[dict]:
     """One flat record per finished run: config fields, teacher regime and test metrics.
 
     ``plan_only`` (the default): only the runs the current grid plans for ``store.profile``, so a
     one-off run (another temperature) or the runs of an edited recipe never join a table.
     Failed runs (:func:`kdlib.records.run_health`: at chance, a non-finite or flat loss) are left
-    out unless ``include_failed``; each row says ``failed`` and why (``failure``).
+    out unless ``include_failed`` (default: the profile's ``failed_runs`` setting: ``keep`` only for the
+    smoke profiles, whose runs are at chance by design); each row says ``failed`` and why (``failure``).
     """
     from .grid import load_grid, planned_configs
     from .records import run_health
     from .runs import run_id
 
-    planned = {run_id(c) for c in planned_configs(store.profile, grid or load_grid())} if plan_only else None
+    grid = grid or load_grid()
+    if include_failed is None:
+        include_failed = (grid.get("profiles", {}).get(store.profile, {}).get("failed_runs") == "keep")
+    planned = {run_id(c) for c in planned_configs(store.profile, grid)} if plan_only else None
     teachers = {r.id: r.config for r in store.runs("teacher")}
     rows = []
     for run in store.runs():

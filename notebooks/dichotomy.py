@@ -227,6 +227,8 @@ if view["human"] is not None and preds:
     fig.suptitle("Human confusion (Fig. 3) and the teachers' relative KL to it (Fig. 6)", fontsize=10)
     fig.tight_layout()
     plt.show()
+elif not preds:
+    display(Markdown("No teacher is finished here, so there is nothing to compare with the human labels."))
 else:
     display(Markdown(f"Not available for `{main}`: CIFAR-10H holds human labels for the CIFAR-10 test set only; "
                      f"Part I of this book (CIFAR-10) draws the human confidence matrix (Fig. 3) and the relative KL "

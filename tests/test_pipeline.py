@@ -1,5 +1,6 @@
 """The grid end to end on the smoke profile: run store, cache hits, notebooks, Snakemake DAG."""
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -177,14 +178,34 @@ def test_read_only_run_store_is_a_clear_error(tmp_path):
 
 @pytest.mark.skipif(shutil.which("snakemake", path=str(Path(sys.executable).parent)) is None,
                     reason="snakemake not installed")
-def test_snakemake_dry_run_builds_the_dag():
+def test_snakemake_dry_run_builds_the_dag(tmp_path):
+    """Both parts: Part II (smoke) trains every task; Part I (paper) reports only the tasks with committed
+    records and trains nothing. Run in a scratch working directory, never the checkout's book/."""
+    from kdlib.grid import task_status
+
     exe = Path(sys.executable).parent / "snakemake"
-    res = subprocess.run([str(exe), "-n", "--cores", "1", "--config", "profile=smoke"], cwd=REPO,
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run([str(exe), "-n", "--cores", "1", "--snakefile", str(REPO / "Snakefile"), "-d", str(tmp_path),
+                          "--config", "part1=paper", "part2=smoke"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "KDLIB_RUNS": str(tmp_path)})
     assert res.returncode == 0, res.stderr
-    n_tasks = len(plan("smoke"))
-    assert f"total{' ' * 8}{n_tasks + 1}" in res.stdout.replace("\t", " ") or str(n_tasks + 1) in res.stdout
-    assert "teacher" in res.stdout and "students" in res.stdout
+    n_part2 = len(plan("smoke"))
+    n_part1 = sum(1 for t in plan("paper") if task_status(t, runs=tmp_path)[0])
+    assert n_part1 >= 9  # the H200 records: 5 teacher tasks, 4 student tasks
+    jobs = {}
+    for line in res.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            jobs[parts[0]] = int(parts[1])
+    assert jobs["teacher"] + jobs["students"] == n_part1 + n_part2, jobs
+    assert jobs["chapter"] == 12 and jobs["audit"] == 1
+    assert "--no-train" in res.stdout or "teacher" in res.stdout
+
+
+def test_snakemake_rejects_a_mistyped_config_key(tmp_path):
+    exe = Path(sys.executable).parent / "snakemake"
+    res = subprocess.run([str(exe), "-n", "--cores", "1", "--snakefile", str(REPO / "Snakefile"), "-d", str(tmp_path),
+                          "--config", "profil=smoke"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert res.returncode != 0 and "unknown --config key" in (res.stdout + res.stderr)
 
 
 from conftest import CIFAR_JPEG, CIFAR10H, needs_cifar, needs_cifar10h  # noqa: E402
@@ -205,9 +226,13 @@ def test_cifar_profile_with_human_labels_end_to_end(tmp_path, monkeypatch):
     m = teacher.read_json("metrics.json")["test"]
     assert {"kl_to_human", "class_kl_to_human", "kl_to_human_certain", "n_certain"} <= set(m)
     assert "test_human" in teacher.read_arrays("predictions.npz")
+    def outputs(path):
+        nb = nbformat.read(path, 4)
+        return "\n".join(json.dumps(o) for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+
     for chapter in ("results", "dichotomy"):
         out = execute_chapter(chapter, "cifar-smoke", runs=store.root, output=tmp_path / f"{chapter}.ipynb")
-        text = out.read_text()
-        assert "Not available for `cifar10`" not in text
-    assert "relative KL" in (tmp_path / "dichotomy.ipynb").read_text()
+        assert "CIFAR-10H is not here" not in outputs(out)
+    dich = outputs(tmp_path / "dichotomy.ipynb")
+    assert "image/png" in dich and "No embeddings in these runs" not in dich  # full runs keep embeddings
     P.clear_data_memo()

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from kdlib.results import (claim_summary, claims, mean_ci, paired_difference, paper_tables, regime_key,
-                           verdict)
+from kdlib.results import (claim_summary, claims, combine_verdicts, holm, mean_ci, paired_difference, paper_tables,
+                           preconditions, regime_key, verdict)
 
 
 def test_mean_ci_matches_scipy_t_interval():
@@ -38,9 +38,9 @@ def test_paired_difference_uses_seed_pairs_not_pooled_groups():
     assert verdict(d, +1) == "reproduced"
 
 
-def rows_for(acc_teacher, acc_lenet):
+def rows_for(acc_teacher, acc_lenet, alone=None, seeds=(0, 1, 2)):
     rows = []
-    for seed in (0, 1, 2):
+    for seed in seeds:
         for r, acc in acc_teacher.items():
             rows.append({"kind": "teacher", "model": "resnet18", "dataset": "d", "regime": r, "seed": seed,
                          "accuracy": acc + 0.001 * seed, "class_separability": math.nan,
@@ -49,22 +49,129 @@ def rows_for(acc_teacher, acc_lenet):
             rows.append({"kind": "student", "model": "lenet", "alpha": 0.5, "regime": "none",
                          "teacher_model": "resnet18", "teacher_regime": r, "dataset": "d", "seed": seed,
                          "accuracy": acc - 0.002 * seed})
+        for r, acc in (alone or {}).items():
+            rows.append({"kind": "student", "model": "lenet", "alpha": 0.0, "regime": r, "teacher_model": None,
+                         "teacher_regime": None, "dataset": "d", "seed": seed, "accuracy": acc + 0.003 * seed})
     return rows
 
 
 def test_claims_on_a_constructed_store():
-    teachers = {"none": 0.80, "flipcrop": 0.90, "cutout": 0.88, "mixup": 0.85, "cutmix": 0.79}
+    teachers = {"none": 0.80, "flipcrop": 0.90, "cutout": 0.88, "mixup": 0.85, "cutmix": 0.83}
     lenet = {"none": 0.65, "flipcrop": 0.60, "cutout": 0.66, "mixup": 0.62, "cutmix": 0.61}
-    results = claims(rows_for(teachers, lenet), "d")
-    by = {(r["claim"], r["comparison"]): r["verdict"] for r in results}
-    assert by[("C1", "teacher flipcrop vs none")] == "reproduced"
-    assert by[("C1", "teacher cutmix vs none")] == "contradicted"
-    assert by[("C2", "LeNet <- flipcrop vs <- none")] == "reproduced"
-    assert by[("C2", "LeNet <- cutout vs <- none")] == "contradicted"
-    assert by[("C3", "AlexNet <- mixup vs <- none")] == "not tested"
+    results = claims(rows_for(teachers, lenet, alone={"none": 0.60}), "d")
+    by = {(r["claim"], r["comparison"]): r for r in results}
+    assert by[("C1", "teacher flipcrop − teacher none")]["verdict"] == "reproduced"
+    assert by[("C2", "LeNet ← flipcrop − LeNet ← none")]["verdict"] == "reproduced"
+    assert by[("C2", "LeNet ← cutout − LeNet ← none")]["verdict"] == "contradicted"
+    assert by[("C3", "AlexNet ← mixup − AlexNet ← none")]["verdict"] == "not tested"
+    assert by[("C2", "LeNet ← flipcrop − LeNet ← none")]["mean"] == pytest.approx(-0.05)
     summary = claim_summary(results)
-    assert summary["C1"]["verdict"] == "mixed" and summary["C3"]["verdict"] == "not tested"
-    assert summary["C6"]["verdict"] == "not tested"
+    assert summary["C1"]["verdict"] == "reproduced" and summary["C3"]["verdict"] == "not tested"
+    assert summary["C2"]["verdict"] == "mixed"  # three reproduced, one contradicted
+    assert summary["C8"]["verdict"] == "not tested"  # no human labels
+    assert summary["C2"]["agree"] == 3 and summary["C2"]["measured"] == 4
+
+
+def test_a_failed_precondition_withholds_the_verdict():
+    # the Cutout teacher is worse than the plain one: its students' comparison gets no verdict;
+    # distillation (0.65) beats the student alone (0.60), so the other comparisons stand
+    teachers = {"none": 0.80, "flipcrop": 0.90, "cutout": 0.70, "mixup": 0.85, "cutmix": 0.83}
+    lenet = {"none": 0.65, "flipcrop": 0.60, "cutout": 0.61, "mixup": 0.62, "cutmix": 0.61}
+    rows = rows_for(teachers, lenet, alone={"none": 0.60})
+    pre = preconditions(rows, "d")
+    assert pre["T:cutout"]["holds"] is False and pre["T:flipcrop"]["holds"] is True
+    assert pre["K:lenet"]["holds"] is True and pre["G:lenet"]["holds"] is True
+    assert pre["K:alexnet"]["holds"] is None  # not measured
+    by = {(r["claim"], r["comparison"]): r for r in claims(rows, "d")}
+    gated = by[("C2", "LeNet ← cutout − LeNet ← none")]
+    assert gated["verdict"] == "precondition failed"
+    assert gated["failed_preconditions"] == ["the cutout teacher is at least as accurate as the plain teacher"]
+    assert by[("C2", "LeNet ← flipcrop − LeNet ← none")]["verdict"] == "reproduced"
+    # distillation that does not help withholds every student claim that rests on it
+    rows = rows_for(teachers, lenet, alone={"none": 0.70})
+    assert preconditions(rows, "d")["K:lenet"]["holds"] is False
+    c2 = [r for r in claims(rows, "d") if r["claim"] == "C2"]
+    assert {r["verdict"] for r in c2} == {"precondition failed"}
+    assert claim_summary(c2)["C2"]["verdict"] == "precondition failed"
+
+
+def test_difference_in_differences_on_known_answers():
+    """C4: (LeNet[r] <- none - LeNet[r] alone) - (LeNet <- none - LeNet alone), per seed."""
+    teachers = {"none": 0.80}
+    rows = rows_for(teachers, {"none": 0.65}, alone={"none": 0.60, "mixup": 0.55, "cutmix": 0.50})
+    for seed, (mix, cut) in enumerate([(0.62, 0.47), (0.63, 0.46), (0.625, 0.48)]):
+        for r, acc in (("mixup", mix), ("cutmix", cut)):
+            rows.append({"kind": "student", "model": "lenet", "alpha": 0.5, "regime": r, "teacher_model": "resnet18",
+                         "teacher_regime": "none", "dataset": "d", "seed": seed, "accuracy": acc})
+    by = {r["comparison"]: r for r in claims(rows, "d") if r["claim"] == "C4"}
+    mix = by["(LeNet[mixup] ← none − LeNet[mixup] alone) − (LeNet ← none − LeNet alone)"]
+    # hand-computed per seed: (mix_s - (0.55 + .003s)) - ((0.65 - .002s) - (0.60 + .003s))
+    expected = [(m - (0.55 + 0.003 * s)) - ((0.65 - 0.002 * s) - (0.60 + 0.003 * s))
+                for s, m in enumerate((0.62, 0.63, 0.625))]
+    assert mix["per_seed"] == pytest.approx(expected)
+    assert mix["mean"] == pytest.approx(np.mean(expected))
+    # augmenting LeNet with Mixup costs 0.05 alone and nothing distilled: distillation is *not* inhibited
+    assert mix["mean"] > 0 and mix["verdict"] == "contradicted"
+    cut = by["(LeNet[cutmix] ← none − LeNet[cutmix] alone) − (LeNet ← none − LeNet alone)"]
+    assert cut["mean"] == pytest.approx(np.mean([(c - (0.50 + 0.003 * s)) - ((0.65 - 0.002 * s) - (0.60 + 0.003 * s))
+                                                  for s, c in enumerate((0.47, 0.46, 0.48))]))
+    # per seed -0.080, -0.088, -0.066: the distilled CutMix student loses more than the one alone
+    assert cut["mean"] < 0 and cut["verdict"] == "reproduced"
+
+
+def test_holm_against_hand_computed_values():
+    p = [0.01, 0.04, 0.03, math.nan, 0.005]
+    # sorted: 0.005*4=0.02, 0.01*3=0.03, 0.03*2=0.06, 0.04*1=0.04 -> monotone: 0.06
+    assert holm(p)[4] == pytest.approx(0.02) and holm(p)[0] == pytest.approx(0.03)
+    assert holm(p)[2] == pytest.approx(0.06) and holm(p)[1] == pytest.approx(0.06)
+    assert math.isnan(holm(p)[3])
+
+
+def test_paired_p_value_matches_scipy():
+    a = {0: 0.71, 1: 0.74, 2: 0.69, 3: 0.73}
+    b = {0: 0.70, 1: 0.70, 2: 0.68, 3: 0.70}
+    d = paired_difference(a, b)
+    assert d["p"] == pytest.approx(stats.ttest_rel(list(a.values()), list(b.values())).pvalue)
+
+
+@pytest.mark.parametrize("verdicts,expected", [
+    (["reproduced", "reproduced"], "reproduced"),
+    (["contradicted", "inconclusive"], "partly contradicted"),
+    (["reproduced", "inconclusive", "not tested"], "partly reproduced"),
+    (["reproduced", "contradicted"], "mixed"),
+    (["inconclusive"], "inconclusive"),
+    (["precondition failed", "not tested"], "precondition failed"),
+    (["not tested"], "not tested"),
+])
+def test_claim_verdict_combination(verdicts, expected):
+    assert combine_verdicts(verdicts) == expected
+
+
+def test_holm_adjusted_verdict_can_be_weaker_than_the_raw_one():
+    diffs = {"flipcrop": [0.02, 0.03, 0.025], "cutout": [0.01, 0.03, 0.02], "mixup": [0.01, 0.02, 0.015],
+             "cutmix": [0.02, 0.04, 0.03]}
+    rows = rows_for({"none": 0.80}, {})
+    for r, d in diffs.items():
+        for seed, x in enumerate(d):
+            rows.append({"kind": "teacher", "model": "resnet18", "dataset": "d", "regime": r, "seed": seed,
+                         "accuracy": 0.80 + 0.001 * seed + x})
+    c1 = {r["comparison"].split()[1]: r for r in claims(rows, "d") if r["claim"] == "C1"}
+    raw = {r: stats.ttest_1samp(d, 0).pvalue for r, d in diffs.items()}
+    for r in diffs:
+        assert c1[r]["p"] == pytest.approx(raw[r])
+    # Holm by hand: 0.0131*4 = 0.052, then max(0.052, 0.0131*3), 0.035*2 = 0.070, then max(0.070, 0.074*1)
+    order = sorted(diffs, key=raw.get)
+    running, expected = 0.0, {}
+    for k, r in enumerate(order):
+        running = max(running, min(1.0, (4 - k) * raw[r]))
+        expected[r] = running
+    for r in diffs:
+        assert c1[r]["p_holm"] == pytest.approx(expected[r])
+    assert [c1[r]["verdict"] for r in ("flipcrop", "mixup", "cutmix")] == ["reproduced"] * 3
+    assert c1["cutout"]["verdict"] == "inconclusive"
+    assert {c1[r]["verdict_holm"] for r in diffs} == {"inconclusive"}
+    summary = claim_summary(list(c1.values()))["C1"]
+    assert summary["verdict"] == "partly reproduced" and summary["verdict_holm"] == "inconclusive"
 
 
 def test_regime_keys_of_canonical_specs():
@@ -110,7 +217,7 @@ def test_partial_store_lists_what_is_missing_and_strict_fails(tmp_path):
     assert all(g["command"].startswith("python -m kdlib notebook ") for g in gaps)
     out = execute_chapter("results", "smoke", runs=store.root, output=tmp_path / "results.ipynb")
     text = out.read_text()
-    assert "The run store is incomplete" in text and "students-main-noteacher-to-none" in text
+    assert "runs of" in text and "tasks are missing" in text and "students-main-noteacher-to-none" in text
     with _pytest.raises(papermill.PapermillExecutionError, match="unfinished runs"):
         from kdlib.notebooks import NOTEBOOKS, execute
         execute(NOTEBOOKS / "results.py", tmp_path / "strict.ipynb",
@@ -142,3 +249,62 @@ def test_live_explorer_hover_shows_the_point():
         cb(trace, Points, None)
     i = int(trace.customdata[0])
     assert f"label: {['a', 'b', 'c', 'd'][labels[i]]}" in info.value and "a 0.70" in info.value
+
+
+def _write_run(store, cfg, accuracy):
+    """A finished run folder with the files collect() reads (metrics, history, provenance)."""
+    run = store.run(cfg)
+    store.prepare(run)
+    emb = {"cohesion": 0.5, "adhesion": 0.0, "discrimination": 0.1, "dim": 8}
+    run.write_json("metrics.json", {"test": {"accuracy": accuracy, "n": 2000, "precision": accuracy,
+                                             "recall": accuracy, "f1": accuracy, "nll": 1.0, "ece": 0.1,
+                                             "discrimination_embedding": emb, "discrimination_logits": emb}})
+    run.write_history([{"epoch": 1, "loss": 2.0}, {"epoch": 2, "loss": 1.0}])
+    run.write_json("provenance.json", {"device_name": "test"})
+    run.mark_done()
+    return run
+
+
+def test_chapters_read_only_the_runs_of_the_current_plan(tmp_path):
+    """A one-off T=4 student (the README's re-run example) sits in the store but never in a table."""
+    from kdlib.grid import load_grid, student_groups, teacher_configs
+    from kdlib.results import collect
+    from kdlib.runs import RunStore
+
+    grid = load_grid()
+    store = RunStore(tmp_path, "smoke", results=None)
+    acc = {"none": 0.80, "flipcrop": 0.85}
+    for regime, a in acc.items():
+        for seed in (0,):
+            _write_run(store, teacher_configs(grid, "smoke", "main", "resnet18", regime, seeds=[seed])[0], a)
+            _, group = student_groups(grid, "smoke", "main", "resnet18", regime, ["lenet"], "none", 20.0, 0.5,
+                                      seeds=[seed])[0]
+            _write_run(store, group[0], 0.70 if regime == "none" else 0.60)
+    before = collect(store, grid)
+    verdicts_before = [(r["comparison"], r["verdict"], r["mean"]) for r in claims(before, before[0]["dataset"])]
+    _, t4 = student_groups(grid, "smoke", "main", "resnet18", "flipcrop", ["lenet"], "none", 4.0, 0.5, seeds=[0])[0]
+    _write_run(store, t4[0], 0.99)
+    assert len(store.runs("student")) == 3  # the T=4 run is in the store ...
+    after = collect(store, grid)
+    assert len(after) == len(before) == 4  # ... and not in the tables
+    assert [(r["comparison"], r["verdict"], r["mean"]) for r in claims(after, after[0]["dataset"])] == verdicts_before
+    assert len(collect(store, grid, plan_only=False)) == 5
+
+
+def test_failed_runs_are_left_out_of_means_and_listed(tmp_path):
+    from kdlib.grid import load_grid, teacher_configs
+    from kdlib.results import collect
+    from kdlib.runs import RunStore
+
+    grid = load_grid()
+    store = RunStore(tmp_path, "smoke", results=None)
+    _write_run(store, teacher_configs(grid, "smoke", "main", "resnet18", "none", seeds=[0])[0], 0.80)
+    _write_run(store, teacher_configs(grid, "smoke", "main", "resnet18", "flipcrop+cutout", seeds=[0])[0], 0.101)
+    rows = collect(store, grid, include_failed=False)  # the rule of every real profile (quick, paper)
+    assert [r["regime"] for r in rows] == ["none"]
+    assert grid["profiles"]["quick"].get("failed_runs", "exclude") == "exclude"
+    assert grid["profiles"]["paper"].get("failed_runs", "exclude") == "exclude"
+    assert len(collect(store, grid)) == 2  # smoke keeps its (flagged) failures: it tests code paths
+    everything = collect(store, grid, include_failed=True)
+    failed = [r for r in everything if r["failed"]]
+    assert len(failed) == 1 and "at chance" in failed[0]["failure"]
