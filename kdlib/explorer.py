@@ -106,15 +106,17 @@ def static_explorer(models: dict, images: np.ndarray, labels: np.ndarray, classe
     div_id = f"kd-explorer-{uuid.uuid4().hex[:8]}"
     fig_html = fig.to_html(include_plotlyjs=False, full_html=False, div_id=div_id, default_width="100%",
                            config={"responsive": True, "displaylogo": False})
+    # the image panel comes first in the page (shown on the right by `order`), so that when plotly sizes the
+    # chart, its column already has its final width and the chart cannot spread under the panel
     side = (f'<div class="kd-explorer" style="display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start;'
             f'max-width:100%">'
-            f'<div style="flex:1 1 360px;min-width:0;max-width:100%">{fig_html}</div>'
-            f'<div style="flex:0 0 150px;width:150px"><img id="{div_id}-img" alt="hovered image" '
+            f'<div style="order:2;flex:0 0 150px;width:150px"><img id="{div_id}-img" alt="hovered image" '
             f'style="width:128px;image-rendering:pixelated;border:1px solid #ccc" src="{thumbs[0]}">'
-            f'<div id="{div_id}-txt" style="font-size:12px">hover a point</div></div></div>')
+            f'<div id="{div_id}-txt" style="font-size:12px">hover a point</div></div>'
+            f'<div style="order:1;flex:1 1 360px;min-width:0;max-width:100%">{fig_html}</div></div>')
     script = ("<script>(function(){var thumbs=" + json.dumps(thumbs) + ";var gd=document.getElementById('"
               + div_id + "');function hook(){if(!gd||!gd.on){return setTimeout(hook,100);}"
-              "gd.on('plotly_hover',function(ev){var p=ev.points[0];var i=p.customdata[0];"
+              "if(window.Plotly&&Plotly.Plots){Plotly.Plots.resize(gd);}gd.on('plotly_hover',function(ev){var p=ev.points[0];var i=p.customdata[0];"
               "document.getElementById('" + div_id + "-img').src=thumbs[i];"
               "document.getElementById('" + div_id + "-txt').innerHTML=p.customdata[1];});}hook();})();</script>")
     return side + script

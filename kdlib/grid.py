@@ -12,6 +12,7 @@ import argparse
 import difflib
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -343,6 +344,12 @@ def main(argv=None):
     if args.plan:
         print(json.dumps([vars(t) for t in plan(args.profile, load_grid(args.grid))], indent=1))
         return
-    seconds = run_grid(args.profile, args.runs, args.device, not args.no_progress, args.grid, args.only, args.seeds,
-                       None if args.ignore_results else "default")
+    from .pipeline import TeacherWeightsMissing
+
+    try:
+        seconds = run_grid(args.profile, args.runs, args.device, not args.no_progress, args.grid, args.only,
+                           args.seeds, None if args.ignore_results else "default")
+    except TeacherWeightsMissing as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     print(f"profile {args.profile}: grid finished in {seconds:.1f} s")

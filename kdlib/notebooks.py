@@ -39,6 +39,22 @@ def _relative_paths(parameters: dict, cwd: Path) -> dict:
     return out
 
 
+def _fold_injected_parameters(path):
+    """Fold papermill's injected-parameters cell like the notebook's own parameters cell (a reader opens it
+    with "Show code cell source"; the values stay in the page)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    changed = False
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "hide-input" not in tags:
+            cell.metadata["tags"] = tags + ["hide-input"]
+            changed = True
+    if changed:
+        nbformat.write(nb, path)
+
+
 def _retitle(nb, title: str):
     """Replace the first heading of the first markdown cell by ``title``."""
     for cell in nb.cells:
@@ -78,6 +94,7 @@ def execute(source, output, parameters: dict, cwd=None, timeout=None, title=None
         papermill.execute_notebook(nb if nb is not None else str(source), tmp, parameters=parameters,
                                    cwd=str(kernel_cwd), progress_bar=False,
                                    kernel_name="python3", execution_timeout=timeout)
+        _fold_injected_parameters(tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, output)
     finally:

@@ -91,6 +91,13 @@ def notebook_params(kind: str, namespace: dict) -> dict:
     return validate_params(kind, params)
 
 
+def public_path_text(text: str) -> str:
+    """``text`` with every absolute path cut to its last two components (no machine's paths in the book)."""
+    import re
+
+    return re.sub(r"(?<![\w.])/(?:[^\s/`'\"]+/)*([^\s/`'\"]+/[^\s/`'\"]+)", r"\1", str(text))
+
+
 def run_location(run) -> str:
     """Where a run lives, relative to the repository or its store (never an absolute path)."""
     from pathlib import Path

@@ -196,7 +196,7 @@ def preconditions(rows: list[dict], main_dataset: str) -> dict:
         d = paired_difference(_by_seed(rows, "accuracy", **{**t, "regime": r}),
                               _by_seed(rows, "accuracy", **{**t, "regime": "none"}))
         holds = None if d["n"] == 0 else d["mean"] >= -TOLERANCE
-        out[f"T:{r}"] = {"statement": f"the {r} teacher is at least as accurate as the plain teacher",
+        out[f"T:{r}"] = {"statement": f"the {_NAMES[r]} teacher is at least as accurate as the plain teacher",
                          "holds": holds, "evidence": "not measured" if holds is None else
                          f"{d['mean']:+.4f} over {d['n']} seed(s)"}
     teacher_acc = {r: mean_ci(_by_seed(rows, "accuracy", **{**t, "regime": r}).values())[0] for r in REGIMES}
@@ -204,13 +204,14 @@ def preconditions(rows: list[dict], main_dataset: str) -> dict:
         solo = mean_ci(_by_seed(rows, "accuracy", **{**alone, "model": model}).values())[0]
         known = [v for v in teacher_acc.values() if not math.isnan(v)]
         holds = None if math.isnan(solo) or not known else min(known) > solo
-        out[f"G:{model}"] = {"statement": f"every teacher is more accurate than {model} trained alone",
+        name = {"lenet": "LeNet", "alexnet": "AlexNet"}[model]
+        out[f"G:{model}"] = {"statement": f"every teacher is more accurate than {name} trained alone",
                              "holds": holds, "evidence": "not measured" if holds is None else
                              f"weakest teacher {min(known):.4f} vs {model} alone {solo:.4f}"}
         d = paired_difference(_by_seed(rows, "accuracy", **{**le, "model": model, "teacher_regime": "none"}),
                               _by_seed(rows, "accuracy", **{**alone, "model": model}))
         holds = None if d["n"] == 0 else d["mean"] >= -TOLERANCE
-        out[f"K:{model}"] = {"statement": f"{model} distilled from the plain teacher beats or matches {model} alone",
+        out[f"K:{model}"] = {"statement": f"{name} distilled from the plain teacher beats or matches {name} alone",
                              "holds": holds, "evidence": "not measured" if holds is None else
                              f"{d['mean']:+.4f} over {d['n']} seed(s)"}
     return out
@@ -219,10 +220,15 @@ def preconditions(rows: list[dict], main_dataset: str) -> dict:
 AUGMENTED = ["flipcrop", "cutout", "mixup", "cutmix"]
 
 
+_NAMES = {"none": "none", "flipcrop": "flip+crop", "cutout": "Cutout", "mixup": "Mixup", "cutmix": "CutMix"}
+_METRIC_NAMES = {"class_separability": "class separability", "discrimination": "discrimination D"}
+
+
 def _comparisons(main_dataset: str, mnist_dataset: str | None = None):
     """claim id -> (statement, source in the paper, [(label, metric, terms, direction, gates)])."""
     t, le, alone = _filters(main_dataset, mnist_dataset)
     ax = {**le, "model": "alexnet"}
+    N = _NAMES
 
     def diff(a, b):
         return [(+1, a), (-1, b)]
@@ -232,47 +238,47 @@ def _comparisons(main_dataset: str, mnist_dataset: str | None = None):
 
     claims_ = {
         "C1": ("Augmented teachers are more accurate than the plain teacher.", "Table 1",
-               [(f"teacher {r} − teacher none", "accuracy", diff({**t, "regime": r}, {**t, "regime": "none"}), +1, [])
+               [(f"teacher {N[r]} − teacher none", "accuracy", diff({**t, "regime": r}, {**t, "regime": "none"}), +1, [])
                 for r in AUGMENTED]),
         "C2": ("LeNet students of augmented teachers are less accurate than the plain teacher's.", "§4.1, Table 1",
-               [(f"LeNet ← {r} − LeNet ← none", "accuracy",
+               [(f"LeNet ← {N[r]} − LeNet ← none", "accuracy",
                  diff({**le, "teacher_regime": r}, {**le, "teacher_regime": "none"}), -1,
                  [f"T:{r}", "G:lenet", "K:lenet"]) for r in AUGMENTED]),
         "C3": ("AlexNet students: better from flip+crop and Cutout teachers, worse from Mixup and CutMix teachers.",
                "§4.2, Table 1",
-               [(f"AlexNet ← {r} − AlexNet ← none", "accuracy",
+               [(f"AlexNet ← {N[r]} − AlexNet ← none", "accuracy",
                  diff({**ax, "teacher_regime": r}, {**ax, "teacher_regime": "none"}),
                  +1 if r in ("flipcrop", "cutout") else -1, [f"T:{r}", "G:alexnet", "K:alexnet"]) for r in AUGMENTED]),
         "C4": ("Augmenting the student (plain teacher) inhibits distillation: the distilled student loses more "
                "than the same student trained alone (difference in differences).", "§4.4, Table 7",
-               [(f"(LeNet[{r}] ← none − LeNet[{r}] alone) − (LeNet ← none − LeNet alone)", "accuracy",
+               [(f"(LeNet[{N[r]}] ← none − LeNet[{N[r]}] alone) − (LeNet ← none − LeNet alone)", "accuracy",
                  did({**le, "regime": r, "teacher_regime": "none"}, {**alone, "model": "lenet", "regime": r},
                      {**le, "teacher_regime": "none"}, {**alone, "model": "lenet"}), -1, ["K:lenet"])
                 for r in AUGMENTED]),
         "C5": ("Augmenting teacher and student alike inhibits distillation (difference in differences against the "
                "students alone).", "§4.4, Table 8",
-               [(f"(LeNet[{r}] ← {r} − LeNet[{r}] alone) − (LeNet ← none − LeNet alone)", "accuracy",
+               [(f"(LeNet[{N[r]}] ← {N[r]} − LeNet[{N[r]}] alone) − (LeNet ← none − LeNet alone)", "accuracy",
                  did({**le, "regime": r, "teacher_regime": r}, {**alone, "model": "lenet", "regime": r},
                      {**le, "teacher_regime": "none"}, {**alone, "model": "lenet"}), -1, ["K:lenet", f"T:{r}"])
                 for r in AUGMENTED]),
         "C6": ("Augmented teachers separate classes better: higher class separability and discrimination.",
                "§5, Tables 4–5",
-               [(f"teacher {r} − none: {m}", m, diff({**t, "regime": r}, {**t, "regime": "none"}), +1, [])
+               [(f"teacher {N[r]} − none: {_METRIC_NAMES[m]}", m, diff({**t, "regime": r}, {**t, "regime": "none"}), +1, [])
                 for m in ("class_separability", "discrimination") for r in AUGMENTED]),
         "C7": ("The CutMix teacher's class-averaged predictions are further from the human labels than the plain "
                "teacher's (relative KL, Fig. 6).", "§5, Fig. 6",
-               [("teacher cutmix − none: class-averaged KL to CIFAR-10H", "class_kl_to_human",
+               [("teacher CutMix − none: class-averaged KL to CIFAR-10H", "class_kl_to_human",
                  diff({**t, "regime": "cutmix"}, {**t, "regime": "none"}), +1, [])]),
         "C8": ("Augmented teachers' predictions are closer to the human soft labels (Table 1's KLD column).",
                "Table 1",
-               [(f"teacher {r} − none: KL(human ‖ model)", "kl_to_human",
+               [(f"teacher {N[r]} − none: KL(human ‖ model)", "kl_to_human",
                  diff({**t, "regime": r}, {**t, "regime": "none"}), -1, []) for r in AUGMENTED]),
         "C9": ("Interpolative techniques (Mixup, CutMix) give better-calibrated teachers.", "§5, Figs. 5 and 7",
-               [(f"teacher {r} − none: ECE", "ece", diff({**t, "regime": r}, {**t, "regime": "none"}), -1, [])
+               [(f"teacher {N[r]} − none: ECE", "ece", diff({**t, "regime": r}, {**t, "regime": "none"}), -1, [])
                 for r in ("mixup", "cutmix")]),
         "C11": ("On CINIC-10 (ImageNet part) the plain teacher's LeNet student beats the students of augmented "
                 "teachers.", "§4.1, Table 2",
-                [(f"LeNet ← {r} − LeNet ← none on CINIC-10", "cinic_accuracy",
+                [(f"LeNet ← {N[r]} − LeNet ← none on CINIC-10", "cinic_accuracy",
                   diff({**le, "teacher_regime": r}, {**le, "teacher_regime": "none"}), -1,
                   [f"T:{r}", "G:lenet", "K:lenet"]) for r in AUGMENTED]),
     }
@@ -282,7 +288,7 @@ def _comparisons(main_dataset: str, mnist_dataset: str | None = None):
         claims_["C10"] = (
             "On MNIST, the LeNet students of Mixup and CutMix AlexNet teachers have a higher test loss than the "
             "plain teacher's.", "§4.3, Table 3",
-            [(f"LeNet ← AlexNet {r} − ← AlexNet none: NLL", "nll",
+            [(f"LeNet ← AlexNet {N[r]} − LeNet ← AlexNet none: NLL", "nll",
               diff({**ml, "teacher_regime": r}, {**ml, "teacher_regime": "none"}), +1, [])
              for r in ("mixup", "cutmix")])
         claims_ = dict(sorted(claims_.items(), key=lambda kv: int(kv[0][1:])))

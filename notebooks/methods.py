@@ -53,7 +53,7 @@ from kdlib.grid import load_grid, resolve_dataset
 from kdlib.loader import to_device_images
 from kdlib.models import build_model, count_parameters
 from kdlib.pipeline import split_of
-from kdlib.report import DATASET_NAMES, PARTS
+from kdlib.report import DATASET_NAMES, PARTS, public_path_text
 from kdlib.results import test_view
 from kdlib.runs import RunStore
 
@@ -114,7 +114,7 @@ recipes = pd.DataFrame(prof["recipes"]).T
 display(Markdown(f"Profile **{profile}**: {prof['description']} Seeds {prof['seeds']}."))
 display(recipes)
 if train is not None:
-    display(Markdown(f"Training data: `{train.source}` ({len(train)} images, checksum `{train.checksum[:16]}`), "
+    display(Markdown(f"Training data: `{public_path_text(train.source)}` ({len(train)} images, checksum `{train.checksum[:16]}`), "
                      f"normalised with mean {mean} and std {std}."))
 else:
     display(Markdown(f"The training data are not on this machine; the records' `provenance.json` name the copy and "

@@ -64,14 +64,9 @@ if gaps and strict:
     raise RuntimeError(f"{len(gaps)} tasks of profile {profile!r} have unfinished runs, e.g. {gaps[0]['task']}; "
                        f"fill them with: python -m kdlib grid --profile {profile}")
 if gaps:
-    n_missing = sum(g["missing runs"] for g in gaps)
-    how = ("These runs are made on a GPU (the commands below; `scripts/device_check.sh` runs a whole seed), then "
-           "brought back with `python -m kdlib export --archive` and `python -m kdlib import`; nothing of this "
-           "profile is trained by `make book` unless `TRAIN=1`." if gpu_profile else
-           f"`python -m kdlib grid --profile {profile}` fills them all; each line below fills one task.")
-    display(Markdown(f"**{n_missing} runs of {len(gaps)} tasks are missing**, so the comparisons that need them "
-                     f"read *not tested*. {how}"))
-    display(pd.DataFrame(gaps).style.hide(axis="index"))
+    display(Markdown(f"**{sum(g['missing runs'] for g in gaps)} runs of {len(gaps)} tasks are missing**; the "
+                     f"comparisons that need them read *not tested*. The last section lists them with the commands "
+                     f"that fill them."))
 else:
     display(Markdown(f"Every run of the `{profile}` grid is here."))
 
@@ -162,36 +157,54 @@ display(Markdown(sentence))
 # paired t-test's p-value and its Holm adjustment within the claim.
 
 # %% tags=["hide-input"]
-detail = results[["claim", "comparison", "direction", "mean", "low", "high", "n", "p", "p_holm", "verdict",
-                  "verdict_holm"]].copy()
-detail["per seed"] = [", ".join(f"{v:+.3f}" for v in x) for x in results.per_seed]
-detail["withheld because"] = ["; ".join(x) for x in results.failed_preconditions]
-detail.style.format({"mean": "{:+.3f}", "low": "{:+.3f}", "high": "{:+.3f}", "p": "{:.3f}", "p_holm": "{:.3f}"},
-                    na_rep="-").hide(axis="index")
+def _num(x, fmt="{:+.3f}"):
+    return "-" if x is None or (isinstance(x, float) and not np.isfinite(x)) else fmt.format(x)
+
+
+detail = pd.DataFrame([{
+    "claim": r["claim"], "comparison (a − b)": r["comparison"],
+    "difference [95% interval]": (f"{_num(r['mean'])} [{_num(r['low'])}, {_num(r['high'])}]" if r["n"] else "-"),
+    "seeds": r["n"], "p (Holm)": f"{_num(r['p'], '{:.3f}')} ({_num(r['p_holm'], '{:.3f}')})",
+    "verdict (Holm)": r["verdict"] + ("" if r["verdict_holm"] == r["verdict"] else f" ({r['verdict_holm']})"),
+    "per seed": ", ".join(f"{v:+.3f}" for v in r["per_seed"]) or "-",
+    "withheld because": "; ".join(r["failed_preconditions"]) or ""} for r in results.to_dict("records")])
+detail.style.hide(axis="index")
 
 # %% tags=["hide-input"]
 shown = results[results.n > 0].reset_index(drop=True)
+METRIC_LABEL = {"accuracy": "accuracy", "class_separability": "class separability", "discrimination": "discrimination D",
+                "class_kl_to_human": "class-averaged KL to humans", "kl_to_human": "KL(human ‖ model)", "ece": "ECE",
+                "nll": "test NLL", "cinic_accuracy": "CINIC-10 accuracy"}
 if len(shown):
-    colors = {"reproduced": "#2a9d8f", "contradicted": "#e76f51", "inconclusive": "#8d99ae",
-              "precondition failed": "#bbbbbb", "not tested": "#dddddd"}
-    fig, ax = plt.subplots(figsize=(8.5, 0.32 * len(shown) + 1.4))
-    y = np.arange(len(shown))[::-1]
-    for yi, (_, r) in zip(y, shown.iterrows()):
-        sign = r["sign"]
-        c = colors[r["verdict"]]
-        if np.isfinite(r["low"]) and np.isfinite(r["high"]):
-            ax.plot([sign * r["low"], sign * r["high"]], [yi, yi], color=c, lw=2)
-        ax.scatter([sign * v for v in r["per_seed"]], [yi] * len(r["per_seed"]), s=10, color="black", zorder=3)
-        ax.scatter([sign * r["mean"]], [yi], s=40, color=c, edgecolor="black", zorder=4)
-    ax.axvline(0, color="black", lw=0.8)
-    ax.set_yticks(y, [f"{r.claim}: {r.comparison}" for r in shown.itertuples()], fontsize=8)
-    ax.set_xlabel("paired difference, signed so that > 0 is the paper's direction (dots: seeds)")
-    span = max(1e-3, np.nanmax(np.abs(np.concatenate([np.asarray(v, float) for v in shown.per_seed]))))
-    ax.set_xlim(-1.15 * span, 1.15 * span)
-    ax.text(0.99, 1.01, "paper's direction →", transform=ax.transAxes, ha="right", va="bottom", fontsize=8)
-    handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=v) for v, c in colors.items()
-               if v in set(shown.verdict)]
-    ax.legend(handles=handles, fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=3, frameon=False)
+    colors = {"reproduced": "#2a9d8f", "contradicted": "#e76f51", "inconclusive": "#6c757d",
+              "precondition failed": "#bbbbbb"}
+    metrics_shown = list(dict.fromkeys(shown.metric))
+    sizes = [int((shown.metric == m).sum()) for m in metrics_shown]
+    fig, axes = plt.subplots(len(metrics_shown), 1, figsize=(8.2, 0.3 * sum(sizes) + 0.75 * len(sizes) + 0.6),
+                             gridspec_kw={"height_ratios": [n + 1.2 for n in sizes]}, squeeze=False)
+    for ax, metric in zip(axes[:, 0], metrics_shown):
+        part_ = shown[shown.metric == metric].reset_index(drop=True)
+        y = np.arange(len(part_))[::-1]
+        for yi, r in zip(y, part_.itertuples()):
+            c = colors.get(r.verdict, "#6c757d")
+            if np.isfinite(r.low) and np.isfinite(r.high):
+                ax.plot([r.sign * r.low, r.sign * r.high], [yi, yi], color=c, lw=2)
+            ax.scatter([r.sign * v for v in r.per_seed], [yi] * len(r.per_seed), s=10, color="black", zorder=3)
+            ax.scatter([r.sign * r.mean], [yi], s=42, color=c, edgecolor="black", zorder=4)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_yticks(y, [f"{r.claim}: {r.comparison}" for r in part_.itertuples()], fontsize=8)
+        vals = np.concatenate([np.abs(np.asarray(v, float)) for v in part_.per_seed] + [np.abs(part_["mean"].values)])
+        span = max(1e-4, float(np.nanmax(vals)))
+        ax.set_xlim(-1.25 * span, 1.25 * span)
+        ax.set_ylim(-0.7, len(part_) - 0.3)
+        ax.set_xlabel(f"Δ {METRIC_LABEL.get(metric, metric)}, signed: > 0 is the paper's direction", fontsize=8)
+        ax.tick_params(axis="x", labelsize=8)
+    axes[0, 0].text(1.0, 1.02, "paper's direction →", transform=axes[0, 0].transAxes, ha="right", va="bottom",
+                    fontsize=8)
+    handles = [plt.Line2D([], [], marker="o", ls="", color=c, markeredgecolor="black", label=v)
+               for v, c in colors.items() if v in set(shown.verdict)]
+    handles.append(plt.Line2D([], [], marker="o", ls="", color="black", markersize=3, label="one seed"))
+    axes[0, 0].legend(handles=handles, fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=4, frameon=False)
     fig.tight_layout()
     glue("fig_comparisons", fig, display=False)
     plt.show()
@@ -321,3 +334,17 @@ if len(df):
     fig.suptitle("Bars: mean over seeds; dots: seeds; whiskers: 95% interval (two seeds or more)", fontsize=9)
     fig.tight_layout()
     plt.show()
+
+# %% [markdown]
+# ## Missing runs
+
+# %% tags=["hide-input"]
+if gaps:
+    how = ("These runs are made on a GPU (the commands below; `scripts/device_check.sh` runs a whole seed), then "
+           "brought back with `python -m kdlib export --archive` and `python -m kdlib import`; nothing of this "
+           "profile is trained by `make book` unless `TRAIN=1`." if gpu_profile else
+           f"`python -m kdlib grid --profile {profile}` fills them all; each line below fills one task.")
+    display(Markdown(f"**{sum(g['missing runs'] for g in gaps)} runs of {len(gaps)} tasks are missing.** {how}"))
+    display(pd.DataFrame(gaps).style.hide(axis="index"))
+else:
+    display(Markdown("None."))

@@ -17,6 +17,8 @@ needs_browser = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's
 # console messages known to be harmless (documented in README): sphinx-thebe declares a constant twice;
 # the theme complains about its mode on file:// pages.
 ALLOWED_CONSOLE = ("THEBE_JS_URL", "invalid theme mode", "Failed to load resource: net::ERR_FILE_NOT_FOUND")
+# absolute paths of build machines that must never reach a page
+ABSOLUTE = ("/work/", "/tmp/", "/root/", "/home/", str(REPO.parent) + "/")
 
 
 def _copy_repo(dst: Path):
@@ -30,7 +32,7 @@ def _copy_repo(dst: Path):
             skip |= top & set(names)
         if rel == Path("book/runs"):
             skip |= {n for n in names if n != "index.md"}
-        if rel == Path("book/chapters"):
+        if rel in (Path("book/chapters"), Path("book/part1"), Path("book/part2")):
             skip |= set(names)
         if rel == Path("book/_assets"):
             skip |= {n for n in names if n != "ipywidgets"}
@@ -49,8 +51,9 @@ def smoke_book(tmp_path_factory):
     venv_bin = str(Path(sys.executable).parent)
     env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")
     steps = [
-        [str(Path(venv_bin) / "snakemake"), "--cores", str(os.cpu_count() or 1), "--config", "profile=smoke",
-         "threads=1", "--quiet", "rules"],
+        # Part I from the committed records (paper profile, nothing trained), Part II the smoke profile
+        [str(Path(venv_bin) / "snakemake"), "--cores", str(os.cpu_count() or 1), "--config", "part1=paper",
+         "part2=smoke", "threads=1", "--quiet", "rules"],
         ["bash", "scripts/book_assets.sh"],
         [str(Path(venv_bin) / "jupyter-book"), "build", ".", "--warningiserror", "--keep-going", "--quiet"],
     ]
@@ -105,12 +108,14 @@ def test_every_page_of_the_smoke_book_in_chromium(smoke_book):
                 seen["plotly"] = True
             if page.locator("mjx-container").count():
                 seen["math"] = True
-            if page.locator(".jupyter-widgets, .widget-dropdown").count():
+            if page.locator(".jupyter-widgets, .widget-dropdown, .widget-tab").count():
                 seen["widgets"] = True
-            if "results" in path.name:
-                text = page.inner_text("body")
-                if "In one line each: C1" in text and any(v in text.split("In one line each:")[1][:300] for v in
-                                                           ("reproduced", "inconclusive", "mixed", "not tested")):
+            text = page.inner_text("body")
+            for marker in ABSOLUTE:
+                if marker in text or marker in path.read_text():
+                    failures.append(f"{rel}: absolute path {marker!r} in the page")
+            if rel == Path("book/intro.html"):
+                if "Findings" in text and any(v in text for v in ("reproduced", "inconclusive", "not tested")):
                     seen["glue"] = True
             page.close()
         browser.close()
@@ -130,6 +135,83 @@ def test_every_table_of_the_paper_has_its_counterpart(smoke_book):
 
     assert {int(k[5:]) for k in paper_tables() if k.startswith("table")} == set(TABLE_PAGES)
     for n, page in TABLE_PAGES.items():
-        html = (smoke_book / "book" / "chapters" / f"{page}.html").read_text()
-        assert f"Table {n}" in html, (n, page)
-        assert "(paper)" in html  # the paper's values sit beside ours
+        for part in ("part1", "part2"):
+            html = (smoke_book / "book" / part / f"{page}.html").read_text()
+            assert f"Table {n}" in html, (n, page, part)
+            assert "(paper)" in html  # the paper's values sit beside ours
+
+
+def _content_overflow(page):
+    """Tables, figures and plots wider than the article column (a scroll box counts as overflow)."""
+    return page.evaluate("""() => {
+      const col = document.querySelector('article.bd-article') || document.querySelector('main');
+      if (!col) return ['no article column'];
+      const right = col.getBoundingClientRect().right + 2;
+      const out = [];
+      for (const el of col.querySelectorAll('table, img, .plotly-graph-div, .kd-explorer, .widget-tab')) {
+        const r = el.getBoundingClientRect();
+        if (r.width === 0) continue;
+        if (r.right > right) out.push(el.tagName + ' ' + (el.className || '') + ' ends at ' + Math.round(r.right)
+                                      + ' > ' + Math.round(right));
+        let p = el.parentElement;
+        while (p && p !== col) {
+          if (p.scrollWidth > p.clientWidth + 2 && getComputedStyle(p).overflowX !== 'visible') {
+            out.push(el.tagName + ' scrolls inside ' + p.className + ' (' + p.scrollWidth + ' > ' + p.clientWidth + ')');
+            break;
+          }
+          p = p.parentElement;
+        }
+      }
+      return out;
+    }""")
+
+
+@needs_fashion
+@needs_browser
+def test_reader_facing_layout(smoke_book):
+    """At 1000 and 1400 px: nothing overflows its column; the explorer's hovered image is on top; the front
+    page links every chapter; run reports have distinct titles."""
+    from playwright.sync_api import sync_playwright
+
+    chapters = sorted(p for part in ("part1", "part2") for p in (smoke_book / "book" / part).glob("*.html"))
+    chapters.append(smoke_book / "book" / "chapters" / "audit.html")
+    intro = (smoke_book / "book" / "intro.html").read_text()
+    for ch in chapters:
+        href = ch.relative_to(smoke_book / "book").as_posix()
+        assert f'href="{href}' in intro or f'href="../{href}' in intro or href in intro, f"front page lacks {href}"
+    reports = sorted((smoke_book / "book" / "runs").rglob("*.html"))
+    titles = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        failures = []
+        for width in (1000, 1400):
+            page = browser.new_page(viewport={"width": width, "height": 900})
+            for path in chapters:
+                page.goto(path.as_uri())
+                page.wait_for_load_state("load")
+                page.wait_for_timeout(300)
+                for problem in _content_overflow(page):
+                    failures.append(f"{width}px {path.relative_to(smoke_book)}: {problem}")
+            explorer = smoke_book / "book" / "part2" / "explorer.html"
+            page.goto(explorer.as_uri())
+            page.wait_for_load_state("load")
+            page.wait_for_timeout(800)
+            img = page.locator("img[id$='-img']").first
+            assert img.count(), "the explorer has no hover image"
+            img.scroll_into_view_if_needed()
+            on_top = page.evaluate("""() => {
+              const img = document.querySelector("img[id$='-img']");
+              const r = img.getBoundingClientRect();
+              const el = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+              return el === img;
+            }""")
+            if not on_top:
+                failures.append(f"{width}px: the explorer's image is covered at its centre")
+            page.close()
+        page = browser.new_page()
+        for path in reports:
+            page.goto(path.as_uri())
+            titles.append(page.title())
+        browser.close()
+    assert not failures, "\n".join(failures[:30])
+    assert len(titles) > 10 and len(set(titles)) == len(titles), [t for t in titles if titles.count(t) > 1]

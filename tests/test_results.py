@@ -60,11 +60,11 @@ def test_claims_on_a_constructed_store():
     lenet = {"none": 0.65, "flipcrop": 0.60, "cutout": 0.66, "mixup": 0.62, "cutmix": 0.61}
     results = claims(rows_for(teachers, lenet, alone={"none": 0.60}), "d")
     by = {(r["claim"], r["comparison"]): r for r in results}
-    assert by[("C1", "teacher flipcrop − teacher none")]["verdict"] == "reproduced"
-    assert by[("C2", "LeNet ← flipcrop − LeNet ← none")]["verdict"] == "reproduced"
-    assert by[("C2", "LeNet ← cutout − LeNet ← none")]["verdict"] == "contradicted"
-    assert by[("C3", "AlexNet ← mixup − AlexNet ← none")]["verdict"] == "not tested"
-    assert by[("C2", "LeNet ← flipcrop − LeNet ← none")]["mean"] == pytest.approx(-0.05)
+    assert by[("C1", "teacher flip+crop − teacher none")]["verdict"] == "reproduced"
+    assert by[("C2", "LeNet ← flip+crop − LeNet ← none")]["verdict"] == "reproduced"
+    assert by[("C2", "LeNet ← Cutout − LeNet ← none")]["verdict"] == "contradicted"
+    assert by[("C3", "AlexNet ← Mixup − AlexNet ← none")]["verdict"] == "not tested"
+    assert by[("C2", "LeNet ← flip+crop − LeNet ← none")]["mean"] == pytest.approx(-0.05)
     summary = claim_summary(results)
     assert summary["C1"]["verdict"] == "reproduced" and summary["C3"]["verdict"] == "not tested"
     assert summary["C2"]["verdict"] == "mixed"  # three reproduced, one contradicted
@@ -83,10 +83,10 @@ def test_a_failed_precondition_withholds_the_verdict():
     assert pre["K:lenet"]["holds"] is True and pre["G:lenet"]["holds"] is True
     assert pre["K:alexnet"]["holds"] is None  # not measured
     by = {(r["claim"], r["comparison"]): r for r in claims(rows, "d")}
-    gated = by[("C2", "LeNet ← cutout − LeNet ← none")]
+    gated = by[("C2", "LeNet ← Cutout − LeNet ← none")]
     assert gated["verdict"] == "precondition failed"
-    assert gated["failed_preconditions"] == ["the cutout teacher is at least as accurate as the plain teacher"]
-    assert by[("C2", "LeNet ← flipcrop − LeNet ← none")]["verdict"] == "reproduced"
+    assert gated["failed_preconditions"] == ["the Cutout teacher is at least as accurate as the plain teacher"]
+    assert by[("C2", "LeNet ← flip+crop − LeNet ← none")]["verdict"] == "reproduced"
     # distillation that does not help withholds every student claim that rests on it
     rows = rows_for(teachers, lenet, alone={"none": 0.70})
     assert preconditions(rows, "d")["K:lenet"]["holds"] is False
@@ -104,7 +104,7 @@ def test_difference_in_differences_on_known_answers():
             rows.append({"kind": "student", "model": "lenet", "alpha": 0.5, "regime": r, "teacher_model": "resnet18",
                          "teacher_regime": "none", "dataset": "d", "seed": seed, "accuracy": acc})
     by = {r["comparison"]: r for r in claims(rows, "d") if r["claim"] == "C4"}
-    mix = by["(LeNet[mixup] ← none − LeNet[mixup] alone) − (LeNet ← none − LeNet alone)"]
+    mix = by["(LeNet[Mixup] ← none − LeNet[Mixup] alone) − (LeNet ← none − LeNet alone)"]
     # hand-computed per seed: (mix_s - (0.55 + .003s)) - ((0.65 - .002s) - (0.60 + .003s))
     expected = [(m - (0.55 + 0.003 * s)) - ((0.65 - 0.002 * s) - (0.60 + 0.003 * s))
                 for s, m in enumerate((0.62, 0.63, 0.625))]
@@ -112,7 +112,7 @@ def test_difference_in_differences_on_known_answers():
     assert mix["mean"] == pytest.approx(np.mean(expected))
     # augmenting LeNet with Mixup costs 0.05 alone and nothing distilled: distillation is *not* inhibited
     assert mix["mean"] > 0 and mix["verdict"] == "contradicted"
-    cut = by["(LeNet[cutmix] ← none − LeNet[cutmix] alone) − (LeNet ← none − LeNet alone)"]
+    cut = by["(LeNet[CutMix] ← none − LeNet[CutMix] alone) − (LeNet ← none − LeNet alone)"]
     assert cut["mean"] == pytest.approx(np.mean([(c - (0.50 + 0.003 * s)) - ((0.65 - 0.002 * s) - (0.60 + 0.003 * s))
                                                   for s, c in enumerate((0.47, 0.46, 0.48))]))
     # per seed -0.080, -0.088, -0.066: the distilled CutMix student loses more than the one alone
@@ -155,7 +155,7 @@ def test_holm_adjusted_verdict_can_be_weaker_than_the_raw_one():
         for seed, x in enumerate(d):
             rows.append({"kind": "teacher", "model": "resnet18", "dataset": "d", "regime": r, "seed": seed,
                          "accuracy": 0.80 + 0.001 * seed + x})
-    c1 = {r["comparison"].split()[1]: r for r in claims(rows, "d") if r["claim"] == "C1"}
+    c1 = {r["comparison"].split()[1].lower().replace("+", ""): r for r in claims(rows, "d") if r["claim"] == "C1"}
     raw = {r: stats.ttest_1samp(d, 0).pvalue for r, d in diffs.items()}
     for r in diffs:
         assert c1[r]["p"] == pytest.approx(raw[r])
