@@ -7,7 +7,8 @@ import sys
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"bench": "kdlib.bench", "grid": "kdlib.grid", "notebook": "kdlib.notebooks",
-                "export": "kdlib.records:main_export", "import": "kdlib.records:main_import"}
+                "export": "kdlib.records:main_export", "import": "kdlib.records:main_import",
+                "device-run": "kdlib.device_run"}
     if not argv or argv[0] not in commands:
         print(f"usage: python -m kdlib {{{','.join(commands)}}} [options]", file=sys.stderr)
         return 2

@@ -371,6 +371,24 @@ def _sweep(dest: Path):
             shutil.rmtree(stale, ignore_errors=True)
 
 
+def _admit_sidecar(src: Path, target: Path, report: list):
+    """Copy a dataset sidecar that ``dest`` lacks (checked: an .npz of numbers and class names, no pickles)."""
+    if target.is_file():
+        return
+    data = src.read_bytes()
+    try:
+        arrays = _load_npz(data, src)
+        if not {"labels", "indices", "image_index", "images"} <= set(arrays):
+            raise RecordError(f"{src} lacks labels, indices or images")
+    except RecordError as err:
+        report.append({"id": src.name, "kind": "dataset", "profile": target.parent.parent.name, "status": "refused",
+                       "message": str(err)})
+        return
+    atomic_write_bytes(target, data)
+    report.append({"id": src.name, "kind": "dataset", "profile": target.parent.parent.name, "status": "added",
+                   "message": f"{len(data):,} bytes"})
+
+
 def import_records(source, dest=None, profile: str | None = None, dry_run: bool = False,
                    strict: bool = True) -> list[dict]:
     """Add the finished runs found under ``source`` (a folder or a tar archive) to ``dest``.
@@ -407,6 +425,9 @@ def import_records(source, dest=None, profile: str | None = None, dry_run: bool 
             except RecordError as err:
                 line["status"], line["message"] = "refused", str(err)
             report.append(line)
+        if not dry_run:
+            for side in sorted(root.rglob("datasets/*-test.npz")):
+                _admit_sidecar(side, dest / side.parent.parent.name / "datasets" / side.name, report)
     refused = [r for r in report if r["status"] == "refused"]
     if refused and strict:
         raise RecordError(f"{len(refused)} of {len(report)} runs refused; the first: {refused[0]['message']}")
@@ -455,6 +476,7 @@ def export_store(profile: str, runs=None, dest=None, plan_only: bool = True, gri
                 with tarfile.open(tmp, "w:gz") as tar:
                     if packed.is_dir():
                         tar.add(packed, arcname="records")
+                os.chmod(tmp, 0o644)
                 os.replace(tmp, archive)
             finally:
                 if os.path.exists(tmp):

@@ -198,7 +198,8 @@ def test_reader_facing_layout(smoke_book):
             page.wait_for_timeout(800)
             img = page.locator("img[id$='-img']").first
             assert img.count(), "the explorer has no hover image"
-            img.scroll_into_view_if_needed()
+            img.evaluate("e => e.scrollIntoView({block: 'center'})")  # not under the sticky header
+            page.wait_for_timeout(200)
             on_top = page.evaluate("""() => {
               const img = document.querySelector("img[id$='-img']");
               const r = img.getBoundingClientRect();

@@ -1,0 +1,174 @@
+"""One GPU slice, used to the end: ``python -m kdlib device-run --profile paper --seeds 0 1 2 --budget 540 --out DIR``.
+
+GPU time comes in slices of at most ten minutes, and a GPU machine's run store dies with it. This
+command runs the grid seed by seed (a whole seed before the next, so that every slice adds
+complete seeds), teachers before their students and the experiments in the order the book needs
+them (E1, E2, E4, E5, E3, then any other), and stops *before* a task whose estimated time would
+pass the budget. After every seed, and at the end, it packs the compact records of every finished
+run into ``DIR/records.tar.gz`` (importable here with ``python -m kdlib import``). DIR receives at
+most these files: ``records.tar.gz``, ``log.txt`` (per-task and per-run wall times),
+``summary.json``, and with ``--bench`` ``bench.json``.
+
+Runs already committed in ``results/`` are cache hits; students whose teacher exists only as a
+record (no weights) are skipped with a note (``--ignore-results`` trains everything afresh).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["device_run", "main", "ORDER"]
+
+ORDER = ["E1", "E2", "E4", "E5", "E3"]  # the order the book needs the experiments in
+
+
+def _ordered_tasks(profile: str, grid: dict, only=None):
+    from .grid import plan
+
+    tasks = plan(profile, grid)
+    rank = {e: i for i, e in enumerate(ORDER)}
+
+    def key(t):
+        first = min((rank.get(e, len(ORDER)) for e in t.experiments), default=len(ORDER))
+        return (first, t.kind != "teacher")
+
+    tasks = sorted(tasks, key=key)  # stable: by the book's order of experiments, each one's teachers first
+    if only:
+        tasks = [t for t in tasks if set(t.experiments) & set(only)]
+    return tasks
+
+
+def _estimate(task, seconds_by_kind: dict, default: float) -> float:
+    """A task's expected seconds for one seed: the mean of finished tasks of its kind and models, else
+    ``default``."""
+    key = (task.kind, task.params.get("model") or tuple(task.params.get("students", ())))
+    seen = seconds_by_kind.get(key) or seconds_by_kind.get(task.kind)
+    return sum(seen) / len(seen) if seen else default
+
+
+def device_run(profile: str, seeds: list[int], budget: float, out, runs=None, device="auto", only=None,
+               results="default", bench: bool = False, default_estimate: float = 60.0, reserve: float = 15.0,
+               progress: bool = False, grid_path=None, log=print) -> dict:
+    """Run the grid for ``seeds`` within ``budget`` seconds (see the module docstring); returns the summary."""
+    from .grid import load_grid, run_task
+    from .pipeline import TeacherWeightsMissing
+    from .records import export_store
+    from .runs import RunStore
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = Path(runs or os.environ.get("KDLIB_RUNS") or out.parent / (out.name + "-runs"))
+    grid = load_grid(grid_path)
+    lines: list[str] = []
+    summary = {"profile": profile, "seeds": list(seeds), "budget_s": budget, "device": str(device), "tasks": [],
+               "stopped": None, "skipped": []}
+
+    def note(text: str):
+        stamp = f"[{time.perf_counter() - t0:7.1f}s] {text}"
+        lines.append(stamp)
+        log(stamp)
+        _write_text(out / "log.txt", "\n".join(lines) + "\n")
+
+    if bench:
+        from .bench import main as bench_main
+
+        note("benchmark")
+        from .pipeline import resolve_device
+
+        try:
+            bench_main(["--device", str(resolve_device(device)), "--out", str(out / "bench.json")])
+        except SystemExit:
+            pass
+        except Exception as err:  # noqa: BLE001 - a benchmark failure must not cost the slice its runs
+            note(f"benchmark failed: {type(err).__name__}: {err}")
+    tasks = _ordered_tasks(profile, grid, only)
+    seconds_by_kind: dict = {}
+    packed = 0
+
+    def pack(reason: str):
+        nonlocal packed
+        store = RunStore(runs, profile, results=None)
+        if not store.runs():
+            note(f"nothing finished to pack ({reason})")
+            return
+        report = export_store(profile, runs=runs, archive=out / "records.tar.gz", grid_path=grid_path)
+        packed = sum(r["status"] == "added" for r in report)
+        note(f"packed {packed} records into records.tar.gz ({reason})")
+
+    for seed in seeds:
+        for task in tasks:
+            elapsed = time.perf_counter() - t0
+            guess = _estimate(task, seconds_by_kind, default_estimate)
+            if elapsed + guess > budget - reserve:
+                summary["stopped"] = (f"before {task.name} seed {seed}: {elapsed:.0f}s spent, about {guess:.0f}s more "
+                                      f"would pass the {budget:.0f}s budget")
+                note("stop " + summary["stopped"])
+                break
+            started = time.perf_counter()
+            try:
+                done = run_task(task, runs=runs, device=device, progress=progress, grid_path=grid_path,
+                                seeds=[seed], results=results)
+            except TeacherWeightsMissing:
+                summary["skipped"].append({"task": task.name, "seed": seed,
+                                           "why": "its teacher is a committed record without weights"})
+                note(f"skip {task.name} seed {seed}: its teacher is a committed record (use --ignore-results "
+                     f"to retrain the teacher too)")
+                continue
+            took = time.perf_counter() - started
+            trained = [r for r in done if not getattr(r, "record", False)]
+            per_run = {r.id: round(r.provenance().get("wall_seconds", {}).get("train", 0.0), 2) for r in trained}
+            if trained:  # a cache hit says nothing about how long training takes
+                key = (task.kind, task.params.get("model") or tuple(task.params.get("students", ())))
+                seconds_by_kind.setdefault(key, []).append(took)
+                seconds_by_kind.setdefault(task.kind, []).append(took)
+            summary["tasks"].append({"task": task.name, "seed": seed, "seconds": round(took, 2),
+                                     "runs": [r.id for r in done], "train_seconds": per_run,
+                                     "cache_hit": not trained})
+            note(f"{task.name} seed {seed}: {took:.1f}s" + (" (cache hit)" if not trained else
+                                                             f", train {per_run}"))
+        if summary["stopped"]:
+            break
+        pack(f"seed {seed} done")
+    if summary["stopped"]:
+        pack("budget")
+    summary["records"] = packed
+    summary["seconds"] = round(time.perf_counter() - t0, 1)
+    _write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
+    note(f"device-run finished in {summary['seconds']}s; {packed} records in records.tar.gz")
+    return summary
+
+
+def _write_text(path: Path, text: str):
+    from .runs import atomic_write_text
+
+    atomic_write_text(path, text)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m kdlib device-run", description=__doc__.splitlines()[0])
+    p.add_argument("--profile", default="paper", help="grid profile (default: paper)")
+    p.add_argument("--seeds", nargs="+", type=int, required=True, help="seeds, run one whole seed after another")
+    p.add_argument("--budget", type=float, required=True, help="seconds this slice may use, export included")
+    p.add_argument("--out", required=True, help="folder for records.tar.gz, log.txt, summary.json (and bench.json)")
+    p.add_argument("--runs", default=None, help="the run store (default: $KDLIB_RUNS or OUT-runs beside OUT)")
+    p.add_argument("--device", default="auto", help="auto, cuda or cpu (default: auto)")
+    p.add_argument("--only", nargs="*", help="experiments to run (default: all, in the book's order)")
+    p.add_argument("--bench", action="store_true", help="run python -m kdlib bench first into bench.json")
+    p.add_argument("--ignore-results", action="store_true", help="set the committed records aside")
+    p.add_argument("--estimate", type=float, default=60.0,
+                   help="seconds assumed for a task of a kind not yet timed in this slice (default: 60)")
+    args = p.parse_args(argv)
+    if args.budget <= 0:
+        p.error("--budget must be > 0 seconds")
+    summary = device_run(args.profile, args.seeds, args.budget, args.out, args.runs, args.device, args.only,
+                         None if args.ignore_results else "default", args.bench, args.estimate)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""device-run: one GPU slice's work, tested end to end on the CPU at smoke size."""
+import json
+
+import pytest
+
+import kdlib.pipeline as P
+from kdlib.device_run import device_run
+from kdlib.records import import_records
+
+from conftest import CIFAR_JPEG, CIFAR10H, FASHION
+
+HAVE_CIFAR = (CIFAR_JPEG / "test.tar.gz").is_file() and (CIFAR10H / "cifar10h-probs.npy").is_file()
+PROFILE = "cifar-smoke" if HAVE_CIFAR else "smoke"
+needs_data = pytest.mark.skipif(not (HAVE_CIFAR or (FASHION / "train-images-idx3-ubyte.gz").is_file()),
+                                reason="neither CIFAR-10 nor Fashion-MNIST here")
+
+
+@needs_data
+def test_device_run_end_to_end(tmp_path, monkeypatch):
+    if HAVE_CIFAR:
+        monkeypatch.setenv("KDLIB_DATA", str(CIFAR_JPEG.parent))
+    P.clear_data_memo()
+    out = tmp_path / "out"
+    summary = device_run(PROFILE, [0, 1], budget=900, out=out, runs=tmp_path / "runs", device="cpu",
+                         only=["E1", "E2"], results=None, default_estimate=1.0, log=lambda *_: None)
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["log.txt", "records.tar.gz", "summary.json"]
+    assert len(files) <= 8 and sum(p.stat().st_size for p in out.iterdir()) < 60 * 2**20
+    assert summary["stopped"] is None and {t["seed"] for t in summary["tasks"]} == {0, 1}
+    # whole seeds in the book's order: E1's teachers, then E2's students, for seed 0 before seed 1
+    names = [(t["seed"], t["task"]) for t in summary["tasks"]]
+    assert names == sorted(names, key=lambda x: x[0])
+    seed0 = [n for s, n in names if s == 0]
+    assert seed0.index("teacher-main-resnet18-none") < seed0.index("students-main-resnet18-none-to-none-a0.5-T20")
+    log = (out / "log.txt").read_text()
+    assert "train {" in log and "packed" in log
+    # the archive is what `python -m kdlib import` takes
+    report = import_records(out / "records.tar.gz", tmp_path / "results")
+    runs = [r for r in report if r["kind"] in ("teacher", "student")]
+    assert runs and {r["status"] for r in runs} == {"added"}
+    assert len(runs) == sum(len(t["runs"]) for t in summary["tasks"])
+    assert json.loads((out / "summary.json").read_text())["records"] == len(runs)
+    P.clear_data_memo()
+
+
+def test_device_run_stops_before_the_budget(tmp_path):
+    summary = device_run("smoke", [0], budget=5, out=tmp_path / "out", runs=tmp_path / "runs", device="cpu",
+                         results=None, default_estimate=60.0, log=lambda *_: None)
+    assert summary["tasks"] == [] and summary["stopped"].startswith("before teacher-main-resnet18-none seed 0")
+    assert (tmp_path / "out" / "log.txt").is_file() and not (tmp_path / "runs").exists()
