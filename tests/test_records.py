@@ -161,7 +161,10 @@ def test_archive_round_trip(full_store, tmp_path):
     dest = tmp_path / "results"
     report = import_records(archive, dest)
     assert report and {r["status"] for r in report} == {"added"}
-    assert len(report) == len(full_store.runs())
+    runs = [r for r in report if r["kind"] != "dataset"]
+    assert len(runs) == len(full_store.runs())
+    sidecars = [r for r in report if r["kind"] == "dataset"]  # the test split's labels and images travel too
+    assert len(sidecars) == 1 and (dest / PROFILE / "datasets").is_dir()
 
 
 # ---------------------------------------------------------------------------- refusals
