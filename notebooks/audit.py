@@ -53,20 +53,47 @@ table9.style.hide(axis="index")
 # %% [markdown]
 # Mixup's printed precision differs from CutMix's printed accuracy by {glue:text}`t9_swap_gap`.
 #
-# ## Table 6: an F1 of 0.474 beside an accuracy of 0.631
+# ## Impossible F1 scores: macro F1 can never exceed (precision + recall) / 2
+#
+# Each class's F1 is the harmonic mean of its precision and recall, which never exceeds their
+# arithmetic mean; averaging over classes keeps the inequality, so macro F1 ≤ (macro P + macro R)/2
+# for any classifier. Allowing for the printed rounding (±0.0005 on each value), these rows of the
+# paper break it (`kdlib.audit.f1_bound_violations`):
 
 # %% tags=["hide-input"]
-acc, prec, rec, f1 = t["table6"]["lenet"]["flipcrop"]["cifar10"]
-harmonic = 2 * prec * rec / (prec + rec)
-glue("t6_f1", f"{f1:.3f}", display=False)
-glue("t6_hm", f"{harmonic:.3f}", display=False)
+from kdlib.audit import f1_bound_violations, recall_accuracy_violations
+
+bad_f1 = pd.DataFrame(f1_bound_violations(t))
+glue("n_f1_bad", str(len(bad_f1)), display=False)
+mix = bad_f1[(bad_f1.table == "table9") & (bad_f1.regime == "mixup")].iloc[0]
+glue("mixup_f1", f"{mix['F1']:.3f}", display=False)
+glue("mixup_bound", f"{mix['bound (P+R)/2']:.3f}", display=False)
+bad_f1.style.format(precision=3).hide(axis="index")
 
 # %% [markdown]
-# For the LeNet student of the flip+crop teacher the paper prints precision and recall of about
-# 0.63 and F1 {glue:text}`t6_f1`. Macro F1 averages per-class harmonic means and cannot fall that
-# far below both averages on a 10-class balanced set; the harmonic mean of the printed macro
-# precision and recall is {glue:text}`t6_hm`. A typo or a per-batch average (the public code
-# averaged weighted F1 over batches) are the likely causes.
+# {glue:text}`n_f1_bad` rows are impossible as printed: the Mixup teacher's F1 of
+# {glue:text}`mixup_f1` (Table 9) exceeds its bound of {glue:text}`mixup_bound` (consistent with
+# the precision/F1 swap above), and the flip+crop and Cutout teachers' CINIC-10 rows of Table 9 do too.
+#
+# The lower side has no such bound: macro F1 may fall far below both averages when some classes
+# have a small precision and others a small recall. So Table 6's F1 of 0.474 for the LeNet student
+# of the flip+crop teacher (precision 0.632, recall 0.631) is not impossible, only implausible next
+# to its neighbours (every other row has F1 within 0.02 of accuracy); a typo or the public code's
+# per-batch averaging of weighted F1 may explain it.
+#
+# ## Macro recall must equal accuracy on a balanced test set
+#
+# CIFAR-10's test set and CINIC-10's ImageNet part hold the same number of images per class, so
+# macro recall equals accuracy exactly. Rows where they differ beyond rounding:
+
+# %% tags=["hide-input"]
+bad_rec = pd.DataFrame(recall_accuracy_violations(t))
+glue("n_rec_bad", str(len(bad_rec)), display=False)
+bad_rec.style.format(precision=3).hide(axis="index")
+
+# %% [markdown]
+# Table 9's CutMix teacher on CINIC-10 prints accuracy 0.710 and recall 0.720, and that row
+# appears nowhere else in the text: Table 2 gives the same teacher 0.716.
 #
 # ## Tables 2 and 9 give different CINIC-10 numbers
 
@@ -98,6 +125,28 @@ t5.style.hide(axis="index")
 # probably a transcription slip), and D·√512 never does: the table was computed with d = 10, on
 # the logits or probabilities, not the 512-d features. Our Table 5 (previous chapter) reports both.
 #
+# ## What the text says against what the tables and the code do
+#
+# | where | the paper says | what holds |
+# | --- | --- | --- |
+# | §3.4, class discrimination | "cohesion and adhesion ... as *inter*- and *intra*-class similarities, respectively" | the reverse: cohesion is the intra-class similarity, adhesion the inter-class one (as its own next sentence and formula use them) |
+# | §3.4, cohesion formula | $C = \frac{1}{N_C(N_C-1)}\sum_{i<j} S(d_i, d_j)$ | a sum over the $N_C(N_C-1)/2$ pairs $i<j$ divided by $N_C(N_C-1)$ is at most 1/2; Table 5 prints cohesion 0.917 (CutMix), so the table used the mean over pairs (what `kdlib.metrics.class_discrimination` computes) |
+# | §3.2, the KD loss | $\alpha\tau^2 D_{KL}(f_S^\tau, f_T^\tau)$, i.e. KL(student ‖ teacher) | Hinton's loss and the paper's own code use KL(teacher ‖ student) (`KLDivLoss(log_softmax(s/T), softmax(t/T))`) |
+# | §3.4, KL to human labels | "nothing but the cross-entropy loss between the model predictions and human labels" | KL(p_f ‖ p_h) as written is not a cross-entropy; KL(h ‖ f) = H(h, f) − H(h) differs from the cross-entropy by the humans' entropy, constant per image; and KL(f ‖ h) is infinite wherever humans give a class zero mass (80.6% of CIFAR-10H's entries), so we report KL(human ‖ model) |
+# | §4.4, "no matter the set up, data augmentation techniques hurt the performance of the student models" | — | Table 7's Mixup-trained LeNet student on CINIC-10 (0.457) beats the plain one (0.456); and on MNIST (Table 3) the most accurate LeNet student is the Mixup teacher's (0.9886 vs 0.9868) |
+
+# %% tags=["hide-input"]
+t3 = t["table3"]["lenet"]
+t7 = t["table7"]["lenet"]
+glue("t3_best", max(t3, key=lambda r: t3[r]["accuracy"]), display=False)
+glue("t7_mixup_cinic", f"{t7['mixup']['cinic'][0]:.3f}", display=False)
+glue("t7_none_cinic", f"{t7['none']['cinic'][0]:.3f}", display=False)
+
+# %% [markdown]
+# Read from the transcribed tables: the most accurate MNIST LeNet student is the
+# {glue:text}`t3_best` teacher's; Table 7's Mixup student reaches {glue:text}`t7_mixup_cinic` on
+# CINIC-10 against {glue:text}`t7_none_cinic` for the plain one.
+#
 # ## What the public code does differently
 #
 # From the paper's repository (`hmassa48/Distilling-with-VRM`, see `../shared/notes/kd-conventions.md`):
@@ -114,4 +163,6 @@ t5.style.hide(axis="index")
 # | KL to CIFAR-10H | class-averaged, with human-argmax and predicted-argmax denominators | per image KL(human ‖ model); class-averaged with ground-truth denominators, labelled |
 # | seeding | `torch.manual_seed(2)` only; mixup λ, CutMix box and Cutout from unseeded numpy | every random draw from seeded `torch.Generator`s, state checkpointed |
 # | checkpoint selection | best epoch on the test set | last epoch |
+# | flip+crop padding | `RandomCrop(32, padding=4)` before `Normalize`: the border is black | the border is 0 after normalising, i.e. the dataset mean (kept so the recorded GPU runs stay comparable; to change with the next re-run of the recorded seeds) |
+# | test loss (NLL) | cross-entropy as computed by PyTorch | the true class's probability floored at 1e-12 (a mistake costs at most 27.6 nats) |
 # | students and augmentation | the student's augmentation sits in `if False:`; teacher and student see the same clean batch | the same, for E2; E4/E5 augment students on purpose, and the teacher then runs on the augmented batch |
