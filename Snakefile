@@ -61,6 +61,18 @@ rule all:
         [r for part in PROFILES for r in reports(part)],
         expand("book/{part}/{chapter}.ipynb", part=list(PROFILES), chapter=CHAPTERS),
         "book/chapters/audit.ipynb",
+        "book/chapters/conclusion.ipynb",
+
+
+rule conclusion:
+    input:
+        [r for part in PROFILES for r in reports(part)],
+        os.path.join(workflow.basedir, "notebooks", "conclusion.py"),
+    output:
+        "book/chapters/conclusion.ipynb",
+    shell:
+        f'{THREADS} "{PY}" -m kdlib notebook --chapter conclusion --profile {PROFILES["part1"]} '
+        f'-p profile2 {PROFILES["part2"]} --runs "{RUNS}" --output {{output}}'
 
 
 rule chapter:
