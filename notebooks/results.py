@@ -312,39 +312,36 @@ display(Markdown(f"**{title}**"))
 
 # %% tags=["hide-input"]
 if len(df):
+    import seaborn as sns
+
+    long = pd.DataFrame([{"who": who, "regime": REGIME_NAMES[r], "accuracy": v, "key": r}
+                         for who, values in groups.items() for r in REGIMES for v in values[r]])
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
-    for ax, (who, values) in zip(axes, groups.items()):
-        for k, r in enumerate(REGIMES):
-            v = values[r]
-            if not v:
-                continue
-            m, h, n = mean_ci(v)
-            ax.bar(k, m, 0.7, color=regime_color(r), edgecolor="black", linewidth=0.5, label=REGIME_NAMES[r])
-            if np.isfinite(h):
-                ax.errorbar(k, m, yerr=h, color="black", capsize=3)
-            ax.scatter([k] * len(v), v, s=12, color="black", zorder=3)
-        allv = [x for v in values.values() for x in v]
-        if allv:
-            lo, hi = min(allv), max(allv)
+    order = [REGIME_NAMES[r] for r in REGIMES]
+    palette = {REGIME_NAMES[r]: regime_color(r) for r in REGIMES}
+    for ax, who in zip(axes, groups):
+        sub = long[long.who == who]
+        if len(sub):
+            # means as large markers (not bars: the axis does not start at zero), seeds as dots
+            sns.pointplot(data=sub, x="regime", y="accuracy", hue="regime", order=order, palette=palette,
+                          errorbar=None, ax=ax, markers="D", markersize=9, linestyle="none", legend=False)
+            sns.stripplot(data=sub, x="regime", y="accuracy", order=order, color="black", size=3.5, jitter=0.12,
+                          ax=ax, zorder=4)
+            for k, r in enumerate(REGIMES):  # Student-t 95% intervals, as in every table (not bootstrap)
+                m, h, n = mean_ci(groups[who][r])
+                if n >= 2 and np.isfinite(h):
+                    ax.errorbar(k, m, yerr=h, color="black", capsize=3, lw=1)
+            lo, hi = sub.accuracy.min(), sub.accuracy.max()
             pad = max(0.02, (hi - lo) * 0.6)
             ax.set_ylim(max(0, lo - pad), min(1, hi + pad))
-        ax.set_xticks(range(len(REGIMES)), [REGIME_NAMES[r] for r in REGIMES], rotation=30, fontsize=9)
+            for k, r in enumerate(REGIMES):
+                if not groups[who][r]:
+                    ax.text(k, max(0, lo - pad) + 0.1 * pad, "not run\nyet", ha="center", fontsize=7, color="#666")
+        ax.set_xticks(range(len(order)), order, rotation=30, fontsize=9)
+        ax.set_xlabel("teacher regime" if who != "ResNet-18 teacher" else "regime", fontsize=9)
         ax.set_title(who, fontsize=10)
         ax.set_ylabel(f"test accuracy ({DATASET_NAMES.get(main, main)})" if ax is axes[0] else "")
-    fig.suptitle("Bars: mean over seeds; dots: seeds; whiskers: 95% interval (two seeds or more)", fontsize=9)
+    fig.suptitle("Diamonds: mean over seeds; dots: seeds; whiskers: 95% Student-t interval (two seeds or more)",
+                 fontsize=9)
     fig.tight_layout()
     plt.show()
-
-# %% [markdown]
-# ## Missing runs
-
-# %% tags=["hide-input"]
-if gaps:
-    how = ("These runs are made on a GPU (the commands below; `scripts/device_check.sh` runs a whole seed), then "
-           "brought back with `python -m kdlib export --archive` and `python -m kdlib import`; nothing of this "
-           "profile is trained by `make book` unless `TRAIN=1`." if gpu_profile else
-           f"`python -m kdlib grid --profile {profile}` fills them all; each line below fills one task.")
-    display(Markdown(f"**{sum(g['missing runs'] for g in gaps)} runs of {len(gaps)} tasks are missing.** {how}"))
-    display(pd.DataFrame(gaps).style.hide(axis="index"))
-else:
-    display(Markdown("None."))
