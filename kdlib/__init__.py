@@ -4,4 +4,4 @@ from .distill import kd_loss, Distiller
 from .models import build_model, count_parameters
 
 __all__ = ["build_augmentation", "kd_loss", "Distiller", "build_model", "count_parameters"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

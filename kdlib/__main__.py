@@ -9,8 +9,29 @@ def main(argv=None):
     commands = {"bench": "kdlib.bench", "grid": "kdlib.grid", "notebook": "kdlib.notebooks",
                 "export": "kdlib.records:main_export", "import": "kdlib.records:main_import",
                 "device-run": "kdlib.device_run"}
-    if not argv or argv[0] not in commands:
-        print(f"usage: python -m kdlib {{{','.join(commands)}}} [options]", file=sys.stderr)
+    about = {"grid": "run every task of a profile in one process (or --plan: list them)",
+             "notebook": "execute one task's run report or one chapter with papermill",
+             "bench": "benchmarks: loader, training step, distillation (ratios in one run)",
+             "export": "write compact records of a run store into results/",
+             "import": "add records (a folder or an archive from a GPU machine) to results/, checked",
+             "device-run": "whole seeds within a GPU slice's budget, packed as importable records"}
+    if argv and argv[0] in ("--version", "-V"):
+        from . import __version__
+
+        print(f"kdlib {__version__}")
+        return 0
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        lines = ["usage: kdlib <command> [options]   (or python -m kdlib ...)", "", "commands:"]
+        lines += [f"  {name:<11} {about[name]}" for name in commands]
+        lines += ["", "kdlib <command> --help shows a command's options."]
+        print("\n".join(lines))
+        return 0 if argv else 2
+    if argv[0] not in commands:
+        import difflib
+
+        near = difflib.get_close_matches(argv[0], list(commands), n=1)
+        print(f"error: unknown command {argv[0]!r}" + (f"; did you mean {near[0]!r}?" if near else "")
+              + f" Commands: {', '.join(commands)}", file=sys.stderr)
         return 2
     import importlib
 
