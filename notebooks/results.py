@@ -345,3 +345,17 @@ if len(df):
                  fontsize=9)
     fig.tight_layout()
     plt.show()
+
+# %% [markdown]
+# ## Missing runs
+
+# %% tags=["hide-input"]
+if gaps:
+    how = ("These runs are made on a GPU (the commands below; `scripts/device_check.sh` runs whole seeds), then "
+           "brought back with `python -m kdlib import OUT/records.tar.gz`; nothing of this profile is trained by "
+           "`make book` unless `TRAIN=1`." if gpu_profile else
+           f"`python -m kdlib grid --profile {profile}` fills them all; each line below fills one task.")
+    display(Markdown(f"**{sum(g['missing runs'] for g in gaps)} runs of {len(gaps)} tasks are missing.** {how}"))
+    display(pd.DataFrame(gaps).style.hide(axis="index"))
+else:
+    display(Markdown("None."))

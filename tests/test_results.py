@@ -81,7 +81,7 @@ def test_a_failed_precondition_withholds_the_verdict():
     pre = preconditions(rows, "d")
     assert pre["T:cutout"]["holds"] is False and pre["T:flipcrop"]["holds"] is True
     assert pre["K:lenet"]["holds"] is True and pre["G:lenet"]["holds"] is True
-    assert pre["K:alexnet"]["holds"] is None  # not measured
+    assert pre["K:alexnet"]["holds"] is None and pre["S:alexnet"]["holds"] is None  # not measured
     by = {(r["claim"], r["comparison"]): r for r in claims(rows, "d")}
     gated = by[("C2", "LeNet ← Cutout − LeNet ← none")]
     assert gated["verdict"] == "precondition failed"
@@ -308,3 +308,18 @@ def test_failed_runs_are_left_out_of_means_and_listed(tmp_path):
     everything = collect(store, grid, include_failed=True)
     failed = [r for r in everything if r["failed"]]
     assert len(failed) == 1 and "at chance" in failed[0]["failure"]
+
+
+def test_an_alexnet_student_weaker_than_lenet_withholds_c3():
+    teachers = {"none": 0.80, "flipcrop": 0.90, "cutout": 0.88, "mixup": 0.85, "cutmix": 0.83}
+    rows = rows_for(teachers, {"none": 0.70}, alone={"none": 0.60})
+    for seed in (0, 1, 2):
+        for r, acc in (("none", 0.55), ("flipcrop", 0.50), ("mixup", 0.40)):
+            rows.append({"kind": "student", "model": "alexnet", "alpha": 0.5, "regime": "none",
+                         "teacher_model": "resnet18", "teacher_regime": r, "dataset": "d", "seed": seed,
+                         "accuracy": acc + 0.01 * seed})
+    pre = preconditions(rows, "d")
+    assert pre["S:alexnet"]["holds"] is False  # 0.55 vs LeNet 0.70
+    c3 = [r for r in claims(rows, "d") if r["claim"] == "C3" and r["n"]]
+    assert c3 and {r["verdict"] for r in c3} == {"precondition failed"}
+    assert all(any("premise of §4.2" in f for f in r["failed_preconditions"]) for r in c3)
