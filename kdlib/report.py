@@ -122,10 +122,11 @@ def missing_table(configs: list[dict], profile: str):
     gpu = profile == "paper"
     rows = []
     for cfg in configs:
-        cmd = (f"python -m kdlib grid --profile {profile} --seeds {cfg['seed']} --device cuda" if gpu
+        cmd = (f"python -m kdlib device-run --profile {profile} --seeds {cfg['seed']} --budget 540 --out OUT "
+               f"(on a GPU; then here: python -m kdlib import OUT/records.tar.gz)" if gpu
                else f"python -m kdlib grid --profile {profile} --seeds {cfg['seed']}")
         rows.append({"missing run": run_id(cfg), "model": cfg["model"]["name"], "seed": cfg["seed"],
-                     "fill it with": cmd + (" (on a GPU; then python -m kdlib export and import)" if gpu else "")})
+                     "fill it with": cmd})
     return pd.DataFrame(rows).style.hide(axis="index").set_caption(f"{len(rows)} runs of this task are not finished")
 
 

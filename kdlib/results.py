@@ -398,8 +398,9 @@ def missing_runs(store: RunStore, grid: dict | None = None, gpu: bool = False) -
         if absent:
             seeds = sorted({c["seed"] for c in absent})
             if gpu:
-                command = (f"python -m kdlib grid --profile {store.profile} --only {' '.join(task.experiments)} "
-                           f"--seeds {' '.join(map(str, seeds))} --device cuda  # then: python -m kdlib export")
+                command = (f"python -m kdlib device-run --profile {store.profile} --only {' '.join(task.experiments)} "
+                           f"--seeds {' '.join(map(str, seeds))} --budget 540 --out OUT  # on a GPU; then here: "
+                           f"python -m kdlib import OUT/records.tar.gz")
             else:
                 command = f"python -m kdlib notebook {task.name} --profile {store.profile}"
             missing.append({"task": task.name, "experiments": ",".join(task.experiments),
