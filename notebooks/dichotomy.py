@@ -65,9 +65,20 @@ pick = [1, 2, 3, 9]
 # class colours from a palette the regime colours do not use (dark, distinct shapes too)
 CLASS_STYLE = {1: ("#1b1b1b", "o"), 2: ("#e6194b", "^"), 3: ("#0082c8", "s"), 9: ("#f58231", "D")}
 with_emb = {r: p for r, p in preds.items() if "test_embeddings" in p}
+def panel_grid(n, extra=0, ncols=3, size=3.0):
+    """n (+ extra) panels, at most ncols per row, so that each stays readable in the book's column."""
+    total = n + extra
+    rows_, cols = (total + ncols - 1) // ncols, min(ncols, total)
+    fig, axes = plt.subplots(rows_, cols, figsize=(size * cols, size * rows_ + 0.4), squeeze=False)
+    flat = list(axes.flat)
+    for ax in flat[total:]:
+        ax.axis("off")
+    return fig, flat[:n], flat[n:total]
+
+
 if with_emb:
-    fig, axes = plt.subplots(1, len(with_emb), figsize=(2.9 * len(with_emb) + 1.2, 3.3), squeeze=False)
-    for ax, (r, p) in zip(axes[0], with_emb.items()):
+    fig, axes, spare = panel_grid(len(with_emb), extra=1)
+    for ax, (r, p) in zip(axes, with_emb.items()):
         rows_ = p["test_embedding_index"]
         lab = p["test_labels"][rows_]
         keep = np.isin(lab, pick)
@@ -82,7 +93,9 @@ if with_emb:
         for side in ax.spines.values():
             side.set_edgecolor(regime_color(r))
             side.set_linewidth(2)
-    axes[0][-1].legend(fontsize=9, markerscale=2, loc="center left", bbox_to_anchor=(1.02, 0.5), title="class")
+    spare[0].axis("off")
+    spare[0].legend(*axes[0].get_legend_handles_labels(), fontsize=10, markerscale=2.5, loc="center",
+                    title="class", title_fontsize=10)
     n_pts = int(np.isin(next(iter(with_emb.values()))["test_labels"][next(iter(with_emb.values()))["test_embedding_index"]], pick).sum())
     fig.suptitle(f"t-SNE of the teachers' penultimate features: {n_pts} test images of four classes", fontsize=10)
     fig.tight_layout()
@@ -104,7 +117,7 @@ def students(model, teacher_regime):
 
 
 table4 = pd.DataFrame([{
-    "teacher regime": r,
+    "teacher regime": REGIME_NAMES[r],
     "teacher": fmt_ci(x["class_separability"] for x in teachers[r]), "teacher (paper)": paper["table4"]["teacher"][r],
     "LeNet": fmt_ci(x["class_separability"] for x in students("lenet", r)), "LeNet (paper)": paper["table4"]["lenet"][r],
     "AlexNet": fmt_ci(x["class_separability"] for x in students("alexnet", r)),
@@ -155,8 +168,8 @@ display(table5l.style.hide(axis="index"))
 
 # %% tags=["hide-input"]
 if preds:
-    fig, axes = plt.subplots(1, len(preds), figsize=(2.6 * len(preds), 2.9), sharey=True, squeeze=False)
-    for ax, (r, p) in zip(axes[0], preds.items()):
+    fig, axes, _ = panel_grid(len(preds), size=2.9)
+    for ax, (r, p) in zip(axes, preds.items()):
         curve = reliability_curve(p["test_probs"], p["test_labels"], n_bins=15)
         filled = curve["count"] > 0
         centers = (curve["lower"] + curve["upper"]) / 2
@@ -165,8 +178,8 @@ if preds:
         ax.plot([0, 1], [0, 1], "k--", linewidth=0.8, label="perfect calibration")
         ax.set_title(f"teacher: {REGIME_NAMES[r]}", fontsize=10)
         ax.set_xlabel("confidence")
-    axes[0][0].set_ylabel("accuracy in bin")
-    axes[0][0].legend(fontsize=7, loc="upper left")
+    axes[0].set_ylabel("accuracy in bin")
+    axes[0].legend(fontsize=7, loc="upper left")
     fig.suptitle("Reliability diagrams of the teachers (15 bins, first seed)", fontsize=10)
     fig.tight_layout()
     plt.show()
@@ -206,13 +219,12 @@ def matrix_panel(ax, m, title, cmap="viridis"):
 
 
 if preds:
-    n = len(preds)
-    fig, axes = plt.subplots(1, n, figsize=(2.9 * n, 3.0), squeeze=False)
-    for ax, (r, p) in zip(axes[0], preds.items()):
+    fig, axes, _ = panel_grid(len(preds), size=3.1)
+    for ax, (r, p) in zip(axes, preds.items()):
         m = mean_confusion(p["test_probs"], p["test_labels"])
         np.fill_diagonal(m, np.nan)
         matrix_panel(ax, m, f"teacher: {REGIME_NAMES[r]}")
-    axes[0][0].set_ylabel("true class", fontsize=8)
+    axes[0].set_ylabel("true class", fontsize=8)
     fig.supxlabel("mean predicted probability of class", fontsize=8)
     fig.suptitle("Masked mean confusion of the teachers (each panel on its own colour scale)", fontsize=10)
     fig.tight_layout()
@@ -226,14 +238,13 @@ if view["human"] is not None and preds:
     from kdlib.metrics import class_kl_matrix
 
     human, labels = view["human"], view["labels"]
-    n = 1 + len(preds)
-    fig, axes = plt.subplots(1, n, figsize=(2.9 * n, 3.0), squeeze=False)
+    fig, axes, _ = panel_grid(1 + len(preds), size=3.1)
     hm = mean_confusion(human, labels)
     np.fill_diagonal(hm, np.nan)
-    matrix_panel(axes[0][0], hm, "CIFAR-10H humans, diagonal masked")
-    for ax, (r, p) in zip(axes[0][1:], preds.items()):
+    matrix_panel(axes[0], hm, "CIFAR-10H humans, diagonal masked")
+    for ax, (r, p) in zip(axes[1:], preds.items()):
         matrix_panel(ax, class_kl_matrix(align(p, view), human, labels), f"relative KL: {REGIME_NAMES[r]}", "magma")
-    axes[0][0].set_ylabel("true class", fontsize=8)
+    axes[0].set_ylabel("true class", fontsize=8)
     fig.suptitle("Human confusion (Fig. 3) and the teachers' relative KL to it (Fig. 6)", fontsize=10)
     fig.tight_layout()
     plt.show()
