@@ -26,7 +26,7 @@ from .models import MODELS
 from .runs import RunStore, run_id
 from .train import Recipe
 
-__all__ = ["load_grid", "plan", "Task", "task_configs", "planned_configs", "task_status", "teacher_configs", "student_groups", "run_task", "run_grid", "main",
+__all__ = ["load_grid", "plan", "Task", "task_configs", "planned_configs", "task_status", "task_runs", "teacher_configs", "student_groups", "run_task", "run_grid", "main",
            "GRID_PATH", "validate_params"]
 
 GRID_PATH = Path(__file__).resolve().parent.parent / "grid.yaml"
@@ -310,6 +310,14 @@ def task_status(task: Task | dict, runs=None, grid_path=None, seeds=None) -> tup
         run = store.run(cfg)
         (done if run.done else missing).append(run if run.done else cfg)
     return done, missing
+
+
+def task_runs(task: Task | dict, train: bool = True, runs=None, device=None, progress=True, grid_path=None,
+              seeds=None) -> tuple[list, list]:
+    """(finished runs, configs still missing) of a task: trained here (``train``) or only looked up."""
+    if train:
+        return run_task(task, runs=runs, device=device, progress=progress, grid_path=grid_path, seeds=seeds), []
+    return task_status(task, runs=runs, grid_path=grid_path, seeds=seeds)
 
 
 def run_grid(profile: str, runs=None, device=None, progress=True, grid_path=None, only=None, seeds=None,

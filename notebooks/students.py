@@ -42,15 +42,12 @@ params = notebook_params("students", globals())
 # %%
 from IPython.display import Markdown, display
 
-from kdlib.grid import run_task, task_status
+from kdlib.grid import task_runs
 from kdlib.report import history_figure, metrics_table, missing_table, provenance_table, run_location
 
 keys = ("profile", "dataset", "teacher_model", "teacher_regime", "students", "regime", "temperature", "alpha")
 task = {"kind": "students", **{k: params[k] for k in keys}}
-if train:
-    done, missing = run_task(task, runs=runs, device=device, progress=progress, grid_path=grid, seeds=seeds), []
-else:
-    done, missing = task_status(task, runs=runs, grid_path=grid, seeds=seeds)
+done, missing = task_runs(task, train, runs=runs, device=device, progress=progress, grid_path=grid, seeds=seeds)
 source = f"teacher {teacher_model} / `{teacher_regime}`" if alpha > 0 else "no teacher (alpha = 0)"
 display(Markdown(f"Students {students} with regime `{regime}`, T = {temperature:g}, alpha = {alpha:g}, from "
                  f"{source}; profile `{profile}`, {len(done)} finished runs: "

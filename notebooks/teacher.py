@@ -37,14 +37,11 @@ params = notebook_params("teacher", globals())
 # %%
 from IPython.display import Markdown, display
 
-from kdlib.grid import run_task, task_status
+from kdlib.grid import task_runs
 from kdlib.report import history_figure, metrics_table, missing_table, provenance_table, run_location
 
 task = {"kind": "teacher", **{k: params[k] for k in ("profile", "dataset", "model", "regime")}}
-if train:
-    done, missing = run_task(task, runs=runs, device=device, progress=progress, grid_path=grid, seeds=seeds), []
-else:
-    done, missing = task_status(task, runs=runs, grid_path=grid, seeds=seeds)
+done, missing = task_runs(task, train, runs=runs, device=device, progress=progress, grid_path=grid, seeds=seeds)
 if done:
     display(Markdown(f"**{model}**, regime `{done[0].config['augment']}`, dataset "
                      f"`{done[0].config['dataset']['name']}`, profile `{profile}`, seeds "
