@@ -45,7 +45,7 @@ for part, prof in (("I", profile), ("II", profile2)):
     mnist = resolve_dataset(grid, prof, "mnist")["name"]
     res = claims(rows, main, mnist)
     parts[part] = {"profile": prof, "rows": rows, "dataset": main, "results": res, "summary": claim_summary(res),
-                   "pre": preconditions(rows, main), "seeds": sorted({r["seed"] for r in rows})}
+                   "pre": preconditions(rows, main, mnist), "seeds": sorted({r["seed"] for r in rows})}
 
 
 def seeds_needed(per_seed, level=0.95, cap=50):

@@ -103,7 +103,7 @@ else:
 
 # %% tags=["hide-input"]
 glue("tolerance", f"{TOLERANCE:.3f}", display=False)
-pre = preconditions(rows, main)
+pre = preconditions(rows, main, mnist)
 display(pd.DataFrame([{"id": k, "precondition": v["statement"],
                        "holds": {True: "yes", False: "NO", None: "not measured"}[v["holds"]],
                        "measured": v["evidence"]} for k, v in pre.items()]).style.hide(axis="index"))

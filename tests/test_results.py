@@ -323,3 +323,24 @@ def test_an_alexnet_student_weaker_than_lenet_withholds_c3():
     c3 = [r for r in claims(rows, "d") if r["claim"] == "C3" and r["n"]]
     assert c3 and {r["verdict"] for r in c3} == {"precondition failed"}
     assert all(any("premise of §4.2" in f for f in r["failed_preconditions"]) for r in c3)
+
+
+def test_mnist_teachers_weaker_than_lenet_alone_withhold_c10():
+    rows = []
+    for seed in (0, 1):
+        for r, acc, nll in (("none", 0.70, 0.5), ("mixup", 0.72, 0.7), ("cutmix", 0.71, 0.8)):
+            rows.append({"kind": "teacher", "model": "alexnet", "dataset": "m", "regime": r, "seed": seed,
+                         "accuracy": acc})
+            rows.append({"kind": "student", "model": "lenet", "alpha": 0.5, "regime": "none", "teacher_model": "alexnet",
+                         "teacher_regime": r, "dataset": "m", "seed": seed, "accuracy": 0.7, "nll": nll + 0.01 * seed})
+        rows.append({"kind": "student", "model": "lenet", "alpha": 0.0, "regime": "none", "teacher_model": None,
+                     "teacher_regime": None, "dataset": "m", "seed": seed, "accuracy": 0.75})
+    pre = preconditions(rows, "d", "m")
+    assert pre["G:mnist"]["holds"] is False and "0.7000 vs LeNet alone 0.7500" in pre["G:mnist"]["evidence"]
+    c10 = [r for r in claims(rows, "d", "m") if r["claim"] == "C10"]
+    assert len(c10) == 2 and {r["verdict"] for r in c10} == {"precondition failed"}
+    for r in rows:  # a weak LeNet alone: the same comparisons are judged (NLL higher by 0.2 and 0.3: reproduced)
+        if r["alpha"] == 0.0 if "alpha" in r else False:
+            r["accuracy"] = 0.60
+    assert preconditions(rows, "d", "m")["G:mnist"]["holds"] is True
+    assert {r["verdict"] for r in claims(rows, "d", "m") if r["claim"] == "C10"} == {"reproduced"}
