@@ -11,6 +11,7 @@ from .grid import validate_params
 from .runs import Run
 
 __all__ = ["notebook_params", "history_figure", "metrics_table", "REGIME_COLORS", "regime_color", "MODEL_NAMES",
+           "report_links", "linked",
            "REGIME_NAMES", "DATASET_NAMES", "regime_name", "task_title", "part_header", "PARTS"]
 
 MODEL_NAMES = {"resnet18": "ResNet-18", "lenet": "LeNet", "alexnet": "AlexNet"}
@@ -96,6 +97,23 @@ def public_path_text(text: str) -> str:
     import re
 
     return re.sub(r"(?<![\w.])/(?:[^\s/`'\"]+/)*([^\s/`'\"]+/[^\s/`'\"]+)", r"\1", str(text))
+
+
+def report_links(profile: str, part: str, grid=None) -> dict:
+    """run id -> the relative URL of the run report that shows it (from a chapter page of ``part``)."""
+    from .grid import load_grid, plan, task_configs
+    from .runs import run_id
+
+    grid = grid or load_grid()
+    folder = {"I": "part1", "II": "part2"}.get(part, part)
+    return {run_id(c): f"../runs/{folder}/{t.name}.html" for t in plan(profile, grid) for c in task_configs(t, grid)}
+
+
+def linked(text: str, rows, links: dict) -> str:
+    """``text`` as a link to the report of the runs ``rows`` came from (their first one's task)."""
+    rows = list(rows.to_dict("records") if hasattr(rows, "to_dict") else rows)
+    href = next((links[r["id"]] for r in rows if r.get("id") in links), None)
+    return f'<a href="{href}" title="the run report">{text}</a>' if href and text != "-" else text
 
 
 def run_location(run) -> str:

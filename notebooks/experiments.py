@@ -26,7 +26,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from kdlib.grid import load_grid, resolve_dataset
-from kdlib.report import part_header
+from kdlib.report import linked, part_header, report_links
 from kdlib.results import REGIMES, collect, distilled, fmt_ci, paper_tables, select
 from kdlib.runs import RunStore
 
@@ -36,6 +36,7 @@ rows = collect(store, grid)
 main = resolve_dataset(grid, profile, "main")["name"]
 mnist = resolve_dataset(grid, profile, "mnist")["name"]
 paper = paper_tables()
+links = report_links(profile, part, grid)  # every number links to the run report that produced it
 display(Markdown(part_header(part, profile, rows, main) + " Cells read '-' where no run is finished yet (the results "
                  "chapter lists the missing runs and the commands that fill them)."))
 
@@ -79,9 +80,11 @@ for r in ("none", "mixup", "cutmix"):
     t = select(rows, kind="teacher", model="alexnet", dataset=mnist, regime=r)
     s = students("lenet", r, teacher_model="alexnet", dataset=mnist)
     lines.append({"teacher regime": r,
-                  "AlexNet acc": fmt_ci(x["accuracy"] for x in t), "(paper)": paper["table3"]["teacher"][r]["accuracy"],
+                  "AlexNet acc": linked(fmt_ci(x["accuracy"] for x in t), t, links),
+                  "(paper)": paper["table3"]["teacher"][r]["accuracy"],
                   "AlexNet loss": fmt_ci(x["nll"] for x in t), "(paper) ": paper["table3"]["teacher"][r]["loss"],
-                  "LeNet acc": fmt_ci(x["accuracy"] for x in s), " (paper)": paper["table3"]["lenet"][r]["accuracy"],
+                  "LeNet acc": linked(fmt_ci(x["accuracy"] for x in s), s, links),
+                  " (paper)": paper["table3"]["lenet"][r]["accuracy"],
                   "LeNet loss": fmt_ci(x["nll"] for x in s), " (paper) ": paper["table3"]["lenet"][r]["loss"]})
 pd.DataFrame(lines).style.format(precision=3).hide(axis="index")
 
@@ -94,7 +97,7 @@ pd.DataFrame(lines).style.format(precision=3).hide(axis="index")
 def prf(runs_, paper_row):
     out = {}
     for k, name in zip(range(4), ("accuracy", "precision", "recall", "f1")):
-        out[name] = fmt_ci(x[name] for x in runs_)
+        out[name] = linked(fmt_ci(x[name] for x in runs_), runs_, links)
         out[f"{name} (paper)"] = paper_row["cifar10"][k]
     return out
 
@@ -130,7 +133,7 @@ for r in REGIMES:
     s = students("lenet", "none", regime=spec)
     alone = select(rows, kind="student", model="lenet", alpha=0.0, regime=spec, dataset=main)
     lines.append({"student regime": r, **prf(s, paper["table7"]["lenet"][r]),
-                  "alone (alpha=0) accuracy": fmt_ci(x["accuracy"] for x in alone)})
+                  "alone (alpha=0) accuracy": linked(fmt_ci(x["accuracy"] for x in alone), alone, links)})
 pd.DataFrame(lines).style.format(precision=3).hide(axis="index")
 
 # %% [markdown]

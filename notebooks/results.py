@@ -38,7 +38,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from kdlib.grid import load_grid, resolve_dataset
-from kdlib.report import DATASET_NAMES, MODEL_NAMES, REGIME_NAMES, part_header, regime_color
+from kdlib.report import DATASET_NAMES, MODEL_NAMES, REGIME_NAMES, linked, part_header, regime_color, report_links
 from kdlib.results import (REGIMES, TOLERANCE, claim_summary, claims, collect, fmt_ci, mean_ci, missing_runs,
                            paper_tables, preconditions)
 from kdlib.runs import RunStore
@@ -52,6 +52,7 @@ main = resolve_dataset(grid, profile, "main")["name"]
 mnist = resolve_dataset(grid, profile, "mnist")["name"]
 paper = paper_tables()
 gpu_profile = profile == "paper"
+links = report_links(profile, part, grid)  # every number links to the run report that produced it
 display(Markdown(part_header(part, profile, rows, main)))
 if main != "cifar10":
     display(Markdown(f"**These runs use {DATASET_NAMES.get(main, main)}, not CIFAR-10**: they test the paper's claims "
@@ -234,7 +235,8 @@ def table1(who, sel_fn):
         sel = sel_fn(r)
         p = paper["table1"][who][r]
         lines.append({"teacher regime": REGIME_NAMES[r], "seeds": len(sel),
-                      "accuracy": fmt_ci(sel.accuracy) if len(sel) else "-", "accuracy (paper)": f"{p['accuracy']:.3f}",
+                      "accuracy": linked(fmt_ci(sel.accuracy), sel, links) if len(sel) else "-",
+                      "accuracy (paper)": f"{p['accuracy']:.3f}",
                       "ECE": fmt_ci(sel.ece) if len(sel) else "-", "ECE (paper)": f"{p['ece']:.3f}",
                       "KL human": fmt_ci(sel.kl_to_human) if len(sel) else "-", "KL human (paper)": f"{p['kld']:.3f}"})
     return pd.DataFrame(lines)
@@ -247,8 +249,9 @@ for who, fn in (("teacher", lambda r: teachers[teachers.regime == r] if len(teac
                 ("alexnet", lambda r: students[(students.model == "alexnet") & (students.teacher_regime == r)]
                  if len(students) else students)):
     t1[who] = table1(who, fn)
-for r, line in zip(REGIMES, t1["teacher"].to_dict("records")):
-    glue(f"teacher_acc_{r}", line["accuracy"], display=False)
+for r in REGIMES:
+    sel = teachers[teachers.regime == r] if len(teachers) else teachers
+    glue(f"teacher_acc_{r}", fmt_ci(sel.accuracy) if len(sel) else "-", display=False)
 display(Markdown("**Table 1a.** ResNet-18 teachers"))
 display(t1["teacher"].style.hide(axis="index"))
 display(Markdown("**Table 1b.** LeNet students, by teacher regime"))
@@ -276,8 +279,9 @@ if len(df):
                       & (df.teacher_regime == "none") & (df.dataset == main)]
             if len(sel) or len(dist):
                 ref.append({"student": MODEL_NAMES[model], "student regime": REGIME_NAMES[r], "seeds": len(sel),
-                            "alone (α = 0)": fmt_ci(sel.accuracy) if len(sel) else "-",
-                            "distilled from the plain teacher": fmt_ci(dist.accuracy) if len(dist) else "-"})
+                            "alone (α = 0)": linked(fmt_ci(sel.accuracy), sel, links) if len(sel) else "-",
+                            "distilled from the plain teacher": (linked(fmt_ci(dist.accuracy), dist, links)
+                                                                 if len(dist) else "-")})
 if ref:
     display(pd.DataFrame(ref).style.hide(axis="index"))
 else:

@@ -180,6 +180,15 @@ def test_reader_facing_layout(smoke_book):
         href = ch.relative_to(smoke_book / "book").as_posix()
         assert f'href="{href}' in intro or f'href="../{href}' in intro or href in intro, f"front page lacks {href}"
     reports = sorted((smoke_book / "book" / "runs").rglob("*.html"))
+    # numbers in the chapters' tables link to the run reports that produced them, and every link resolves
+    import re
+
+    n_links = 0
+    for ch in chapters:
+        for href in re.findall(r'href="(\.\./runs/[^"#]+)"', ch.read_text()):
+            n_links += 1
+            assert (ch.parent / href).resolve().is_file(), f"{ch.name} links to a missing report {href}"
+    assert n_links > 20
     titles = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
