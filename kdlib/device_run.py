@@ -64,6 +64,11 @@ def device_run(profile: str, seeds: list[int], budget: float, out, runs=None, de
     out.mkdir(parents=True, exist_ok=True)
     runs = Path(runs or os.environ.get("KDLIB_RUNS") or out.parent / (out.name + "-runs"))
     grid = load_grid(grid_path)
+    planned_seeds = grid["profiles"][profile]["seeds"] if profile in grid.get("profiles", {}) else []
+    extra = [s for s in seeds if s not in planned_seeds]
+    if extra:  # the book reads only the runs the grid plans: records of other seeds would never be shown
+        raise ValueError(f"seeds {extra} are not in profile {profile!r}'s seeds {planned_seeds}; add them to "
+                         f"grid.yaml first (the book reads only the runs the grid plans)")
     lines: list[str] = []
     summary = {"profile": profile, "seeds": list(seeds), "budget_s": budget, "device": str(device), "tasks": [],
                "stopped": None, "skipped": []}
@@ -165,8 +170,12 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.budget <= 0:
         p.error("--budget must be > 0 seconds")
-    summary = device_run(args.profile, args.seeds, args.budget, args.out, args.runs, args.device, args.only,
-                         None if args.ignore_results else "default", args.bench, args.estimate)
+    try:
+        device_run(args.profile, args.seeds, args.budget, args.out, args.runs, args.device, args.only,
+                   None if args.ignore_results else "default", args.bench, args.estimate)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

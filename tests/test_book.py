@@ -34,8 +34,8 @@ def _copy_repo(dst: Path):
             skip |= {n for n in names if n != "index.md"}
         if rel in (Path("book/chapters"), Path("book/part1"), Path("book/part2")):
             skip |= set(names)
-        if rel == Path("book/_assets"):
-            skip |= {n for n in names if n != "ipywidgets"}
+        if rel == Path("book/_assets"):  # vendored JavaScript is not committed; the style sheet is
+            skip |= {n for n in names if n not in ("ipywidgets", "kd.css")}
         return skip
 
     shutil.copytree(REPO, dst, ignore=ignore)

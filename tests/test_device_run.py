@@ -5,6 +5,7 @@ import pytest
 
 import kdlib.pipeline as P
 from kdlib.device_run import device_run
+from kdlib.grid import load_grid
 from kdlib.records import import_records
 
 from conftest import CIFAR_JPEG, CIFAR10H, FASHION
@@ -21,12 +22,13 @@ def test_device_run_end_to_end(tmp_path, monkeypatch):
         monkeypatch.setenv("KDLIB_DATA", str(CIFAR_JPEG.parent))
     P.clear_data_memo()
     out = tmp_path / "out"
-    summary = device_run(PROFILE, [0, 1], budget=900, out=out, runs=tmp_path / "runs", device="cpu",
+    seeds = load_grid()["profiles"][PROFILE]["seeds"]  # cifar-smoke: [0, 1]; smoke: [0]
+    summary = device_run(PROFILE, seeds, budget=900, out=out, runs=tmp_path / "runs", device="cpu",
                          only=["E1", "E2"], results=None, default_estimate=1.0, log=lambda *_: None)
     files = sorted(p.name for p in out.iterdir())
     assert files == ["log.txt", "records.tar.gz", "summary.json"]
     assert len(files) <= 8 and sum(p.stat().st_size for p in out.iterdir()) < 60 * 2**20
-    assert summary["stopped"] is None and {t["seed"] for t in summary["tasks"]} == {0, 1}
+    assert summary["stopped"] is None and {t["seed"] for t in summary["tasks"]} == set(seeds)
     # whole seeds in the book's order: E1's teachers, then E2's students, for seed 0 before seed 1
     names = [(t["seed"], t["task"]) for t in summary["tasks"]]
     assert names == sorted(names, key=lambda x: x[0])
@@ -48,3 +50,10 @@ def test_device_run_stops_before_the_budget(tmp_path):
                          results=None, default_estimate=60.0, log=lambda *_: None)
     assert summary["tasks"] == [] and summary["stopped"].startswith("before teacher-main-resnet18-none seed 0")
     assert (tmp_path / "out" / "log.txt").is_file() and not (tmp_path / "runs").exists()
+
+
+def test_seeds_outside_the_profile_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="not in profile 'smoke'.s seeds"):
+        device_run("smoke", [7], budget=60, out=tmp_path / "out", runs=tmp_path / "runs", device="cpu",
+                   log=lambda *_: None)
+    assert not (tmp_path / "runs").exists()
