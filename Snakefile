@@ -40,7 +40,7 @@ def _tasks(part):
     if part in TRAIN:
         return tasks
     # a part that is not trained here reports only the tasks with at least one finished run
-    return {n: t for n, t in tasks.items() if task_status(t, runs=RUNS)[0]}
+    return {n: t for n, t in tasks.items() if task_status(t, runs=RUNS, grid=GRID)[0]}
 
 
 TASKS = {part: _tasks(part) for part in PROFILES}

@@ -42,11 +42,15 @@ def _ordered_tasks(profile: str, grid: dict, only=None):
     return tasks
 
 
+def _kind_key(task) -> tuple:
+    """Tasks that should take alike: the same kind and the same model(s)."""
+    return (task.kind, task.params.get("model") or tuple(task.params.get("students", ())))
+
+
 def _estimate(task, seconds_by_kind: dict, default: float) -> float:
     """A task's expected seconds for one seed: the mean of finished tasks of its kind and models, else
     ``default``."""
-    key = (task.kind, task.params.get("model") or tuple(task.params.get("students", ())))
-    seen = seconds_by_kind.get(key) or seconds_by_kind.get(task.kind)
+    seen = seconds_by_kind.get(_kind_key(task)) or seconds_by_kind.get(task.kind)
     return sum(seen) / len(seen) if seen else default
 
 
@@ -128,8 +132,7 @@ def device_run(profile: str, seeds: list[int], budget: float, out, runs=None, de
             trained = [r for r in done if not getattr(r, "record", False)]
             per_run = {r.id: round(r.provenance().get("wall_seconds", {}).get("train", 0.0), 2) for r in trained}
             if trained:  # a cache hit says nothing about how long training takes
-                key = (task.kind, task.params.get("model") or tuple(task.params.get("students", ())))
-                seconds_by_kind.setdefault(key, []).append(took)
+                seconds_by_kind.setdefault(_kind_key(task), []).append(took)
                 seconds_by_kind.setdefault(task.kind, []).append(took)
             summary["tasks"].append({"task": task.name, "seed": seed, "seconds": round(took, 2),
                                      "runs": [r.id for r in done], "train_seconds": per_run,

@@ -16,7 +16,34 @@ import uuid
 
 import numpy as np
 
-__all__ = ["project", "thumbnails", "static_explorer", "live_explorer", "show_plotly", "disagreement_tabs"]
+__all__ = ["project", "thumbnails", "static_explorer", "live_explorer", "show_plotly", "disagreement_tabs",
+           "explorer_points"]
+
+
+def explorer_points(pred: dict, view: dict, per_class: int, pick=None) -> dict:
+    """One model's points for the explorer: test images that are here *and* have a recorded embedding,
+    ``per_class`` of each class (:func:`kdlib.records.embedding_subset` over those), joined on the original
+    test indices. ``pick`` (the original indices a first model chose) keeps every model on the same images.
+
+    ``pred``: :meth:`kdlib.runs.Run.read_predictions` with embeddings; ``view``: :func:`kdlib.results.test_view`
+    with images. Returns ``pick``, ``labels``, ``images``, ``human`` (or None), ``embeddings``, ``probs``."""
+    from .records import embedding_subset
+
+    row_of = {int(i): k for k, i in enumerate(view["indices"])}  # original test index -> row of the view
+    image_of = {int(r): k for k, r in enumerate(view["image_rows"])}  # row of the view -> row of the images
+    emb_rows = pred["test_embedding_index"]
+    if pick is None:
+        orig = pred["test_indices"][emb_rows]
+        keep = np.flatnonzero([row_of.get(int(i), -1) in image_of for i in orig])
+        pick = orig[keep[embedding_subset(pred["test_labels"][emb_rows][keep], per_class)]]
+    pos = {int(i): k for k, i in enumerate(pred["test_indices"])}
+    emb_pos = {int(pred["test_indices"][e]): k for k, e in enumerate(emb_rows)}
+    rows = np.array([pos[int(i)] for i in pick], dtype=np.int64)
+    view_rows = [row_of[int(i)] for i in pick]
+    return {"pick": pick, "labels": pred["test_labels"][rows], "probs": pred["test_probs"][rows],
+            "embeddings": pred["test_embeddings"][[emb_pos[int(i)] for i in pick]].astype(np.float32),
+            "images": view["images"][[image_of[r] for r in view_rows]],
+            "human": view["human"][view_rows] if view["human"] is not None else None}
 
 
 def project(embeddings: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:

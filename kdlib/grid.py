@@ -297,13 +297,14 @@ def run_task(task: Task | dict, runs=None, device=None, progress=True, grid_path
     return out
 
 
-def task_status(task: Task | dict, runs=None, grid_path=None, seeds=None) -> tuple[list, list]:
+def task_status(task: Task | dict, runs=None, grid_path=None, seeds=None, grid: dict | None = None
+                ) -> tuple[list, list]:
     """(finished runs, configs not finished) of one task, training nothing: what a report shows
-    for a profile that is not trained here (the paper profile on a CPU)."""
+    for a profile that is not trained here (the paper profile on a CPU). ``grid``: an already loaded grid."""
     kind = task.kind if isinstance(task, Task) else task["kind"]
     p = dict(task.params if isinstance(task, Task) else task)
     p["kind"] = kind
-    grid = load_grid(grid_path)
+    grid = grid or load_grid(grid_path)
     store = RunStore(runs, p["profile"])
     done, missing = [], []
     for cfg in task_configs(p, grid, seeds):

@@ -177,7 +177,7 @@ def _load_npz(data: bytes, where: Path) -> dict:
         raise RecordError(f"{where} is not a readable .npz without pickles ({err}); export the record again") from None
 
 
-def _check_predictions(arrays: dict, where: Path, metrics: dict, kind: str):
+def _check_predictions(arrays: dict, where: Path, metrics: dict):
     probs, labels = arrays.get("test_probs"), arrays.get("test_labels")
     if probs is None or labels is None or "test_indices" not in arrays:
         raise RecordError(f"{where} lacks test_probs, test_labels or test_indices; export the record again")
@@ -261,7 +261,7 @@ class _Candidate:
             pred = _npz_bytes(compact)
         else:
             raise RecordError(f"{f} has no predictions ({FULL_PREDICTIONS} or {COMPACT_PREDICTIONS})")
-        _check_predictions(compact, f / COMPACT_PREDICTIONS, self.metrics, self.kind)
+        _check_predictions(compact, f / COMPACT_PREDICTIONS, self.metrics)
         self.arrays = compact
         for name in ("config.json", "history.csv", "metrics.json", "provenance.json", DONE):
             self.files[name] = (f / name).read_bytes()

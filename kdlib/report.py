@@ -135,13 +135,13 @@ def missing_table(configs: list[dict], profile: str):
     """The runs of a task that are not finished, with the command that fills them."""
     import pandas as pd
 
+    from .results import fill_command
     from .runs import run_id
 
     gpu = profile == "paper"
     rows = []
     for cfg in configs:
-        cmd = (f"python -m kdlib device-run --profile {profile} --seeds {cfg['seed']} --budget 540 --out OUT "
-               f"(on a GPU; then here: python -m kdlib import OUT/records.tar.gz)" if gpu
+        cmd = (fill_command(profile, [cfg["seed"]]) if gpu
                else f"python -m kdlib grid --profile {profile} --seeds {cfg['seed']}")
         rows.append({"missing run": run_id(cfg), "model": cfg["model"]["name"], "seed": cfg["seed"],
                      "fill it with": cmd})

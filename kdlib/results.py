@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from .report import MODEL_NAMES, REGIME_NAMES
 from .runs import RunStore
 
 __all__ = ["regime_key", "collect", "mean_ci", "paired_difference", "verdict", "claims", "paper_tables",
@@ -172,7 +173,7 @@ def _combine(rows, metric, terms) -> dict:
 TOLERANCE = 0.005  # "at least as accurate" / "matches": a mean paired difference of at most half a point below
 
 
-def _filters(main: str, mnist: str | None):
+def _filters(main: str):
     t = {"kind": "teacher", "model": "resnet18", "dataset": main}
     le = {"kind": "student", "model": "lenet", "alpha": 0.5, "regime": "none", "teacher_model": "resnet18",
           "dataset": main}
@@ -192,13 +193,13 @@ def preconditions(rows: list[dict], main_dataset: str, mnist_dataset: str | None
       plain teacher): §4.2's premise, a more capable student (the paper: 0.769 against 0.652).
     Each entry: ``{"statement", "holds": True | False | None (not measured), "evidence"}``.
     """
-    t, le, alone = _filters(main_dataset, None)
+    t, le, alone = _filters(main_dataset)
     out = {}
     for r in AUGMENTED:
         d = paired_difference(_by_seed(rows, "accuracy", **{**t, "regime": r}),
                               _by_seed(rows, "accuracy", **{**t, "regime": "none"}))
         holds = None if d["n"] == 0 else d["mean"] >= -TOLERANCE
-        out[f"T:{r}"] = {"statement": f"the {_NAMES[r]} teacher is at least as accurate as the plain teacher",
+        out[f"T:{r}"] = {"statement": f"the {REGIME_NAMES[r]} teacher is at least as accurate as the plain teacher",
                          "holds": holds, "evidence": "not measured" if holds is None else
                          f"{d['mean']:+.4f} over {d['n']} seed(s)"}
     teacher_acc = {r: mean_ci(_by_seed(rows, "accuracy", **{**t, "regime": r}).values())[0] for r in REGIMES}
@@ -206,10 +207,10 @@ def preconditions(rows: list[dict], main_dataset: str, mnist_dataset: str | None
         solo = mean_ci(_by_seed(rows, "accuracy", **{**alone, "model": model}).values())[0]
         known = [v for v in teacher_acc.values() if not math.isnan(v)]
         holds = None if math.isnan(solo) or not known else min(known) > solo
-        name = {"lenet": "LeNet", "alexnet": "AlexNet"}[model]
+        name = MODEL_NAMES[model]
         out[f"G:{model}"] = {"statement": f"every teacher is more accurate than {name} trained alone",
                              "holds": holds, "evidence": "not measured" if holds is None else
-                             f"weakest teacher {min(known):.4f} vs {model} alone {solo:.4f}"}
+                             f"weakest teacher {min(known):.4f} vs {name} alone {solo:.4f}"}
         d = paired_difference(_by_seed(rows, "accuracy", **{**le, "model": model, "teacher_regime": "none"}),
                               _by_seed(rows, "accuracy", **{**alone, "model": model}))
         holds = None if d["n"] == 0 else d["mean"] >= -TOLERANCE
@@ -239,15 +240,16 @@ def preconditions(rows: list[dict], main_dataset: str, mnist_dataset: str | None
 AUGMENTED = ["flipcrop", "cutout", "mixup", "cutmix"]
 
 
-_NAMES = {"none": "none", "flipcrop": "flip+crop", "cutout": "Cutout", "mixup": "Mixup", "cutmix": "CutMix"}
-_METRIC_NAMES = {"class_separability": "class separability", "discrimination": "discrimination D"}
+METRIC_NAMES = {"accuracy": "accuracy", "class_separability": "class separability", "discrimination": "discrimination D",
+                "class_kl_to_human": "class-averaged KL to humans", "kl_to_human": "KL(human ‖ model)", "ece": "ECE",
+                "nll": "test NLL", "cinic_accuracy": "CINIC-10 accuracy"}
 
 
 def _comparisons(main_dataset: str, mnist_dataset: str | None = None):
     """claim id -> (statement, source in the paper, [(label, metric, terms, direction, gates)])."""
-    t, le, alone = _filters(main_dataset, mnist_dataset)
+    t, le, alone = _filters(main_dataset)
     ax = {**le, "model": "alexnet"}
-    N = _NAMES
+    N = REGIME_NAMES
 
     def diff(a, b):
         return [(+1, a), (-1, b)]
@@ -283,7 +285,7 @@ def _comparisons(main_dataset: str, mnist_dataset: str | None = None):
                 for r in AUGMENTED]),
         "C6": ("Augmented teachers separate classes better: higher class separability and discrimination.",
                "§5, Tables 4–5",
-               [(f"teacher {N[r]} − none: {_METRIC_NAMES[m]}", m, diff({**t, "regime": r}, {**t, "regime": "none"}), +1, [])
+               [(f"teacher {N[r]} − none: {METRIC_NAMES[m]}", m, diff({**t, "regime": r}, {**t, "regime": "none"}), +1, [])
                 for m in ("class_separability", "discrimination") for r in AUGMENTED]),
         "C7": ("The CutMix teacher's class-averaged predictions are further from the human labels than the plain "
                "teacher's (relative KL, Fig. 6).", "§5, Fig. 6",
@@ -393,7 +395,30 @@ def claim_summary(results: list[dict]) -> dict:
     return summary
 
 
-__all__ += ["claim_summary", "holm", "preconditions", "combine_verdicts", "TOLERANCE"]
+def seeds_needed(per_seed, level: float = 0.95, cap: int = 50):
+    """Seeds a paired t interval needs to exclude zero if the mean and spread stay as measured
+    (None with fewer than two values or no spread; ``f">{cap}"`` beyond ``cap``)."""
+    from scipy import stats
+
+    v = np.asarray(per_seed, float)
+    if len(v) < 2 or v.std(ddof=1) == 0 or v.mean() == 0:
+        return None
+    ratio = abs(v.mean()) / v.std(ddof=1)
+    for n in range(2, cap + 1):
+        if stats.t.ppf(0.5 + level / 2, n - 1) / math.sqrt(n) < ratio:
+            return n
+    return f">{cap}"
+
+
+def fill_command(profile: str, seeds, experiments=None) -> str:
+    """The GPU command that makes missing runs of a profile made for a GPU, and the one that brings them here."""
+    only = f" --only {' '.join(experiments)}" if experiments else ""
+    return (f"python -m kdlib device-run --profile {profile}{only} --seeds {' '.join(map(str, seeds))} --budget 540 "
+            f"--out OUT  # on a GPU; then here: python -m kdlib import OUT/records.tar.gz")
+
+
+__all__ += ["claim_summary", "holm", "preconditions", "combine_verdicts", "TOLERANCE", "seeds_needed", "fill_command",
+            "METRIC_NAMES"]
 
 
 def missing_runs(store: RunStore, grid: dict | None = None, gpu: bool = False) -> list[dict]:
@@ -409,9 +434,7 @@ def missing_runs(store: RunStore, grid: dict | None = None, gpu: bool = False) -
         if absent:
             seeds = sorted({c["seed"] for c in absent})
             if gpu:
-                command = (f"python -m kdlib device-run --profile {store.profile} --only {' '.join(task.experiments)} "
-                           f"--seeds {' '.join(map(str, seeds))} --budget 540 --out OUT  # on a GPU; then here: "
-                           f"python -m kdlib import OUT/records.tar.gz")
+                command = fill_command(store.profile, seeds, task.experiments)
             else:
                 command = f"python -m kdlib notebook {task.name} --profile {store.profile}"
             missing.append({"task": task.name, "experiments": ",".join(task.experiments),

@@ -24,16 +24,12 @@ profile2 = "quick"  # Part II's profile
 runs = None
 
 # %% tags=["hide-input"]
-import math
-
-import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
-from scipy import stats
 
 from kdlib.grid import load_grid, resolve_dataset
 from kdlib.report import DATASET_NAMES, PARTS
-from kdlib.results import claim_summary, claims, collect, preconditions
+from kdlib.results import claim_summary, claims, collect, preconditions, seeds_needed
 from kdlib.runs import RunStore
 
 grid = load_grid()
@@ -48,16 +44,6 @@ for part, prof in (("I", profile), ("II", profile2)):
                    "pre": preconditions(rows, main, mnist), "seeds": sorted({r["seed"] for r in rows})}
 
 
-def seeds_needed(per_seed, level=0.95, cap=50):
-    """Seeds for a paired t interval to exclude zero if the mean and spread stay as measured."""
-    v = np.asarray(per_seed, float)
-    if len(v) < 2 or v.std(ddof=1) == 0 or v.mean() == 0:
-        return None
-    ratio = abs(v.mean()) / v.std(ddof=1)
-    for n in range(2, cap + 1):
-        if stats.t.ppf(0.5 + level / 2, n - 1) / math.sqrt(n) < ratio:
-            return n
-    return f">{cap}"
 
 
 lines = []

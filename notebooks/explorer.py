@@ -28,12 +28,10 @@ live = False  # True (in Jupyter): also the ipywidgets explorer (model, classes,
 hover = False  # with live: a plotly FigureWidget with hover/click callbacks (needs anywidget)
 
 # %% tags=["hide-input"]
-import numpy as np
 from IPython.display import HTML, Markdown, display
 
-from kdlib.explorer import disagreement_tabs, live_explorer, project, static_explorer
+from kdlib.explorer import disagreement_tabs, explorer_points, live_explorer, project, static_explorer
 from kdlib.grid import load_grid, resolve_dataset
-from kdlib.records import embedding_subset
 from kdlib.report import REGIME_NAMES, part_header
 from kdlib.results import REGIMES, collect, load_predictions, select, test_view
 from kdlib.runs import RunStore
@@ -46,9 +44,6 @@ classes = view["classes"]
 display(Markdown(part_header(part, profile, rows, spec["name"])))
 models, embeddings, missing = {}, {}, []
 pick = None
-if view["images"] is not None:
-    row_of = {int(i): k for k, i in enumerate(view["indices"])}  # original test index -> row of the view
-    image_of = {int(r): k for k, r in enumerate(view["image_rows"])}  # row of the view -> row of images
 for r in REGIMES:
     ts = sorted(select(rows, kind="teacher", model="resnet18", dataset=spec["name"], regime=r), key=lambda x: x["seed"])
     if not ts:
@@ -57,26 +52,12 @@ for r in REGIMES:
     if "test_embeddings" not in p or view["images"] is None:
         missing.append(REGIME_NAMES[r])
         continue
-    # the rows with both an embedding and an image here, per_class of each class (the same for every teacher)
-    emb_rows = p["test_embedding_index"]
-    orig = p["test_indices"][emb_rows]
-    usable = np.array([row_of.get(int(i), -1) in image_of for i in orig])
+    pts = explorer_points(p, view, per_class, pick)  # the same images for every teacher
     if pick is None:
-        lab = p["test_labels"][emb_rows]
-        sub = embedding_subset(np.where(usable, lab, -1), per_class)
-        sub = sub[lab[sub] >= 0] if len(sub) else sub
-        pick = orig[sub[usable[sub]]]  # original test indices
-        pos_in_p = {int(i): k for k, i in enumerate(p["test_indices"])}
-        rows_p = np.array([pos_in_p[int(i)] for i in pick])
-        labels = p["test_labels"][rows_p]
-        images = view["images"][[image_of[row_of[int(i)]] for i in pick]]
-        human = view["human"][[row_of[int(i)] for i in pick]] if view["human"] is not None else None
-    pos_in_p = {int(i): k for k, i in enumerate(p["test_indices"])}
-    emb_pos = {int(p["test_indices"][e]): k for k, e in enumerate(emb_rows)}
-    emb = p["test_embeddings"][[emb_pos[int(i)] for i in pick]].astype(np.float32)
+        pick, labels, images, human = pts["pick"], pts["labels"], pts["images"], pts["human"]
     name = f"teacher: {REGIME_NAMES[r]}"
-    embeddings[name] = emb
-    models[name] = {"coords": project(emb, "tsne"), "probs": p["test_probs"][[pos_in_p[int(i)] for i in pick]]}
+    embeddings[name] = pts["embeddings"]
+    models[name] = {"coords": project(pts["embeddings"], "tsne"), "probs": pts["probs"]}
 if missing:
     display(Markdown(f"Not shown: the teachers {', '.join(missing)}, whose runs here keep no embeddings"
                      + (" or whose test images are not here" if view["images"] is None else "")

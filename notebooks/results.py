@@ -39,7 +39,7 @@ from myst_nb import glue
 
 from kdlib.grid import load_grid, resolve_dataset
 from kdlib.report import DATASET_NAMES, MODEL_NAMES, REGIME_NAMES, linked, part_header, regime_color, report_links
-from kdlib.results import (REGIMES, TOLERANCE, claim_summary, claims, collect, fmt_ci, mean_ci, missing_runs,
+from kdlib.results import (METRIC_NAMES, REGIMES, TOLERANCE, claim_summary, claims, collect, fmt_ci, mean_ci, missing_runs,
                            paper_tables, preconditions)
 from kdlib.runs import RunStore
 
@@ -173,9 +173,6 @@ detail.style.hide(axis="index")
 
 # %% tags=["hide-input"]
 shown = results[results.n > 0].reset_index(drop=True)
-METRIC_LABEL = {"accuracy": "accuracy", "class_separability": "class separability", "discrimination": "discrimination D",
-                "class_kl_to_human": "class-averaged KL to humans", "kl_to_human": "KL(human ‖ model)", "ece": "ECE",
-                "nll": "test NLL", "cinic_accuracy": "CINIC-10 accuracy"}
 if len(shown):
     colors = {"reproduced": "#2a9d8f", "contradicted": "#e76f51", "inconclusive": "#6c757d",
               "precondition failed": "#bbbbbb"}
@@ -198,7 +195,7 @@ if len(shown):
         span = max(1e-4, float(np.nanmax(vals)))
         ax.set_xlim(-1.25 * span, 1.25 * span)
         ax.set_ylim(-0.7, len(part_) - 0.3)
-        ax.set_xlabel(f"Δ {METRIC_LABEL.get(metric, metric)}, signed: > 0 is the paper's direction", fontsize=8)
+        ax.set_xlabel(f"Δ {METRIC_NAMES.get(metric, metric)}, signed: > 0 is the paper's direction", fontsize=8)
         ax.tick_params(axis="x", labelsize=8)
     axes[0, 0].text(1.0, 1.02, "paper's direction →", transform=axes[0, 0].transAxes, ha="right", va="bottom",
                     fontsize=8)

@@ -311,3 +311,32 @@ def test_committed_h200_records_are_the_paper_profile_seed_0():
     assert side is not None and side["human"].shape == (10000, 10) and side["images"].shape[1:] == (32, 32, 3)
     assert np.bincount(side["labels"][side["image_index"]]).tolist() == [40] * 10
     assert np.allclose(side["human"].sum(1), 1, atol=1e-3)
+
+
+def test_explorer_points_join_records_and_images_on_original_indices():
+    """Embeddings recorded for a subset, images present for another: the explorer keeps their common
+    rows, per class, with labels, probabilities and images of the same test images."""
+    from kdlib.explorer import explorer_points
+
+    rng = np.random.default_rng(0)
+    n = 200
+    labels = np.repeat(np.arange(4), 50)
+    indices = rng.permutation(1000)[:n]  # original test indices, in the run's order
+    emb_rows = embedding_subset(labels, 30)
+    pred = {"test_indices": indices, "test_labels": labels, "test_probs": rng.dirichlet(np.ones(4), n),
+            "test_embedding_index": emb_rows, "test_embeddings": rng.normal(size=(len(emb_rows), 3))}
+    order = rng.permutation(n)  # the view holds the same images in another order, images for half of them
+    image_rows = np.sort(rng.permutation(n)[:100])
+    view = {"indices": indices[order], "labels": labels[order], "image_rows": image_rows,
+            "images": (np.arange(n)[order][image_rows][:, None, None, None] * np.ones((1, 2, 2, 1))).astype(np.uint8),
+            "human": None}
+    pts = explorer_points(pred, view, per_class=5)
+    src = {int(i): k for k, i in enumerate(indices)}
+    k = [src[int(i)] for i in pts["pick"]]
+    assert np.array_equal(pts["labels"], labels[k]) and np.allclose(pts["probs"], pred["test_probs"][k])
+    assert [int(im[0, 0, 0]) for im in pts["images"]] == k  # each image is its own row's
+    emb_of = {int(indices[r]): j for j, r in enumerate(emb_rows)}
+    assert np.allclose(pts["embeddings"], pred["test_embeddings"][[emb_of[int(i)] for i in pts["pick"]]])
+    assert np.bincount(pts["labels"]).max() <= 5 and set(k) <= set(emb_rows)
+    again = explorer_points(pred, view, per_class=5, pick=pts["pick"])
+    assert np.array_equal(again["pick"], pts["pick"])
