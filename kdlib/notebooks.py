@@ -67,10 +67,12 @@ def _retitle(nb, title: str):
                     return
 
 
-def execute(source, output, parameters: dict, cwd=None, timeout=None, title=None):
+def execute(source, output, parameters: dict, cwd=None, timeout=None, title=None, fold_parameters=False):
     """Run notebook ``source`` (jupytext .py or .ipynb) with ``parameters`` into ``output`` atomically.
 
-    ``title`` replaces the notebook's first heading (run reports are titled by what they show)."""
+    ``title`` replaces the notebook's first heading (run reports are titled by what they show);
+    ``fold_parameters`` folds papermill's injected-parameters cell (chapters; reports show it: it says
+    how to re-run them)."""
     import papermill
 
     source, output = Path(source), Path(output)
@@ -94,7 +96,8 @@ def execute(source, output, parameters: dict, cwd=None, timeout=None, title=None
         papermill.execute_notebook(nb if nb is not None else str(source), tmp, parameters=parameters,
                                    cwd=str(kernel_cwd), progress_bar=False,
                                    kernel_name="python3", execution_timeout=timeout)
-        _fold_injected_parameters(tmp)
+        if fold_parameters:
+            _fold_injected_parameters(tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, output)
     finally:
@@ -114,7 +117,8 @@ def execute_task(task_name: str, profile: str, runs=None, device="auto", output=
     from .grid import load_grid, plan
     from .report import task_title
 
-    tasks = {t.name: t for t in plan(profile, load_grid(grid_path))}
+    grid = load_grid(grid_path)
+    tasks = {t.name: t for t in plan(profile, grid)}
     if task_name not in tasks:
         raise ValueError(f"no task {task_name!r} in profile {profile!r}; see python -m kdlib grid --plan")
     task = tasks[task_name]
@@ -126,7 +130,10 @@ def execute_task(task_name: str, profile: str, runs=None, device="auto", output=
     params["train"] = bool(train)
     params.update(extra or {})
     out = Path(output) if output else task_output(task_name, profile)
-    return execute(NOTEBOOKS / _SOURCES[task.kind], out, params, title=task_title(task))
+    from .grid import resolve_dataset
+
+    dataset = resolve_dataset(grid, profile, task.params["dataset"])["name"]
+    return execute(NOTEBOOKS / _SOURCES[task.kind], out, params, title=task_title(task, dataset))
 
 
 def execute_chapter(chapter: str, profile: str, runs=None, output=None, part=None, extra: dict | None = None):
@@ -142,7 +149,7 @@ def execute_chapter(chapter: str, profile: str, runs=None, output=None, part=Non
     if part is not None:
         params["part"] = part
     params.update(extra or {})
-    return execute(source, out, params)
+    return execute(source, out, params, fold_parameters=True)
 
 
 def main(argv=None):

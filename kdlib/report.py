@@ -31,13 +31,14 @@ def regime_name(spec: str | None) -> str:
     return " + ".join(REGIME_NAMES.get(part.split("(")[0], part) for part in spec.split("+"))
 
 
-def task_title(task) -> str:
-    """A distinct, readable title for a task's run report."""
+def task_title(task, dataset: str | None = None) -> str:
+    """A distinct, readable title for a task's run report (``dataset``: the dataset its role resolves to)."""
     p = task.params if hasattr(task, "params") else task
     kind = task.kind if hasattr(task, "kind") else p["kind"]
+    data = DATASET_NAMES.get(dataset, dataset) if dataset else f"{p['dataset']} data"
     if kind == "teacher":
         return (f"Teacher: {MODEL_NAMES.get(p['model'], p['model'])}, {regime_name(p['regime'])} "
-                f"({p['dataset']} data, profile {p['profile']})")
+                f"({data}, profile {p['profile']})")
     students = ", ".join(MODEL_NAMES.get(m, m) for m in p["students"])
     if p.get("teacher_model") is None or p["alpha"] == 0:
         source = "no teacher (α = 0)"
@@ -45,7 +46,7 @@ def task_title(task) -> str:
         source = f"{MODEL_NAMES.get(p['teacher_model'], p['teacher_model'])} {regime_name(p['teacher_regime'])} teacher"
     extra = "" if p["temperature"] == 20 or source.startswith("no") else f", T = {p['temperature']:g}"
     trained = "" if p["regime"] == "none" else f", students trained with {regime_name(p['regime'])}"
-    return f"Students {students} ← {source}{trained}{extra} (profile {p['profile']})"
+    return f"Students {students} ← {source}{trained}{extra} ({data}, profile {p['profile']})"
 
 
 def part_header(part: str, profile: str, rows: list[dict], dataset: str, store=None) -> str:

@@ -48,7 +48,7 @@ for r in REGIMES:
 table9 = pd.DataFrame(rows)
 swap = abs(t["table9"]["teacher"]["mixup"]["cifar10"][1] - t["table9"]["teacher"]["cutmix"]["cifar10"][0])
 glue("t9_swap_gap", f"{swap:.3f}", display=False)
-table9.style.hide(axis="index")
+table9.style.format(precision=3).hide(axis="index")
 
 # %% [markdown]
 # Mixup's printed precision differs from CutMix's printed accuracy by {glue:text}`t9_swap_gap`.
@@ -103,7 +103,7 @@ cinic = pd.DataFrame([{"teacher": r, "Table 2 accuracy": t["table2"]["teacher"][
                        "difference": round(t["table2"]["teacher"][r] - t["table9"]["teacher"][r]["cinic"][0], 3)}
                       for r in REGIMES])
 glue("cinic_n_diff", str(int((cinic.difference != 0).sum())), display=False)
-cinic.style.hide(axis="index")
+cinic.style.format(precision=3).hide(axis="index")
 
 # %% [markdown]
 # {glue:text}`cinic_n_diff` of the five teachers get a different CINIC-10 accuracy in the two tables.
@@ -118,12 +118,12 @@ t5 = pd.DataFrame([{"teacher": r, **t["table5"]["teacher"][r],
                     "D x sqrt(10)": round(v["discrimination"] * math.sqrt(10), 3),
                     "D x sqrt(512)": round(v["discrimination"] * math.sqrt(512), 3)}
                    for r, v in t["table5"]["teacher"].items()])
-t5.style.hide(axis="index")
+t5.style.format(precision=3).hide(axis="index")
 
 # %% [markdown]
 # D·√10 matches cohesion − adhesion to rounding for four teachers (the Mixup row is off by 0.029,
 # probably a transcription slip), and D·√512 never does: the table was computed with d = 10, on
-# the logits or probabilities, not the 512-d features. Our Table 5 (previous chapter) reports both.
+# the logits or probabilities, not the 512-d features. Our Table 5 (each part's chapter "Explaining the dichotomy") reports both.
 #
 # ## What the text says against what the tables and the code do
 #

@@ -67,7 +67,7 @@ if models:
     display(HTML(static_explorer(models, images, labels, classes, human)))
 
 # %% [markdown]
-# ## Where each teacher and the humans disagree most
+# ## The images each teacher gets most wrong
 
 # %% tags=["hide-input"]
 if models:

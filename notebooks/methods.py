@@ -37,7 +37,8 @@ part = "II"
 # %% [markdown]
 # ## The regimes on real images (the paper's Fig. 2)
 #
-# The same eight training images through each regime of `kdlib.augment`, with one generator seed;
+# The same eight images of the part's dataset (training images where the data are on this machine,
+# else test images kept with the records) through each regime of `kdlib.augment`, with one generator seed;
 # Mixup and CutMix pair each image with another of the batch.
 
 # %% tags=["hide-input"]

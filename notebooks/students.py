@@ -18,7 +18,7 @@
 # `alpha = 0`), for every seed of the profile; the students of one seed train in lockstep on
 # one batch stream, so one teacher forward serves them all.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 profile = "smoke"
 dataset = "main"
 teacher_model = "resnet18"

@@ -17,7 +17,7 @@
 # Trains (or finds in the run store) one teacher configuration for every seed of the profile,
 # then shows its training curves and test metrics. Everything is computed by `kdlib`.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 profile = "smoke"
 dataset = "main"
 model = "resnet18"

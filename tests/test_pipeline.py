@@ -139,7 +139,7 @@ def test_bad_notebook_parameters_fail_clearly(tmp_path, params, needle):
 
 def test_notebook_without_parameters_cell_is_refused(tmp_path):
     src = tmp_path / "nb.py"
-    src.write_text((NOTEBOOKS / "teacher.py").read_text().replace(' tags=["parameters"]', ""))
+    src.write_text((NOTEBOOKS / "teacher.py").read_text().replace(' tags=["parameters", "hide-input"]', ""))
     with pytest.raises(ValueError, match="no cell tagged 'parameters'"):
         execute(src, tmp_path / "out.ipynb", {})
 
