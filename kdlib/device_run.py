@@ -5,7 +5,8 @@ command runs the grid seed by seed (a whole seed before the next, so that every 
 complete seeds), teachers before their students and the experiments in the order the book needs
 them (E1, E2, E4, E5, E3, then any other), and stops *before* a task whose estimated time would
 pass the budget. After every seed, and at the end, it packs the compact records of every finished
-run into ``DIR/records.tar.gz`` (importable here with ``python -m kdlib import``). DIR receives at
+run into ``DIR/records.tar.gz`` (importable here with ``python -m kdlib import``); a task that
+fails is logged and the next one runs, and an interruption still packs what finished. DIR receives at
 most these files: ``records.tar.gz``, ``log.txt`` (per-task and per-run wall times),
 ``summary.json``, and with ``--bench`` ``bench.json``.
 
@@ -75,7 +76,7 @@ def device_run(profile: str, seeds: list[int], budget: float, out, runs=None, de
                          f"grid.yaml first (the book reads only the runs the grid plans)")
     lines: list[str] = []
     summary = {"profile": profile, "seeds": list(seeds), "budget_s": budget, "device": str(device), "tasks": [],
-               "stopped": None, "skipped": []}
+               "stopped": None, "skipped": [], "failed": []}
 
     def note(text: str):
         stamp = f"[{time.perf_counter() - t0:7.1f}s] {text}"
@@ -109,46 +110,67 @@ def device_run(profile: str, seeds: list[int], budget: float, out, runs=None, de
         packed = sum(r["status"] == "added" for r in report)
         note(f"packed {packed} records into records.tar.gz ({reason})")
 
-    for seed in seeds:
-        for task in tasks:
-            elapsed = time.perf_counter() - t0
-            guess = _estimate(task, seconds_by_kind, default_estimate)
-            if elapsed + guess > budget - reserve:
-                summary["stopped"] = (f"before {task.name} seed {seed}: {elapsed:.0f}s spent, about {guess:.0f}s more "
-                                      f"would pass the {budget:.0f}s budget")
-                note("stop " + summary["stopped"])
+    try:
+        for seed in seeds:
+            for task in tasks:
+                elapsed = time.perf_counter() - t0
+                guess = _estimate(task, seconds_by_kind, default_estimate)
+                if elapsed + guess > budget - reserve:
+                    summary["stopped"] = (f"before {task.name} seed {seed}: {elapsed:.0f}s spent, about {guess:.0f}s "
+                                          f"more would pass the {budget:.0f}s budget")
+                    note("stop " + summary["stopped"])
+                    break
+                started = time.perf_counter()
+                try:
+                    done = run_task(task, runs=runs, device=device, progress=progress, grid_path=grid_path,
+                                    seeds=[seed], results=results)
+                except TeacherWeightsMissing:
+                    summary["skipped"].append({"task": task.name, "seed": seed,
+                                               "why": "its teacher is a committed record without weights"})
+                    note(f"skip {task.name} seed {seed}: its teacher is a committed record (use --ignore-results "
+                         f"to retrain the teacher too)")
+                    continue
+                except Exception as err:  # noqa: BLE001 - one broken task must not cost the slice the others
+                    why = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                    summary["failed"].append({"task": task.name, "seed": seed, "why": why,
+                                              "seconds": round(time.perf_counter() - started, 2)})
+                    note(f"FAILED {task.name} seed {seed}: {why}")
+                    continue
+                took = time.perf_counter() - started
+                trained = [r for r in done if not getattr(r, "record", False)]
+                per_run = {r.id: round(r.provenance().get("wall_seconds", {}).get("train", 0.0), 2) for r in trained}
+                epoch_s = {r.id: _median_epoch_seconds(r) for r in trained}
+                if trained:  # a cache hit says nothing about how long training takes
+                    seconds_by_kind.setdefault(_kind_key(task), []).append(took)
+                    seconds_by_kind.setdefault(task.kind, []).append(took)
+                summary["tasks"].append({"task": task.name, "seed": seed, "seconds": round(took, 2),
+                                         "runs": [r.id for r in done], "train_seconds": per_run,
+                                         "epoch_seconds": epoch_s, "cache_hit": not trained})
+                note(f"{task.name} seed {seed}: {took:.1f}s" + (" (cache hit)" if not trained else
+                                                                 f", train {per_run}, epoch {epoch_s}"))
+            if summary["stopped"]:
                 break
-            started = time.perf_counter()
+            pack(f"seed {seed} done")
+    finally:  # whatever happened, what finished leaves the machine
+        if summary["stopped"] or sys.exc_info()[0] is not None:
             try:
-                done = run_task(task, runs=runs, device=device, progress=progress, grid_path=grid_path,
-                                seeds=[seed], results=results)
-            except TeacherWeightsMissing:
-                summary["skipped"].append({"task": task.name, "seed": seed,
-                                           "why": "its teacher is a committed record without weights"})
-                note(f"skip {task.name} seed {seed}: its teacher is a committed record (use --ignore-results "
-                     f"to retrain the teacher too)")
-                continue
-            took = time.perf_counter() - started
-            trained = [r for r in done if not getattr(r, "record", False)]
-            per_run = {r.id: round(r.provenance().get("wall_seconds", {}).get("train", 0.0), 2) for r in trained}
-            if trained:  # a cache hit says nothing about how long training takes
-                seconds_by_kind.setdefault(_kind_key(task), []).append(took)
-                seconds_by_kind.setdefault(task.kind, []).append(took)
-            summary["tasks"].append({"task": task.name, "seed": seed, "seconds": round(took, 2),
-                                     "runs": [r.id for r in done], "train_seconds": per_run,
-                                     "cache_hit": not trained})
-            note(f"{task.name} seed {seed}: {took:.1f}s" + (" (cache hit)" if not trained else
-                                                             f", train {per_run}"))
-        if summary["stopped"]:
-            break
-        pack(f"seed {seed} done")
-    if summary["stopped"]:
-        pack("budget")
+                pack("budget" if summary["stopped"] else f"stopped by {sys.exc_info()[0].__name__}")
+            except Exception as err:  # noqa: BLE001
+                note(f"packing failed: {type(err).__name__}: {err}")
     summary["records"] = packed
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     _write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     note(f"device-run finished in {summary['seconds']}s; {packed} records in records.tar.gz")
     return summary
+
+
+def _median_epoch_seconds(run) -> float | None:
+    """The median epoch time of a finished run, from its history (the pipeline's epoch, not a bare step)."""
+    try:
+        secs = sorted(float(h["seconds"]) for h in run.read_history())
+    except (OSError, KeyError, ValueError):
+        return None
+    return round(secs[len(secs) // 2], 3) if secs else None
 
 
 def _write_text(path: Path, text: str):

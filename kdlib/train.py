@@ -7,8 +7,12 @@ the teacher's outputs are deterministic, so they are computed once per teacher
 (:func:`teacher_logits_on`) and looked up by row index instead.
 
 Checkpoints (model, optimizer, scheduler, epoch, loader and RNG states, history) are written
-atomically at every epoch end; :func:`fit` resumes from them. A NaN or Inf loss stops the run
-with :class:`NumericalError` naming the epoch and step, and keeps the last good checkpoint.
+atomically at an epoch end once ``checkpoint_every`` seconds have passed since the last one (60 s by
+default; 0: every epoch) and always after the last epoch; :func:`fit` resumes from them exactly.
+The loop never waits for the device inside an epoch: losses, accuracy and a non-finite-loss flag
+(with the first bad step and its value) accumulate on the device and are read once per epoch. A
+NaN or Inf loss then stops the run with :class:`NumericalError` naming the epoch and step, and the
+last good checkpoint is kept (the bad epoch is never saved).
 """
 from __future__ import annotations
 
@@ -177,18 +181,22 @@ def _loss(learner: Learner, logits, y_soft, teacher_logits):
 
 def fit(learners: list[Learner], loader: DeviceLoader, teacher: nn.Module | None = None,
         cached_teacher_logits: torch.Tensor | None = None, progress: bool = True, desc: str = "train",
-        on_epoch=None):
+        on_epoch=None, checkpoint_every: float = 60.0):
     """Train ``learners`` in lockstep on ``loader`` and return them.
 
     All learners must be at the same epoch (fresh, or resumed from checkpoints of one epoch).
     Distilling learners get the teacher's logits on the very batch tensor they see: looked up in
     ``cached_teacher_logits`` by row (exact for a clean stream) or computed online by ``teacher``
-    in eval mode under ``inference_mode``.
+    in eval mode under ``inference_mode``. ``checkpoint_every``: seconds between checkpoints
+    (0: every epoch); the last epoch is always saved.
     """
     from tqdm.auto import tqdm
 
     if not learners:
         return learners
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, float)) or \
+            not math.isfinite(checkpoint_every) or checkpoint_every < 0:
+        raise ValueError(f"checkpoint_every must be a number of seconds >= 0, got {checkpoint_every!r}")
     device = loader.device
     needs_teacher = any(lr.alpha > 0 for lr in learners)
     if needs_teacher and teacher is None and cached_teacher_logits is None:
@@ -218,11 +226,14 @@ def fit(learners: list[Learner], loader: DeviceLoader, teacher: nn.Module | None
         if device.type == "cuda":
             lr.model.to(memory_format=torch.channels_last)
     bar = tqdm(range(start, epochs), desc=desc, disable=not progress, initial=start, total=epochs, unit="epoch")
+    last_saved, last_save_time = start, time.perf_counter()
     for epoch in bar:
         t0 = time.perf_counter()
-        # running sums stay on the device: reading them every step would sync the host each time
+        # running sums stay on the device: reading them every step would make the host wait each time
         sums = [{k: torch.zeros((), device=device, dtype=torch.float64) for k in ("loss", "loss_ce", "loss_kd",
                                                                                    "correct")} for _ in learners]
+        bad_step = [torch.full((), -1, device=device, dtype=torch.long) for _ in learners]  # first non-finite step
+        bad_value = [torch.zeros((), device=device) for _ in learners]
         seen = 0
         batches = tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not progress, total=steps)
         for step, batch in enumerate(batches):
@@ -235,16 +246,14 @@ def fit(learners: list[Learner], loader: DeviceLoader, teacher: nn.Module | None
                     with torch.inference_mode(), autocast_for(device):
                         teacher_logits = teacher(x).float()
                     teacher_logits = teacher_logits.clone()
-            for lr, opt, sched, acc in zip(learners, opts, scheds, sums):
+            for i, (lr, opt, sched, acc) in enumerate(zip(learners, opts, scheds, sums)):
                 with autocast_for(device):
                     logits = lr.model(x)
                 parts = _loss(lr, logits, batch.y_soft, teacher_logits)
-                if not torch.isfinite(parts["loss"]):
-                    raise NumericalError(
-                        f"{lr.name}: loss is {float(parts['loss'].detach())} at epoch {epoch + 1}, step {step + 1}. Likely "
-                        f"cause: a learning rate too high for this model (lr={lr.recipe.lr}) or corrupt inputs. The "
-                        f"last good checkpoint (epoch {epoch}) is kept; lower lr and run again."
-                    )
+                loss = parts["loss"].detach()
+                first = (bad_step[i] < 0) & ~torch.isfinite(loss)
+                bad_step[i] = torch.where(first, step, bad_step[i])
+                bad_value[i] = torch.where(first, loss.float(), bad_value[i])
                 opt.zero_grad(set_to_none=True)
                 parts["loss"].backward()
                 opt.step()
@@ -254,6 +263,15 @@ def fit(learners: list[Learner], loader: DeviceLoader, teacher: nn.Module | None
                     acc[k] += parts[k].detach().to(torch.float64) * n
                 acc["correct"] += (logits.argmax(1) == batch.labels).sum()
             seen += x.shape[0]
+        for i, lr in enumerate(learners):
+            step_bad = int(bad_step[i])
+            if step_bad >= 0:
+                raise NumericalError(
+                    f"{lr.name}: loss is {float(bad_value[i])} at epoch {epoch + 1}, step {step_bad + 1}. Likely "
+                    f"cause: a learning rate too high for this model (lr={lr.recipe.lr}) or corrupt inputs. The "
+                    + (f"last good checkpoint (epoch {last_saved}) is kept" if last_saved and lr.checkpoint else
+                       "run had no checkpoint yet") + "; lower lr and run again."
+                )
         seconds = time.perf_counter() - t0
         for lr, opt, sched, acc in zip(learners, opts, scheds, sums):
             acc = {k: float(v) for k, v in acc.items()}
@@ -262,7 +280,10 @@ def fit(learners: list[Learner], loader: DeviceLoader, teacher: nn.Module | None
                 "loss_kd": acc["loss_kd"] / seen, "train_acc": acc["correct"] / seen,
                 "lr": opt.param_groups[0]["lr"], "seconds": seconds, "images_per_s": seen / seconds,
             })
-            _save_checkpoint(lr, opt, sched, loader, epoch + 1)
+        if epoch + 1 == epochs or time.perf_counter() - last_save_time >= checkpoint_every:
+            for lr, opt, sched in zip(learners, opts, scheds):
+                _save_checkpoint(lr, opt, sched, loader, epoch + 1)
+            last_saved, last_save_time = epoch + 1, time.perf_counter()
         if progress:
             bar.set_postfix(loss=f"{learners[0].history[-1]['loss']:.3f}",
                             acc=f"{learners[0].history[-1]['train_acc']:.3f}", img_s=f"{seen / seconds:,.0f}")

@@ -57,3 +57,59 @@ def test_seeds_outside_the_profile_are_refused(tmp_path):
         device_run("smoke", [7], budget=60, out=tmp_path / "out", runs=tmp_path / "runs", device="cpu",
                    log=lambda *_: None)
     assert not (tmp_path / "runs").exists()
+
+
+@needs_data
+def test_a_failing_task_is_logged_and_the_rest_still_runs_and_packs(tmp_path, monkeypatch):
+    import kdlib.grid as G
+
+    if HAVE_CIFAR:
+        monkeypatch.setenv("KDLIB_DATA", str(CIFAR_JPEG.parent))
+    P.clear_data_memo()
+    real = G.run_task
+
+    def flaky(task, **kw):
+        if task.name == "teacher-main-resnet18-flipcrop":
+            raise RuntimeError("CUDA error: an illegal memory access was encountered\nmore")
+        return real(task, **kw)
+
+    monkeypatch.setattr(G, "run_task", flaky)
+    out = tmp_path / "out"
+    summary = device_run(PROFILE, [0], budget=900, out=out, runs=tmp_path / "runs", device="cpu", only=["E1", "E2"],
+                         results=None, default_estimate=1.0, log=lambda *_: None)
+    assert [f["task"] for f in summary["failed"]] == ["teacher-main-resnet18-flipcrop"]
+    assert summary["failed"][0]["why"] == "RuntimeError: CUDA error: an illegal memory access was encountered"
+    done = {t["task"] for t in summary["tasks"]}
+    # every other task ran (the flip+crop students' task trains its missing teacher first)
+    assert "teacher-main-resnet18-none" in done and "students-main-resnet18-none-to-none-a0.5-T20" in done
+    assert "FAILED teacher-main-resnet18-flipcrop seed 0" in (out / "log.txt").read_text()
+    assert all(t["epoch_seconds"] and all(v > 0 for v in t["epoch_seconds"].values()) for t in summary["tasks"])
+    report = import_records(out / "records.tar.gz", tmp_path / "results")
+    imported = {r["id"] for r in report if r["kind"] in ("teacher", "student")}
+    assert {rid for t in summary["tasks"] for rid in t["runs"]} <= imported
+    P.clear_data_memo()
+
+
+def test_an_interruption_still_packs_what_finished(tmp_path, monkeypatch):
+    import kdlib.grid as G
+
+    real, calls = G.run_task, []
+
+    def interrupted(task, **kw):
+        calls.append(task.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(task, **kw)
+
+    if not (FASHION / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("Fashion-MNIST not installed")
+    P.clear_data_memo()
+    monkeypatch.setattr(G, "run_task", interrupted)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        device_run("smoke", [0], budget=900, out=out, runs=tmp_path / "runs", device="cpu", results=None,
+                   default_estimate=1.0, log=lambda *_: None)
+    assert "stopped by KeyboardInterrupt" in (out / "log.txt").read_text()
+    report = import_records(out / "records.tar.gz", tmp_path / "results")
+    assert [r["kind"] for r in report if r["kind"] in ("teacher", "student")] == ["teacher"]
+    P.clear_data_memo()

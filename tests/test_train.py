@@ -124,7 +124,7 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path):
             if stop_after is not None and epoch == stop_after:
                 raise KeyboardInterrupt
         learner = Learner("m", model, Recipe(epochs=3, batch_size=32, lr=0.05), checkpoint=path)
-        fit([learner], loader("flipcrop+mixup"), progress=False, on_epoch=stop)
+        fit([learner], loader("flipcrop+mixup"), progress=False, on_epoch=stop, checkpoint_every=0)
         return model, learner
 
     ref, ref_learner = run(tmp_path / "a.pt")
@@ -148,9 +148,97 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_checkpoint(tmp_path):
             model.classifier.weight.fill_(float("nan"))
 
     with pytest.raises(NumericalError, match=r"epoch 2, step 1.*lr=0.05.*checkpoint \(epoch 1\) is kept"):
-        fit([learner], loader(), progress=False, on_epoch=poison)
+        fit([learner], loader(), progress=False, on_epoch=poison, checkpoint_every=0)
     state = torch.load(ckpt, weights_only=True)
     assert state["epoch"] == 1 and torch.isfinite(state["model"]["classifier.weight"]).all() is not None
+
+
+class FakeClock:
+    """time.perf_counter for kdlib.train that advances ``tick`` seconds at every call."""
+
+    def __init__(self, tick):
+        self.now, self.tick = 0.0, tick
+
+    def perf_counter(self):
+        self.now += self.tick
+        return self.now
+
+
+def test_checkpoints_by_wall_time_and_always_at_the_end(tmp_path, monkeypatch):
+    import kdlib.train as train
+
+    saved = []
+    real_save = train._save_checkpoint
+    monkeypatch.setattr(train, "_save_checkpoint", lambda lr, o, s, ld, epoch: (saved.append(epoch),
+                                                                               real_save(lr, o, s, ld, epoch)))
+    # perf_counter is read before the loop, 3 times an epoch (start, epoch time, save test) and once per save:
+    # with a 10 s tick an epoch spans 30 s, so a 50 s interval saves after epochs 2, 4 and the last (5)
+    monkeypatch.setattr(train, "time", FakeClock(10.0))
+    learner = Learner("m", lenet(), Recipe(epochs=5, batch_size=32, lr=0.05), checkpoint=tmp_path / "m.pt")
+    fit([learner], loader(), progress=False, checkpoint_every=50)
+    assert saved == [2, 4, 5]
+    saved.clear()
+    learner = Learner("m", lenet(), Recipe(epochs=3, batch_size=32, lr=0.05), checkpoint=tmp_path / "n.pt")
+    fit([learner], loader(), progress=False, checkpoint_every=0)
+    assert saved == [1, 2, 3]
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        fit([learner], loader(), progress=False, checkpoint_every=-1)
+
+
+def test_resume_from_a_wall_time_checkpoint_is_exact(tmp_path, monkeypatch):
+    """Interrupted after epoch 3 with the last checkpoint at epoch 2: epoch 3 is redone, bit for bit."""
+    import kdlib.train as train
+
+    def run(path, stop_after=None):
+        torch.manual_seed(11)
+        model = build_model("alexnet", width=4, in_channels=1, image_size=16)
+
+        def stop(epoch):
+            if stop_after is not None and epoch == stop_after:
+                raise KeyboardInterrupt
+        learner = Learner("m", model, Recipe(epochs=4, batch_size=32, lr=0.05), checkpoint=path)
+        fit([learner], loader("flipcrop+cutmix"), progress=False, on_epoch=stop, checkpoint_every=50)
+        return model, learner
+
+    monkeypatch.setattr(train, "time", FakeClock(10.0))
+    ref, ref_learner = run(tmp_path / "a.pt")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b.pt", stop_after=3)
+    assert torch.load(tmp_path / "b.pt", weights_only=True)["epoch"] == 2
+    torch.manual_seed(999)
+    resumed, learner = run(tmp_path / "b.pt")
+    assert [h["epoch"] for h in learner.history] == [1, 2, 3, 4]
+    for u, v in zip(ref.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(u, v)
+    assert [h["loss"] for h in learner.history] == [h["loss"] for h in ref_learner.history]
+
+
+def test_nan_in_a_later_step_is_found_without_per_step_syncs(tmp_path):
+    """The flag accumulates on the device: the error still names the first bad step of the epoch."""
+    x, y = toy_split()
+    x[100:] = 0  # harmless images; the poison is in the loss below
+    model = lenet()
+    learner = Learner("m", model, Recipe(epochs=2, batch_size=32, lr=0.05), checkpoint=tmp_path / "m.pt")
+    ld = DeviceLoader(x, y, 32, "none", mean=MEAN, std=STD, num_classes=10, shuffle=False)
+    import kdlib.train as train
+
+    calls = {"n": 0}
+    real = train._loss
+
+    def poisoned(lr, logits, y_soft, t):
+        calls["n"] += 1
+        parts = real(lr, logits, y_soft, t)
+        if calls["n"] == len(ld) + 3:  # epoch 2, step 3
+            parts = dict(parts, loss=parts["loss"] * float("inf"))
+        return parts
+
+    train._loss, saved = poisoned, None
+    try:
+        with pytest.raises(NumericalError, match=r"loss is inf at epoch 2, step 3.*checkpoint \(epoch 1\) is kept"):
+            fit([learner], ld, progress=False, checkpoint_every=0)
+    finally:
+        train._loss = real
+    assert torch.load(tmp_path / "m.pt", weights_only=True)["epoch"] == 1
 
 
 @pytest.mark.parametrize("kwargs,needle", [({"epochs": -1}, "epochs"), ({"epochs": 1, "lr": 0}, "lr"),
