@@ -1,5 +1,9 @@
 """Benchmarks that print figures: ``python -m kdlib bench``.
 
+Levers (``--only levers``): the measured bf16 matmul peak beside the datasheet's, and for each
+model the plain training step against the levers of :mod:`kdlib.fast` (a CUDA-graphed step; K
+LeNets in one ``vmap`` step), with MFU against both peaks and the loss-curve difference.
+
 Loader: images/s of :class:`~kdlib.loader.DeviceLoader` with each regime against torchvision's
 ``DataLoader`` with per-sample ``RandomCrop(32, padding=4)``, ``RandomHorizontalFlip``,
 ``ToTensor`` and ``Normalize`` at its best ``num_workers``, measured in one process and
@@ -8,6 +12,7 @@ reported as ratios. Results are printed as a table and written as JSON.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -231,6 +236,145 @@ def bench_distillation(device="cpu", batch_size=128, steps=5, n_students=(1, 2, 
     return result
 
 
+def measured_peak(device, n: int | None = None, reps: int = 10) -> dict:
+    """FLOP/s of a large bf16 matrix product on ``device`` (fp32 on a CPU): the peak this machine
+    actually reaches, to set MFU against beside the datasheet's."""
+    device = torch.device(device)
+    n = n or (8192 if device.type == "cuda" else 512)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    _sync(device)
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    _sync(device)
+    return {"n": n, "dtype": str(dtype), "flop_per_s": 2 * n ** 3 * reps / (time.perf_counter() - t)}
+
+
+def bench_levers(device="cpu", batch_size=512, steps=20, cases=("lenet", "alexnet", "resnet18"),
+                 stacked=(1, 6)) -> dict:
+    """One line per speed lever of :mod:`kdlib.fast` against the plain step, with the equality check.
+
+    plain: autocast bf16 (CUDA) + channels_last, soft cross-entropy, ``torch.optim.SGD`` (Nesterov,
+    weight decay), the step of :func:`kdlib.train.fit`; graphed: the same step as one CUDA graph
+    (CUDA only); stacked: K LeNets in one ``vmap`` step against K plain steps, on a shared batch.
+    Equality: the loss curves of the plain and the lever path from the same start, max |difference|.
+    """
+    from .fast import GraphedStep, StackedModels
+    from .models import build_model
+    from .train import autocast_for
+
+    device = torch.device(device)
+    cl = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    peak = next((v for k, v in PEAK_FLOPS.items() if device.type == "cuda" and k in torch.cuda.get_device_name()),
+                None)
+    result = {"device": str(device), "batch_size": batch_size, "steps": steps, "peak_flops": peak,
+              "measured_peak": measured_peak(device), "models": {}, "stacked": {}}
+    measured = result["measured_peak"]["flop_per_s"]
+    g = torch.Generator(device="cpu").manual_seed(0)
+    x = torch.randn(batch_size, 3, 32, 32, generator=g).to(device).contiguous(memory_format=cl)
+    y = torch.softmax(torch.randn(batch_size, 10, generator=g), 1).to(device)
+
+    def plain_step(model, opt):
+        with autocast_for(device):
+            logits = model(x)
+        loss = -(y * torch.log_softmax(logits.float(), 1)).sum(1).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    def timed(fn, n):
+        fn()
+        fn()
+        _sync(device)
+        t = time.perf_counter()
+        for _ in range(n):
+            fn()
+        _sync(device)
+        return (time.perf_counter() - t) / n
+
+    for case in cases:
+        torch.manual_seed(0)
+        model = build_model(case).to(device).to(memory_format=cl)
+        flops = _step_flops(model, x, y.argmax(1)) / batch_size
+        start = copy.deepcopy(model.state_dict())
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+        curve_plain = [float(plain_step(model, opt)) for _ in range(5)]
+        model.load_state_dict(start)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+        rows = {"plain": {"seconds_per_step": timed(lambda: plain_step(model, opt), steps)}}
+        if device.type == "cuda":
+            try:
+                model.load_state_dict(start)
+                graphed = GraphedStep(model, x, y, lr=0.01)
+                curve = [float(graphed.step(x, y)) for _ in range(5)]
+                rows["graphed"] = {"seconds_per_step": timed(lambda: graphed.step(x, y), steps),
+                                   "max_abs_loss_diff": max(abs(a - b) for a, b in zip(curve, curve_plain))}
+            except Exception as err:  # noqa: BLE001 - a lever that fails is a figure too
+                rows["graphed"] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0]}"}
+        for row in rows.values():
+            if "seconds_per_step" in row:
+                row["images_per_s"] = batch_size / row["seconds_per_step"]
+                row["mfu_datasheet"] = row["images_per_s"] * flops / peak if peak else None
+                row["mfu_measured"] = row["images_per_s"] * flops / measured
+        result["models"][case] = {"train_flop_per_image": flops, "variants": rows}
+    xs = x.contiguous()
+    for k in stacked:
+        torch.manual_seed(0)
+        models = [build_model("lenet").to(device) for _ in range(k)]
+        opts = [torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+                for m in models]
+
+        def sequential():
+            for m, o in zip(models, opts):
+                with autocast_for(device):
+                    logits = m(xs)
+                loss = -(y * torch.log_softmax(logits.float(), 1)).sum(1).mean()
+                o.zero_grad(set_to_none=True)
+                loss.backward()
+                o.step()
+
+        seq = timed(sequential, steps)
+        try:
+            st = StackedModels(models, lr=0.01)
+            with autocast_for(device):
+                vm = timed(lambda: st.step(xs, y), steps)
+        except Exception as err:  # noqa: BLE001 - a lever that fails is a figure too
+            result["stacked"][k] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0]}"}
+            continue
+        result["stacked"][k] = {"sequential_model_images_per_s": k * batch_size / seq,
+                                "stacked_model_images_per_s": k * batch_size / vm, "speedup": seq / vm}
+    return result
+
+
+def _print_levers(r):
+    mp = r["measured_peak"]
+    print(f"\nSpeed levers: device {r['device']}, batch {r['batch_size']}; measured peak {mp['flop_per_s'] / 1e12:.1f} "
+          f"TFLOP/s ({mp['dtype']} {mp['n']}^3 matmul)" +
+          (f", datasheet {r['peak_flops'] / 1e12:.0f}" if r["peak_flops"] else ""))
+    print(f"{'model':<10}{'lever':<10}{'images/s':>12}{'vs plain':>10}{'MFU sheet':>11}{'MFU meas.':>11}{'loss diff':>11}")
+    for case, v in r["models"].items():
+        base = v["variants"]["plain"]["images_per_s"]
+        for label, row in v["variants"].items():
+            if "error" in row:
+                print(f"{case:<10}{label:<10} failed: {row['error']}")
+                continue
+            sheet = f"{row['mfu_datasheet']:.1%}" if row.get("mfu_datasheet") else "-"
+            diff = f"{row['max_abs_loss_diff']:.1e}" if "max_abs_loss_diff" in row else "-"
+            print(f"{case:<10}{label:<10}{row['images_per_s']:>12,.0f}{row['images_per_s'] / base:>10.2f}{sheet:>11}"
+                  f"{row['mfu_measured']:>11.1%}{diff:>11}")
+    for k, v in r["stacked"].items():
+        if "error" in v:
+            print(f"{k} LeNets in one vmap step: failed: {v['error']}")
+            continue
+        print(f"{k} LeNets in one vmap step: {v['stacked_model_images_per_s']:,.0f} model-images/s against "
+              f"{v['sequential_model_images_per_s']:,.0f} one after another ({v['speedup']:.2f}x)")
+
+
 def _print_training(r):
     print(f"\nTraining step: device {r['device']}, batch {r['batch_size']}, {r['image_size']}x{r['image_size']}")
     print(f"{'model':<16}{'variant':<18}{'images/s':>11}{'GFLOP/s':>10}{'vs fp32':>9}{'MFU':>7}")
@@ -275,7 +419,7 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--subset", type=int, default=None, help="images per class (default: the whole split)")
     p.add_argument("--out", default=None, help="JSON output (default: <runs>/bench/bench-<device>.json)")
-    p.add_argument("--only", nargs="*", choices=["loader", "training", "distillation"],
+    p.add_argument("--only", nargs="*", choices=["loader", "training", "distillation", "levers"],
                    default=["loader", "training", "distillation"])
     p.add_argument("--steps", type=int, default=5, help="timed steps per training variant")
     args = p.parse_args(argv)
@@ -291,6 +435,9 @@ def main(argv=None):
     if "distillation" in args.only:
         report["distillation"] = bench_distillation(args.device, min(args.batch_size, 128), args.steps)
         _print_distillation(report["distillation"])
+    if "levers" in args.only:
+        report["levers"] = bench_levers(args.device, args.batch_size, max(args.steps, 5))
+        _print_levers(report["levers"])
     out = Path(args.out or Path(os.environ.get("KDLIB_RUNS", "runs")) / "bench" / f"bench-{args.device}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
@@ -298,4 +445,4 @@ def main(argv=None):
         json.dump(report, f, indent=2, default=str)
     os.replace(tmp, out)
     print(f"wrote {out}")
-    return report
+    return 0

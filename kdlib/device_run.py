@@ -8,7 +8,8 @@ pass the budget. After every seed, and at the end, it packs the compact records 
 run into ``DIR/records.tar.gz`` (importable here with ``python -m kdlib import``); a task that
 fails is logged and the next one runs, and an interruption still packs what finished. DIR receives at
 most these files: ``records.tar.gz``, ``log.txt`` (per-task and per-run wall times),
-``summary.json``, and with ``--bench`` ``bench.json``.
+``summary.json``, and with ``--bench`` ``bench.json`` (``python -m kdlib bench --only levers``: the
+speed levers against the plain step, MFU against the datasheet and a measured peak).
 
 Runs already committed in ``results/`` are cache hits; students whose teacher exists only as a
 record (no weights) are skipped with a note (``--ignore-results`` trains everything afresh).
@@ -91,7 +92,9 @@ def device_run(profile: str, seeds: list[int], budget: float, out, runs=None, de
         from .pipeline import resolve_device
 
         try:
-            bench_main(["--device", str(resolve_device(device)), "--out", str(out / "bench.json")])
+            dev = resolve_device(device)
+            sizes = ["--steps", "20"] if dev.type == "cuda" else ["--batch-size", "8", "--steps", "1"]  # CPU: code paths
+            bench_main(["--device", str(dev), "--only", "levers", *sizes, "--out", str(out / "bench.json")])
         except SystemExit:
             pass
         except Exception as err:  # noqa: BLE001 - a benchmark failure must not cost the slice its runs

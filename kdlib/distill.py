@@ -1,4 +1,4 @@
-"""Hinton-style knowledge distillation loss, and a Distiller that keeps its teacher frozen.
+"""Hinton-style knowledge distillation loss (the frozen teacher itself lives in :func:`kdlib.train.fit`).
 
 Convention (as in Hinton et al. 2015 and the paper, Sec. 3.2): **alpha weights the soft term**::
 
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["kd_loss", "kd_loss_parts", "soft_cross_entropy", "Distiller", "check_kd_params"]
+__all__ = ["kd_loss", "kd_loss_parts", "soft_cross_entropy", "check_kd_params"]
 
 
 def check_kd_params(temperature, alpha) -> None:
@@ -86,45 +86,3 @@ def kd_loss(student_logits, teacher_logits, targets, temperature: float = 20.0, 
     No gradient reaches the teacher.
     """
     return kd_loss_parts(student_logits, teacher_logits, targets, temperature, alpha)["loss"]
-
-
-class Distiller(nn.Module):
-    """A student and a frozen teacher. ``train()`` never takes the teacher out of ``eval()``.
-
-    ``forward_train(x, targets)`` runs the teacher under ``inference_mode`` on *the same tensor*
-    as the student and returns ``(student_logits, parts)`` with the loss parts of
-    :func:`kd_loss_parts`. ``teacher_logits`` may be passed in instead (cached outputs).
-    """
-
-    def __init__(self, student: nn.Module, teacher: nn.Module | None, temperature: float = 20.0, alpha: float = 0.5):
-        super().__init__()
-        check_kd_params(temperature, alpha)
-        if teacher is None and alpha > 0:
-            raise ValueError(f"alpha={alpha} needs a teacher; pass one or set alpha=0 (no teacher)")
-        self.student = student
-        self.teacher = teacher
-        self.temperature = float(temperature)
-        self.alpha = float(alpha)
-        if teacher is not None:
-            for p in teacher.parameters():
-                p.requires_grad_(False)
-            teacher.eval()
-
-    def train(self, mode: bool = True):
-        self.training = mode
-        self.student.train(mode)
-        if self.teacher is not None:
-            self.teacher.eval()  # BatchNorm statistics and dropout of the teacher stay frozen
-        return self
-
-    def forward(self, x):
-        return self.student(x)
-
-    def forward_train(self, x, targets, teacher_logits=None):
-        if teacher_logits is None and self.teacher is not None and self.alpha > 0:
-            with torch.inference_mode():
-                teacher_logits = self.teacher(x)
-            teacher_logits = teacher_logits.clone()  # leave inference mode for autograd
-        student_logits = self.student(x)
-        parts = kd_loss_parts(student_logits, teacher_logits, targets, self.temperature, self.alpha)
-        return student_logits, parts

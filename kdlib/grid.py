@@ -322,8 +322,17 @@ def task_runs(task: Task | dict, train: bool = True, runs=None, device=None, pro
 
 
 def run_grid(profile: str, runs=None, device=None, progress=True, grid_path=None, only=None, seeds=None,
-             results="default"):
+             results="default", names=None):
     tasks = plan(profile, load_grid(grid_path))
+    if names:  # whole task names, e.g. teacher-main-resnet18-flipcrop (its dependencies run as needed)
+        unknown = sorted(set(names) - {t.name for t in tasks})
+        if unknown:
+            import difflib
+
+            hints = [difflib.get_close_matches(n, [t.name for t in tasks], n=1) for n in unknown]
+            raise ValueError(f"unknown task(s) {unknown}" + "".join(f"; did you mean {h[0]!r}?" for h in hints if h)
+                             + f" (python -m kdlib grid --profile {profile} --plan lists them)")
+        tasks = [t for t in tasks if t.name in names]
     if only:
         unknown = set(only) - {e for t in tasks for e in t.experiments}
         if unknown:
@@ -345,6 +354,7 @@ def main(argv=None):
     p.add_argument("--grid", default=None, help="grid YAML (default: grid.yaml at the repository root)")
     p.add_argument("--only", nargs="*", help="experiments to run, e.g. E1 E2")
     p.add_argument("--seeds", nargs="*", type=int, help="run only these seeds (default: the profile's)")
+    p.add_argument("--task", nargs="*", dest="tasks", help="run only these tasks, by name (see --plan)")
     p.add_argument("--plan", action="store_true", help="print the tasks as JSON and exit")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--ignore-results", action="store_true",
@@ -357,8 +367,8 @@ def main(argv=None):
 
     try:
         seconds = run_grid(args.profile, args.runs, args.device, not args.no_progress, args.grid, args.only,
-                           args.seeds, None if args.ignore_results else "default")
-    except TeacherWeightsMissing as err:
+                           args.seeds, None if args.ignore_results else "default", args.tasks)
+    except (TeacherWeightsMissing, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
+        return 1 if isinstance(err, TeacherWeightsMissing) else 2
     print(f"profile {args.profile}: grid finished in {seconds:.1f} s")

@@ -3,12 +3,17 @@
 # importable records. Run it from the repository root with the CIFAR-10 JPEG copy and CIFAR-10H carried
 # in data/device/ (copy ../shared/datasets/{cifar10-jpeg,cifar10h} there; git-ignored):
 #     OUT=$OUT SEEDS="1 2" BUDGET=540 bash scripts/device_check.sh      # on the GPU machine
-#     BENCH=1 ...                                                      # also the benchmark first (about 2 min)
+#     BENCH=1 ...    first the speed levers (python -m kdlib bench --only levers, about 30 s) into bench.json
+#     FILL0=1 ...    first the seed-0 runs that need no teacher weights (the E2 no-teacher students)
+#     LONG=1 ...     also one flip+crop teacher of 140 epochs (profile paper-long), in a second process
+#                    started when the first seed's teachers are done (students leave the GPU idle)
 #     SCALE=tiny OUT=/tmp/x bash scripts/device_check.sh              # the same code at smoke size, on a CPU
-# Then, here: python -m kdlib import $OUT/records.tar.gz && git add results && git commit
-# $OUT receives records.tar.gz, log.txt, summary.json, device.txt (and bench.json with BENCH=1).
-set -euo pipefail
+# Then, here: for a in $OUT/*/records.tar.gz; do python -m kdlib import $a; done; git add results; git commit
+# $OUT receives device.txt and one folder per step (main/, fill0/, long/), each with records.tar.gz and
+# log.txt (device-run's also summary.json, bench.json).
+set -uo pipefail
 cd "$(dirname "$0")/.."
+T0=$(date +%s)
 OUT=${OUT:-/tmp/kd-device-out}
 SCALE=${SCALE:-full}
 PY=${PY:-python3}
@@ -24,12 +29,54 @@ $PY -c "import yaml, tqdm, scipy, PIL" 2>/dev/null || $PY -m pip install -q pyya
   > "$OUT/device.txt" 2>&1
 
 if [ "$SCALE" = tiny ]; then
-  DEVICE=cpu; PROFILE=${PROFILE:-smoke}; SEEDS=${SEEDS:-0}; BUDGET=${BUDGET:-120}
+  DEVICE=cpu; PROFILE=${PROFILE:-smoke}; SEEDS=${SEEDS:-0}; BUDGET=${BUDGET:-120}; LONG_PROFILE=smoke
 else
-  DEVICE=cuda; PROFILE=${PROFILE:-paper}; SEEDS=${SEEDS:-1 2}; BUDGET=${BUDGET:-540}
+  DEVICE=cuda; PROFILE=${PROFILE:-paper}; SEEDS=${SEEDS:-1 2}; BUDGET=${BUDGET:-540}; LONG_PROFILE=paper-long
 fi
-EXTRA=()
-[ -n "${BENCH:-}" ] && EXTRA+=(--bench)
+left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
+stamp() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a "$OUT/steps.txt"; }
+
+# 1. optional: the levers benchmark and the seed-0 runs that need no teacher weights
+if [ -n "${BENCH:-}${FILL0:-}" ]; then
+  EXTRA=(); [ -n "${BENCH:-}" ] && EXTRA+=(--bench)
+  FILL_SEED=0; [ -z "${FILL0:-}" ] && FILL_SEED=none
+  if [ "$FILL_SEED" = 0 ]; then
+    stamp "fill0 (bench: ${BENCH:-no})"
+    $PY -m kdlib device-run --profile "$PROFILE" --seeds 0 --only E2 --budget $(( $(left) < 200 ? $(left) : 200 )) \
+        --out "$OUT/fill0" --device "$DEVICE" "${EXTRA[@]}" 2>&1 | tail -n 30
+  else
+    stamp "bench"
+    $PY -m kdlib bench --device "$DEVICE" --only levers --steps 20 --out "$OUT/fill0/bench.json" 2>&1 | tail -n 30
+  fi
+fi
+
+# 2. optional: the long teacher, in the background once the first seed's teachers are done
+LONG_PID=
+if [ -n "${LONG:-}" ]; then
+  (
+    FIRST=${SEEDS%% *}
+    until grep -q "flipcrop-cutmix seed $FIRST:" "$OUT/main/log.txt" 2>/dev/null; do
+      sleep 2; [ "$(left)" -lt 60 ] && exit 0
+    done
+    stamp "long teacher starts"
+    mkdir -p "$OUT/long"
+    KDLIB_RUNS=$KDLIB_RUNS-long $PY -m kdlib grid --profile "$LONG_PROFILE" --task teacher-main-resnet18-flipcrop \
+        --seeds 0 --device "$DEVICE" --no-progress --ignore-results > "$OUT/long/log.txt" 2>&1
+    KDLIB_RUNS=$KDLIB_RUNS-long $PY -m kdlib export --profile "$LONG_PROFILE" --archive "$OUT/long/records.tar.gz" \
+        --to "$PWD/data/device-long-results" >> "$OUT/long/log.txt" 2>&1
+    stamp "long teacher done: $(tail -n 1 "$OUT/long/log.txt")"
+  ) &
+  LONG_PID=$!
+fi
+
+# 3. whole seeds of the grid with what is left of the budget
+stamp "main: seeds $SEEDS, $(left) s left"
 # shellcheck disable=SC2086
-$PY -m kdlib device-run --profile "$PROFILE" --seeds $SEEDS --budget "$BUDGET" --out "$OUT" --device "$DEVICE" \
-    "${EXTRA[@]}" 2>&1 | tail -n 40
+$PY -m kdlib device-run --profile "$PROFILE" --seeds $SEEDS --budget "$(( $(left) - 5 ))" --out "$OUT/main" \
+    --device "$DEVICE" 2>&1 | tail -n 40
+if [ -n "$LONG_PID" ]; then  # wait for the long teacher while the budget lasts, then stop it
+  while kill -0 "$LONG_PID" 2>/dev/null && [ "$(left)" -gt 3 ]; do sleep 1; done
+  kill -- "$LONG_PID" 2>/dev/null && stamp "long teacher stopped at the budget"
+  pkill -f "profile $LONG_PROFILE" 2>/dev/null || true
+fi
+stamp "end"

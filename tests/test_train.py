@@ -103,6 +103,20 @@ def test_teacher_weights_and_batchnorm_statistics_unchanged():
         assert torch.equal(v, before[k]), k
 
 
+def test_teacher_sees_the_students_tensor_and_gets_no_gradient():
+    teacher, student = trained_teacher(), lenet(4)
+    teacher.zero_grad(set_to_none=True)  # left over from its own training
+    seen = {"t": [], "s": []}
+    teacher.register_forward_hook(lambda m, i, o: seen["t"].append(i[0]))
+    student.register_forward_hook(lambda m, i, o: seen["s"].append(i[0]))
+    fit([Learner("s", student, Recipe(epochs=1, batch_size=32), alpha=0.5)], loader("flipcrop+cutmix"),
+        teacher=teacher, progress=False)
+    assert len(seen["t"]) == len(seen["s"]) == len(loader()) and all(a is b for a, b in zip(seen["t"], seen["s"]))
+    assert all(p.grad is None and not p.requires_grad for p in teacher.parameters())
+    with pytest.raises(ValueError, match="neither a teacher nor cached teacher logits"):
+        fit([Learner("s", lenet(), Recipe(epochs=1), alpha=0.5)], loader(), progress=False)
+
+
 def test_lockstep_students_equal_solo_students():
     teacher = trained_teacher()
     a, b = lenet(7), lenet(8)

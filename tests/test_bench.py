@@ -1,0 +1,22 @@
+"""The benchmark command runs and reports figures that hang together (CPU, tiny sizes)."""
+import json
+
+from kdlib import bench
+
+
+def test_levers_report_on_cpu(tmp_path, capsys):
+    out = tmp_path / "b.json"
+    assert bench.main(["--device", "cpu", "--only", "levers", "--batch-size", "8", "--steps", "1",
+                       "--out", str(out)]) == 0
+    r = json.loads(out.read_text())["levers"]
+    assert r["measured_peak"]["flop_per_s"] > 1e8
+    lenet = r["models"]["lenet"]
+    # FLOPs of a LeNet training step at 3x32x32: 3 x the forward's multiply-adds x 2 (hand count ~0.65 M MACs)
+    assert 3.0e6 < lenet["train_flop_per_image"] < 4.5e6
+    plain = lenet["variants"]["plain"]
+    assert plain["images_per_s"] == 8 / plain["seconds_per_step"]
+    assert plain["mfu_measured"] == plain["images_per_s"] * lenet["train_flop_per_image"] / r["measured_peak"]["flop_per_s"]
+    assert "graphed" not in lenet["variants"]  # CUDA only
+    assert set(r["stacked"]) == {"1", "6"} and all(v["speedup"] > 0 for v in r["stacked"].values())
+    text = capsys.readouterr().out
+    assert "measured peak" in text and "LeNets in one vmap step" in text
