@@ -209,6 +209,10 @@ def fit(learners: list[Learner], loader: DeviceLoader, teacher: nn.Module | None
         for p in teacher.parameters():
             p.requires_grad_(False)
     steps = len(loader)
+    for lr in learners:  # on the device before the optimisers exist: resumed momentum buffers follow the parameters
+        lr.model.to(device).train()
+        if device.type == "cuda":
+            lr.model.to(memory_format=torch.channels_last)
     opts = [lr.recipe.optimizer(lr.model) for lr in learners]
     scheds = [lr.recipe.scheduler(o, steps) for lr, o in zip(learners, opts)]
     loader_states = [_load_checkpoint(lr, o, s, device) for lr, o, s in zip(learners, opts, scheds)]
@@ -221,10 +225,6 @@ def fit(learners: list[Learner], loader: DeviceLoader, teacher: nn.Module | None
     epochs = learners[0].recipe.epochs
     if any(lr.recipe.epochs != epochs for lr in learners):
         raise ValueError("learners in one lockstep group must share the number of epochs")
-    for lr in learners:
-        lr.model.to(device).train()
-        if device.type == "cuda":
-            lr.model.to(memory_format=torch.channels_last)
     bar = tqdm(range(start, epochs), desc=desc, disable=not progress, initial=start, total=epochs, unit="epoch")
     last_saved, last_save_time = start, time.perf_counter()
     for epoch in bar:

@@ -275,3 +275,26 @@ def test_one_cycle_schedule_shape():
         sched.step()
     assert lrs[1] == pytest.approx(0.1) and max(lrs) == pytest.approx(0.1)
     assert lrs[0] == pytest.approx(0.05) and lrs[-1] < lrs[2]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_resume_on_the_gpu_puts_momentum_buffers_beside_the_parameters(tmp_path):
+    """Found on the H200: optimisers built before the model moved to the device restored their momentum
+    buffers on the CPU, and the resumed step failed with 'found at least two devices'."""
+    x, y = toy_split()
+
+    def run(stop_after=None):
+        torch.manual_seed(2)
+        model = build_model("lenet", in_channels=1, image_size=16)
+
+        def stop(epoch):
+            if stop_after is not None and epoch == stop_after:
+                raise KeyboardInterrupt
+        ld = DeviceLoader(x, y, 32, "flipcrop", mean=MEAN, std=STD, num_classes=10, device="cuda")
+        learner = Learner("m", model, Recipe(epochs=3, batch_size=32, lr=0.05), checkpoint=tmp_path / "g.pt")
+        fit([learner], ld, progress=False, on_epoch=stop, checkpoint_every=0)
+        return learner
+
+    with pytest.raises(KeyboardInterrupt):
+        run(stop_after=1)
+    assert [h["epoch"] for h in run().history] == [1, 2, 3]
