@@ -8,16 +8,32 @@
 #     LONG=1 ...     also one flip+crop teacher of 140 epochs (profile paper-long), in a second process
 #                    started when the first seed's teachers are done (students leave the GPU idle)
 #     SCALE=tiny OUT=/tmp/x bash scripts/device_check.sh              # the same code at smoke size, on a CPU
-# Then, here: for a in $OUT/*/records.tar.gz; do python -m kdlib import $a; done; git add results; git commit
-# $OUT receives device.txt and one folder per step (main/, fill0/, long/), each with records.tar.gz and
-# log.txt (device-run's also summary.json, bench.json).
+# Then, here: python -m kdlib import $OUT/records.tar.gz (and $OUT/long.tar.gz); git add results; git commit
+# $OUT receives at most 6 files (the device tool returns 8 at most: a 9th is silently left behind):
+# records.tar.gz (every finished run of the profile, all steps), long.tar.gz (LONG=1), bench.json (BENCH=1),
+# summary.json (the main step's), log.txt (device, steps and every step's log) and console.txt.
+# Steps work in $WORK (default /tmp/kd-device-work) and are gathered into $OUT at the end, also on failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 T0=$(date +%s)
 OUT=${OUT:-/tmp/kd-device-out}
 SCALE=${SCALE:-full}
 PY=${PY:-python3}
-mkdir -p "$OUT"
+FINAL=$OUT
+OUT=${WORK:-/tmp/kd-device-work}
+rm -rf "$OUT"; mkdir -p "$OUT" "$FINAL"
+gather() {  # every step's output into at most 6 files in $FINAL
+  [ -f "$OUT/main/records.tar.gz" ] && cp "$OUT/main/records.tar.gz" "$FINAL/records.tar.gz" ||
+    { [ -f "$OUT/fill0/records.tar.gz" ] && cp "$OUT/fill0/records.tar.gz" "$FINAL/records.tar.gz"; }
+  [ -f "$OUT/long/records.tar.gz" ] && cp "$OUT/long/records.tar.gz" "$FINAL/long.tar.gz"
+  [ -f "$OUT/fill0/bench.json" ] && cp "$OUT/fill0/bench.json" "$FINAL/bench.json"
+  [ -f "$OUT/main/summary.json" ] && cp "$OUT/main/summary.json" "$FINAL/summary.json"
+  for f in device.txt steps.txt fill0/log.txt main/log.txt long/log.txt; do
+    [ -f "$OUT/$f" ] && { echo "== $f"; cat "$OUT/$f"; }
+  done > "$FINAL/log.txt"
+  [ "$(find "$FINAL" -type f | wc -l)" -le 8 ] || echo "WARNING: more than 8 files in $FINAL: the device tool returns 8"
+}
+trap gather EXIT
 export KDLIB_DATA=${KDLIB_DATA:-$PWD/data/device}
 export KDLIB_RUNS=${KDLIB_RUNS:-$PWD/data/device-runs}
 export KDLIB_CACHE=${KDLIB_CACHE:-$PWD/data/device-cache}

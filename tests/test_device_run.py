@@ -113,3 +113,30 @@ def test_an_interruption_still_packs_what_finished(tmp_path, monkeypatch):
     report = import_records(out / "records.tar.gz", tmp_path / "results")
     assert [r["kind"] for r in report if r["kind"] in ("teacher", "student")] == ["teacher"]
     P.clear_data_memo()
+
+
+def test_the_device_script_leaves_at_most_8_importable_files(tmp_path):
+    """The GPU tool returns 8 files from $OUT; a 9th is left behind without an error (it cost a slice once)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if not (FASHION / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("Fashion-MNIST not installed")
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "out"
+    env = dict(os.environ, PY=sys.executable, SCALE="tiny", OUT=str(out), WORK=str(tmp_path / "work"), BENCH="1",
+               FILL0="1", LONG="1", BUDGET="300", KDLIB_RUNS=str(tmp_path / "runs"), KDLIB_DATA=str(FASHION.parent))
+    proc = subprocess.run(["bash", str(root / "scripts" / "device_check.sh")], env=env, capture_output=True, text=True,
+                          timeout=600)
+    files = sorted(p.name for p in out.iterdir())
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert files == ["bench.json", "log.txt", "long.tar.gz", "records.tar.gz", "summary.json"]
+    assert "WARNING" not in proc.stdout
+    assert json.loads((out / "bench.json").read_text())["levers"]["measured_peak"]["flop_per_s"] > 0
+    assert {r["status"] for r in import_records(out / "records.tar.gz", tmp_path / "res")} == {"added"}
+    long = import_records(out / "long.tar.gz", tmp_path / "res")
+    assert [r["profile"] for r in long if r["kind"] == "teacher"] == ["smoke"]
+    log = (out / "log.txt").read_text()
+    assert "== main/log.txt" in log and "long teacher done" in log
