@@ -1,10 +1,12 @@
-# Two entry points: `make book` (the main job) and `make test`. Each sets itself up.
+# Two entry points: `make book` (the main job) and `make test`. Each sets itself up: the virtual
+# environment, and the Debian packages they use (scripts/system_deps.sh: dataset-fashion-mnist, chromium,
+# npm for the book; installed with apt-get as root or through sudo, else one line naming the fix).
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: test book grid bench venv clean
+.PHONY: test book grid bench venv clean system-deps
 
 venv: $(STAMP)
 
@@ -16,7 +18,11 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
+	@bash scripts/system_deps.sh test
 	$(PY) -m pytest -q tests
+
+system-deps:
+	@bash scripts/system_deps.sh book
 
 # Part I: CIFAR-10 from the committed records in results/$(PART1) (never trained here unless TRAIN=1);
 # Part II: the laptop replication, trained here by Snakemake.
@@ -31,6 +37,7 @@ CORES   ?= $(shell nproc 2>/dev/null || echo 1)
 
 # run reports (Part II trains its grid) -> chapters -> the static book in _build/html
 book: $(STAMP)
+	@bash scripts/system_deps.sh book
 	$(VENV)/bin/snakemake --cores $(CORES) --config part1=$(PART1) part2=$(PART2) "train=$(TRAINED)" \
 	    threads=$(THREADS) --quiet rules
 	PY=$(PY) bash scripts/book_assets.sh
@@ -41,8 +48,9 @@ book: $(STAMP)
 grid: $(STAMP)
 	$(PY) -m kdlib grid --profile $(PROFILE)
 
+# CIFAR-10 when it is in the data root, else Fashion-MNIST (Debian's, or the committed fixture)
 bench: $(STAMP)
-	$(PY) -m kdlib bench $(BENCH_ARGS)
+	@$(PY) -m kdlib bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache _build

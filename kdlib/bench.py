@@ -11,11 +11,11 @@ reported as ratios. Results are printed as a table and written as JSON.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -410,19 +410,51 @@ def _print_loader(r):
     print(f"ratios are against torchvision's best ({r['torchvision_best_workers']} workers)")
 
 
+def _default_dataset(root=None) -> tuple[str, str | None]:
+    """(dataset, root) for ``--dataset auto``: CIFAR-10 when it is in the data root, else Fashion-MNIST
+    (Debian's copy), else the tiny Fashion-MNIST committed with the tests (any checkout can run the benchmark)."""
+    from .data import dataset_available
+
+    for name in ("cifar10", "fashion-mnist"):
+        if dataset_available(name, "train", root):
+            return name, root
+    fixture = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "data"
+    if dataset_available("fashion-mnist", "train", fixture):
+        return "fashion-mnist", str(fixture)
+    return "cifar10", root  # not found: load_dataset's error lists every place looked and the fix
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m kdlib bench", description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", default="cifar10")
-    p.add_argument("--root", default=None, help="data root (default: $KDLIB_DATA or ./data)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--subset", type=int, default=None, help="images per class (default: the whole split)")
-    p.add_argument("--out", default=None, help="JSON output (default: <runs>/bench/bench-<device>.json)")
+    from .cli import ArgumentParser, check_device
+
+    p = ArgumentParser(prog="kdlib bench", description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", default="auto",
+                   help="dataset of the loader benchmark; auto: CIFAR-10 when present, else Fashion-MNIST "
+                        "(Debian's, else the test fixture)")
+    p.add_argument("--root", default=None, help="data root (None: $KDLIB_DATA or ./data, then system folders)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="cpu, cuda, cuda:N or mps")
+    p.add_argument("--batch-size", type=int, default=512, help="images per batch")
+    p.add_argument("--epochs", type=int, default=1, help="passes over the split per loader measurement")
+    p.add_argument("--subset", type=int, default=None, help="images per class (None: the whole split)")
+    p.add_argument("--out", default=None, help="JSON output (None: <runs>/bench/bench-<device>.json)")
     p.add_argument("--only", nargs="*", choices=["loader", "training", "distillation", "levers"],
-                   default=["loader", "training", "distillation"])
+                   default=["loader", "training", "distillation"], help="the benchmarks to run")
     p.add_argument("--steps", type=int, default=5, help="timed steps per training variant")
     args = p.parse_args(argv)
+    try:
+        check_device(args.device)
+        if args.batch_size < 1 or args.epochs < 1 or args.steps < 1 or (args.subset is not None and args.subset < 1):
+            raise ValueError("--batch-size, --epochs, --steps and --subset must be positive integers")
+        if args.dataset == "auto":
+            args.dataset, args.root = _default_dataset(args.root)
+        return _run(args)
+    except (ValueError, OSError, RuntimeError) as err:  # DataError is a ValueError: one line, with its fix
+        print(f"error: {err}".splitlines()[0], file=sys.stderr)
+        return 2
+
+
+def _run(args):
     report = {"host": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
                        "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda")
                        else (platform.processor() or platform.machine())}}

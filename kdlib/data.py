@@ -123,11 +123,22 @@ KNOWN_CHECKSUMS: dict[tuple[str, str], list[tuple[str, str, str]]] = {
     ("cifar10h", "cifar10h-probs.npy"): [("sha256", "436ae98620e00073f9d08585ac870573b588853e7af9f54eb1647408114af77d", "file")],
     ("cifar10h", "cifar10h-counts.npy"): [("sha256", "9b36b4550349af56c79083356312eb4af856cc5fd3caf1f669d40b9d0bbb69ff", "file")],
 }
+# The committed test fixture tests/fixtures/data/fashion-mnist/ (scripts/make_idx_fixture.py: the first 30
+# training and 20 test images of every class of the official files, same IDX format and names), on which the
+# smoke profile runs where Debian's copy is absent. Its payload digests are accepted beside the official ones.
+FIXTURE_CHECKSUMS = {
+    "train-images-idx3-ubyte": "ec49a9be4334b259595f886d8da28fddd192461655e707ee9f017511d29774bd",
+    "train-labels-idx1-ubyte": "e6c106319a238f9eea628d779b43a69c8bd6d080f473c4da1983cdfb6fe3c504",
+    "t10k-images-idx3-ubyte": "c5778dde4e96eeb34657888930a98f527ac6b0cb35e9e969ba53f01dfce868bd",
+    "t10k-labels-idx1-ubyte": "3bf96d4b7566f51d8726eb6088e70eb796c98349a6135181dddfcc5bc590cf72",
+}
 for _stem in _MNIST_GZ_MD5:
     KNOWN_CHECKSUMS[("mnist", _stem + ".gz")] = [("md5", _MNIST_GZ_MD5[_stem], "file")]
     KNOWN_CHECKSUMS[("fashion-mnist", _stem + ".gz")] = [
-        ("md5", _FASHION_GZ_MD5[_stem], "file"), ("sha256", _FASHION_PAYLOAD[_stem], "payload")]
-    KNOWN_CHECKSUMS[("fashion-mnist", _stem)] = [("sha256", _FASHION_PAYLOAD[_stem], "payload")]
+        ("md5", _FASHION_GZ_MD5[_stem], "file"), ("sha256", _FASHION_PAYLOAD[_stem], "payload"),
+        ("sha256", FIXTURE_CHECKSUMS[_stem], "payload")]
+    KNOWN_CHECKSUMS[("fashion-mnist", _stem)] = [("sha256", _FASHION_PAYLOAD[_stem], "payload"),
+                                                 ("sha256", FIXTURE_CHECKSUMS[_stem], "payload")]
 
 _MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
                 "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}

@@ -16,7 +16,6 @@ record (no weights) are skipped with a note (``--ignore-results`` trains everyth
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -183,19 +182,29 @@ def _write_text(path: Path, text: str):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m kdlib device-run", description=__doc__.splitlines()[0])
-    p.add_argument("--profile", default="paper", help="grid profile (default: paper)")
+    from .cli import ArgumentParser, CliError, check_device, check_experiments, check_profile
+
+    p = ArgumentParser(prog="kdlib device-run", description=__doc__.splitlines()[0])
+    p.add_argument("--profile", default="paper", help="grid profile")
     p.add_argument("--seeds", nargs="+", type=int, required=True, help="seeds, run one whole seed after another")
     p.add_argument("--budget", type=float, required=True, help="seconds this slice may use, export included")
     p.add_argument("--out", required=True, help="folder for records.tar.gz, log.txt, summary.json (and bench.json)")
-    p.add_argument("--runs", default=None, help="the run store (default: $KDLIB_RUNS or OUT-runs beside OUT)")
-    p.add_argument("--device", default="auto", help="auto, cuda or cpu (default: auto)")
-    p.add_argument("--only", nargs="*", help="experiments to run (default: all, in the book's order)")
-    p.add_argument("--bench", action="store_true", help="run python -m kdlib bench first into bench.json")
+    p.add_argument("--runs", default=None, help="the run store (None: $KDLIB_RUNS or OUT-runs beside OUT)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when visible, else CPU), cpu, cuda, cuda:N or mps")
+    p.add_argument("--only", nargs="*", metavar="EXPERIMENT",
+                   help="experiments to run (None: all, in the book's order)")
+    p.add_argument("--bench", action="store_true", help="run kdlib bench first into bench.json")
     p.add_argument("--ignore-results", action="store_true", help="set the committed records aside")
     p.add_argument("--estimate", type=float, default=60.0,
-                   help="seconds assumed for a task of a kind not yet timed in this slice (default: 60)")
+                   help="seconds assumed for a task of a kind not yet timed in this slice")
     args = p.parse_args(argv)
+    try:
+        check_profile(args.profile)
+        check_experiments(args.only)
+        check_device(args.device)
+    except CliError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if args.budget <= 0:
         p.error("--budget must be > 0 seconds")
     try:

@@ -8,7 +8,6 @@ process; Snakemake runs each task's notebook with papermill. Both write the same
 """
 from __future__ import annotations
 
-import argparse
 import difflib
 import json
 import os
@@ -347,28 +346,35 @@ def run_grid(profile: str, runs=None, device=None, progress=True, grid_path=None
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m kdlib grid", description="Run every task of a profile in one process.")
-    p.add_argument("--profile", default=os.environ.get("PROFILE", "quick"))
-    p.add_argument("--runs", default=None, help="run store root (default: $KDLIB_RUNS or ./runs)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--grid", default=None, help="grid YAML (default: grid.yaml at the repository root)")
-    p.add_argument("--only", nargs="*", help="experiments to run, e.g. E1 E2")
-    p.add_argument("--seeds", nargs="*", type=int, help="run only these seeds (default: the profile's)")
-    p.add_argument("--task", nargs="*", dest="tasks", help="run only these tasks, by name (see --plan)")
+    from .cli import ArgumentParser, CliError, check_device, check_experiments, check_profile, default_profile
+
+    p = ArgumentParser(prog="kdlib grid", description="Run every task of a profile in one process.")
+    p.add_argument("--profile", default=default_profile(), help="grid profile ($PROFILE overrides the default)")
+    p.add_argument("--runs", default=None, help="run store root (None: $KDLIB_RUNS or ./runs)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when visible, else CPU), cpu, cuda, cuda:N or mps")
+    p.add_argument("--grid", default=None, help="grid YAML (None: grid.yaml at the repository root)")
+    p.add_argument("--only", nargs="*", metavar="EXPERIMENT", help="experiments to run, e.g. E1 E2 (None: all)")
+    p.add_argument("--seeds", nargs="*", type=int, help="run only these seeds (None: the profile's)")
+    p.add_argument("--task", nargs="*", dest="tasks", metavar="TASK",
+                   help="run only these tasks, by name (see --plan; None: every task)")
     p.add_argument("--plan", action="store_true", help="print the tasks as JSON and exit")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no per-epoch progress bars")
     p.add_argument("--ignore-results", action="store_true",
                    help="set the committed records (results/) aside: train every run into the run store")
     args = p.parse_args(argv)
-    if args.plan:
-        print(json.dumps([vars(t) for t in plan(args.profile, load_grid(args.grid))], indent=1))
-        return
     from .pipeline import TeacherWeightsMissing
 
     try:
+        grid = load_grid(args.grid)
+        check_profile(args.profile, grid)
+        check_experiments(args.only, grid)
+        if args.plan:
+            print(json.dumps([vars(t) for t in plan(args.profile, grid)], indent=1))
+            return 0
+        check_device(args.device)
         seconds = run_grid(args.profile, args.runs, args.device, not args.no_progress, args.grid, args.only,
                            args.seeds, None if args.ignore_results else "default", args.tasks)
-    except (TeacherWeightsMissing, ValueError) as err:
+    except (TeacherWeightsMissing, ValueError, CliError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1 if isinstance(err, TeacherWeightsMissing) else 2
     print(f"profile {args.profile}: grid finished in {seconds:.1f} s")

@@ -7,9 +7,9 @@ to a temporary file and renamed into place: a half-executed notebook never looks
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -120,7 +120,11 @@ def execute_task(task_name: str, profile: str, runs=None, device="auto", output=
     grid = load_grid(grid_path)
     tasks = {t.name: t for t in plan(profile, grid)}
     if task_name not in tasks:
-        raise ValueError(f"no task {task_name!r} in profile {profile!r}; see python -m kdlib grid --plan")
+        import difflib
+
+        near = difflib.get_close_matches(task_name, list(tasks), n=1)
+        raise ValueError(f"no task {task_name!r} in profile {profile!r}" + (f"; did you mean {near[0]!r}?" if near else "")
+                         + f" (kdlib grid --profile {profile} --plan lists them)")
     task = tasks[task_name]
     params = dict(task.params)
     params["runs"] = str(Path(runs or os.environ.get("KDLIB_RUNS", "runs")).resolve())
@@ -153,28 +157,52 @@ def execute_chapter(chapter: str, profile: str, runs=None, output=None, part=Non
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m kdlib notebook", description=__doc__.splitlines()[0])
-    p.add_argument("task", nargs="?", help="a task name from `python -m kdlib grid --plan`")
+    from .cli import ArgumentParser, CliError, check_device, check_profile, default_profile
+
+    p = ArgumentParser(prog="kdlib notebook", description=__doc__.splitlines()[0])
+    p.add_argument("task", nargs="?", help="a task name from `kdlib grid --plan` (or --chapter NAME)")
     p.add_argument("--chapter", default=None, help="execute notebooks/CHAPTER.py (a book chapter) instead")
-    p.add_argument("--profile", default=os.environ.get("PROFILE", "quick"))
-    p.add_argument("--runs", default=None)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--grid", default=None)
-    p.add_argument("--output", default=None)
+    p.add_argument("--profile", default=default_profile(), help="grid profile ($PROFILE overrides the default)")
+    p.add_argument("--runs", default=None, help="run store root (None: $KDLIB_RUNS or ./runs)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when visible, else CPU), cpu, cuda, cuda:N or mps")
+    p.add_argument("--grid", default=None, help="grid YAML (None: grid.yaml at the repository root)")
+    p.add_argument("--output", default=None,
+                   help="the executed notebook (None: book/runs/PROFILE/TASK.ipynb or book/chapters/CHAPTER.ipynb)")
     p.add_argument("--part", default=None, choices=["I", "II"], help="the part of the book a chapter belongs to")
     p.add_argument("--no-train", action="store_true",
                    help="report finished runs and committed records only; list the missing ones, train nothing")
     p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                   help="a notebook parameter (VALUE read as YAML: 4.0, true, [lenet])")
+                   help="a papermill parameter of the notebook, repeatable (VALUE read as YAML: 4.0, true, [lenet])")
     args = p.parse_args(argv)
     import yaml
 
-    extra = {name: yaml.safe_load(value) for name, value in args.parameter}
-    if args.chapter:
-        out = execute_chapter(args.chapter, args.profile, args.runs, args.output, args.part, extra)
-    elif args.task:
-        out = execute_task(args.task, args.profile, args.runs, args.device, args.output, args.grid,
-                           train=not args.no_train, extra=extra)
-    else:
-        p.error("name a task, or --chapter NAME")
+    from .grid import load_grid
+
+    try:
+        check_profile(args.profile, load_grid(args.grid))
+        check_device(args.device)
+        extra = {}
+        for name, value in args.parameter:
+            try:
+                extra[name] = yaml.safe_load(value)
+            except yaml.YAMLError as err:
+                raise CliError(f"-p {name} {value!r}: not a YAML value ({str(err).splitlines()[0]}); "
+                               f"quote strings with spaces or colons") from None
+        if args.chapter:
+            out = execute_chapter(args.chapter, args.profile, args.runs, args.output, args.part, extra)
+        elif args.task:
+            out = execute_task(args.task, args.profile, args.runs, args.device, args.output, args.grid,
+                               train=not args.no_train, extra=extra)
+        else:
+            p.error("name a task, or --chapter NAME")
+    except ValueError as err:  # CliError, an unknown task or chapter: one line, nothing written
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # papermill's: the failing cell, the notebook's own message
+        if type(err).__name__ != "PapermillExecutionError":
+            raise
+        lines = [ln for ln in str(err).splitlines() if ln.strip()]
+        print(f"error: the notebook stopped: {lines[-1] if lines else err}", file=sys.stderr)
+        return 1
     print(json.dumps({"task": args.task, "chapter": args.chapter, "notebook": str(out)}))
+    return 0

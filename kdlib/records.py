@@ -22,7 +22,6 @@ CIFAR-10H soft labels (CIFAR-10 only) and the images of the explorer subset.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import io
@@ -553,11 +552,13 @@ def _print_report(report: list[dict]):
 
 
 def main_import(argv=None):
-    p = argparse.ArgumentParser(prog="python -m kdlib import",
+    from .cli import ArgumentParser
+
+    p = ArgumentParser(prog="kdlib import",
                                 description="Add finished runs (a folder or an archive from a GPU machine) to results/.")
     p.add_argument("source", help="a run store folder, a folder of records, or a .tar.gz from `kdlib export --archive`")
-    p.add_argument("--to", default=None, help="the results folder (default: $KDLIB_RESULTS or the repository's results/)")
-    p.add_argument("--profile", default=None, help="import only this profile's runs")
+    p.add_argument("--to", default=None, help="the results folder (None: $KDLIB_RESULTS or the repository's results/)")
+    p.add_argument("--profile", default=None, help="import only this profile's runs (None: every profile)")
     p.add_argument("--dry-run", action="store_true", help="check everything, write nothing")
     args = p.parse_args(argv)
     try:
@@ -570,14 +571,16 @@ def main_import(argv=None):
 
 
 def main_export(argv=None):
-    p = argparse.ArgumentParser(prog="python -m kdlib export",
+    from .cli import ArgumentParser
+
+    p = ArgumentParser(prog="kdlib export",
                                 description="Write compact records of a run store's finished runs into results/.")
-    p.add_argument("--profile", required=True)
-    p.add_argument("--runs", default=None, help="the run store (default: $KDLIB_RUNS or ./runs)")
-    p.add_argument("--to", default=None, help="the results folder (default: $KDLIB_RESULTS or the repository's results/)")
-    p.add_argument("--archive", default=None, help="also pack the records into this .tar.gz")
+    p.add_argument("--profile", required=True, help="the grid profile whose finished runs are exported")
+    p.add_argument("--runs", default=None, help="the run store (None: $KDLIB_RUNS or ./runs)")
+    p.add_argument("--to", default=None, help="the results folder (None: $KDLIB_RESULTS or the repository's results/)")
+    p.add_argument("--archive", default=None, help="also pack the records into this .tar.gz (None: no archive)")
     p.add_argument("--all", action="store_true", help="also runs the current grid does not plan")
-    p.add_argument("--grid", default=None)
+    p.add_argument("--grid", default=None, help="grid YAML (None: grid.yaml at the repository root)")
     args = p.parse_args(argv)
     try:
         report = export_store(args.profile, args.runs, args.to if args.to or not args.archive else None,

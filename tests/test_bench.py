@@ -20,3 +20,23 @@ def test_levers_report_on_cpu(tmp_path, capsys):
     assert set(r["stacked"]) == {"1", "6"} and all(v["speedup"] > 0 for v in r["stacked"].values())
     text = capsys.readouterr().out
     assert "measured peak" in text and "LeNets in one vmap step" in text
+
+
+def test_bench_runs_on_any_checkout_with_the_fixture(tmp_path, monkeypatch, capsys):
+    """No CIFAR-10, no Debian Fashion-MNIST: --dataset auto falls back to the committed fixture."""
+    import kdlib.data as D
+
+    monkeypatch.setenv("KDLIB_DATA", str(tmp_path / "empty"))
+    monkeypatch.setitem(D.SYSTEM_DIRS, "fashion-mnist", [])
+    out = tmp_path / "b.json"
+    assert bench.main(["--device", "cpu", "--only", "loader", "--subset", "2", "--batch-size", "8",
+                       "--out", str(out)]) == 0
+    r = json.loads(out.read_text())["loader"]
+    assert r["dataset"] == "fashion-mnist" and r["n_images"] == 20
+    assert "Loader benchmark: fashion-mnist" in capsys.readouterr().out
+
+
+def test_bench_errors_are_one_line(tmp_path, capsys):
+    assert bench.main(["--device", "cpu", "--dataset", "cifar10", "--root", str(tmp_path), "--only", "loader"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: no copy of cifar10") and "Fix:" in err

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, needs_fashion
+from conftest import REPO
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 needs_browser = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
@@ -65,7 +65,6 @@ def smoke_book(tmp_path_factory):
     return root / "_build" / "html"
 
 
-@needs_fashion
 @needs_browser
 def test_every_page_of_the_smoke_book_in_chromium(smoke_book):
     from playwright.sync_api import sync_playwright
@@ -128,7 +127,6 @@ TABLE_PAGES = {1: "results", 2: "experiments", 3: "experiments", 4: "dichotomy",
                6: "experiments", 7: "experiments", 8: "experiments", 9: "experiments"}
 
 
-@needs_fashion
 @needs_browser
 def test_every_table_of_the_paper_has_its_counterpart(smoke_book):
     from kdlib.results import paper_tables
@@ -166,7 +164,6 @@ def _content_overflow(page):
     }""")
 
 
-@needs_fashion
 @needs_browser
 def test_reader_facing_layout(smoke_book):
     """At 1000 and 1400 px: nothing overflows its column; the explorer's hovered image is on top; the front

@@ -32,3 +32,74 @@ def test_version():
 def test_import_of_a_missing_source_is_one_line(tmp_path):
     res = kdlib("import", str(tmp_path / "nothing.tar.gz"), "--to", str(tmp_path / "res"))
     assert res.returncode == 1 and res.stderr.startswith("error: ") and "Traceback" not in res.stderr
+
+
+COMMANDS = ("grid", "notebook", "bench", "export", "import", "device-run")
+
+
+def _parser_of(command, monkeypatch):
+    """The argparse parser a subcommand builds (captured at parse_args, before anything runs)."""
+    import pytest
+
+    import kdlib.cli
+    from kdlib.__main__ import main
+
+    class Captured(Exception):
+        pass
+
+    def capture(self, *a, **k):
+        raise Captured(self)
+
+    monkeypatch.setattr(kdlib.cli.ArgumentParser, "parse_args", capture)
+    with pytest.raises(Captured) as info:
+        main([command])
+    return info.value.args[0]
+
+
+def test_every_option_of_every_subcommand_has_help_and_a_shown_default(monkeypatch):
+    import argparse
+
+    for command in COMMANDS:
+        parser = _parser_of(command, monkeypatch)
+        assert issubclass(parser.formatter_class, argparse.ArgumentDefaultsHelpFormatter), command
+        formatter = parser.formatter_class(parser.prog)
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help and action.help.strip(), (command, action.dest)
+            if action.option_strings and not action.required:  # the formatter appends "(default: ...)"
+                assert "%(default)" in formatter._get_help_string(action), (command, action.dest)
+        assert "(default: " in parser.format_help()
+
+
+def test_unknown_profile_experiment_and_device_are_one_line_with_a_suggestion():
+    for args, needle in ((["grid", "--profile", "quik"], "did you mean 'quick'"),
+                         (["grid", "--profile", "smoke", "--only", "E7"], "did you mean 'E"),
+                         (["grid", "--profile", "smoke", "--device", "gpu"], "did you mean 'cuda'"),
+                         (["notebook", "teacher-main-resnet18-none", "--profile", "smok"], "did you mean 'smoke'"),
+                         (["notebook", "teacher-main-resnet18-nne", "--profile", "smoke"],
+                          "did you mean 'teacher-main-resnet18-none'"),
+                         (["bench", "--device", "gpu"], "did you mean 'cuda'"),
+                         (["device-run", "--profile", "papr", "--seeds", "0", "--budget", "9", "--out", "x"],
+                          "did you mean 'paper'"),
+                         (["grid", "--frobnicate"], "unrecognized arguments: --frobnicate")):
+        res = kdlib(*args)
+        assert res.returncode == 2, (args, res.stderr)
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], (args, res.stderr)
+
+
+def test_notebook_passes_papermill_parameters(monkeypatch, tmp_path, capsys):
+    import kdlib.notebooks as N
+
+    seen = {}
+
+    def fake_execute(source, output, parameters, **kw):
+        seen.update(parameters, _source=source)
+        return output
+
+    monkeypatch.setattr(N, "execute", fake_execute)
+    rc = N.main(["students-main-resnet18-flipcrop-mixup-to-none-a0.5-T20", "--profile", "smoke", "--device", "cpu",
+                 "-p", "temperature", "4.0", "-p", "students", "[lenet]", "--output", str(tmp_path / "o.ipynb")])
+    assert rc == 0 and seen["temperature"] == 4.0 and seen["students"] == ["lenet"] and seen["device"] == "cpu"
+    assert seen["profile"] == "smoke" and seen["_source"].name == "students.py"

@@ -15,7 +15,7 @@ from PIL import Image
 import kdlib.data as D
 from kdlib.data import DataError, DatasetNotFoundError, human_labels_for, load_dataset, load_human_labels
 
-from conftest import CIFAR10H, CIFAR_JPEG, FASHION, needs_cifar, needs_cifar10h, needs_fashion
+from conftest import CIFAR10H, CIFAR_JPEG, FASHION, needs_cifar, needs_cifar10h, needs_real_fashion
 
 
 # ----------------------------------------------------------------------------- fixture writers
@@ -130,7 +130,7 @@ def test_truncated_gzip_is_a_clear_error(tmp_path):
         load_dataset("mnist", "train", root=tmp_path, verify=False)
 
 
-@needs_fashion
+@needs_real_fashion
 def test_real_fashion_mnist_equals_torchvision_reader(tmp_path):
     torchvision = pytest.importorskip("torchvision")
     raw = tmp_path / "FashionMNIST" / "raw"
@@ -468,3 +468,33 @@ def test_cache_never_lands_in_a_read_only_data_root(tmp_path, monkeypatch):
         assert list((tmp_path / "data" / "cache").glob("mnist-test-*.npz"))
     finally:
         src.chmod(0o755)
+
+
+def test_committed_fixture_loads_verified_with_smoke_sizes():
+    """The tiny Fashion-MNIST the smoke profile runs on where Debian's copy is absent: real IDX format,
+    verified by its own checksums, enough images per class for the smoke profile (10) and the tests (30)."""
+    from conftest import FIXTURE_DATA
+
+    train = load_dataset("fashion-mnist", "train", root=FIXTURE_DATA, cache=False)
+    test = load_dataset("fashion-mnist", "test", root=FIXTURE_DATA, cache=False)
+    assert train.meta["verified"] and test.meta["verified"]
+    assert np.bincount(train.labels).tolist() == [30] * 10 and np.bincount(test.labels).tolist() == [20] * 10
+    assert train.images.shape == (300, 28, 28, 1) and train.images.dtype == np.uint8
+    assert load_dataset("fashion-mnist", "train", root=FIXTURE_DATA, subset=10, cache=False).images.shape[0] == 100
+
+
+@needs_real_fashion
+def test_fixture_script_reproduces_the_committed_fixture_from_the_real_files(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import FIXTURE_FASHION, REPO
+
+    subprocess.run([sys.executable, str(REPO / "scripts" / "make_idx_fixture.py"), str(FASHION), str(tmp_path)],
+                   check=True, capture_output=True)
+    for f in FIXTURE_FASHION.glob("*.gz"):
+        assert (tmp_path / f.name).read_bytes() == f.read_bytes(), f.name
+    real = load_dataset("fashion-mnist", "train")
+    first = np.sort(np.concatenate([np.flatnonzero(real.labels == c)[:30] for c in range(10)]))
+    tiny = load_dataset("fashion-mnist", "train", root=FIXTURE_FASHION.parent, cache=False)
+    assert np.array_equal(tiny.images, real.images[first]) and np.array_equal(tiny.labels, real.labels[first])

@@ -17,7 +17,7 @@ from kdlib.grid import GRID_PATH, load_grid, plan, run_grid, run_task, student_g
 from kdlib.notebooks import NOTEBOOKS, execute
 from kdlib.runs import RunStore, run_id
 
-from conftest import REPO, needs_fashion
+from conftest import REPO
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,6 @@ def test_plan_covers_every_experiment():
     assert len([t for t in tasks if t.name.startswith("students-main-noteacher")]) == 5
 
 
-@needs_fashion
 def test_smoke_grid_fills_the_store(smoke_store):
     teachers = smoke_store.runs("teacher")
     students = smoke_store.runs("student")
@@ -69,13 +68,11 @@ def test_smoke_grid_fills_the_store(smoke_store):
     assert all("agreement_with_teacher" in s.read_json("metrics.json")["test"] for s in distilled)
 
 
-@needs_fashion
 def test_second_run_is_a_cache_hit(smoke_store, monkeypatch):
     monkeypatch.setattr(P, "fit", lambda *a, **k: pytest.fail("trained again instead of a cache hit"))
     run_grid("smoke", runs=smoke_store.root, device="cpu", progress=False)
 
 
-@needs_fashion
 def test_teacher_in_store_unchanged_by_its_students(smoke_store):
     grid = load_grid()
     (tcfg,) = teacher_configs(grid, "smoke", "main", "resnet18", "none")
@@ -88,7 +85,6 @@ def test_teacher_in_store_unchanged_by_its_students(smoke_store):
     assert all(torch.equal(before[k], after[k]) for k in before)  # weights and BN running stats
 
 
-@needs_fashion
 def test_cached_teacher_logits_in_store_equal_online(smoke_store):
     grid = load_grid()
     (tcfg,) = teacher_configs(grid, "smoke", "main", "resnet18", "flipcrop")
@@ -101,7 +97,6 @@ def test_cached_teacher_logits_in_store_equal_online(smoke_store):
         np.testing.assert_allclose(cached[batch.index.numpy()], model(batch.x).numpy(), rtol=1e-4, atol=1e-4)
 
 
-@needs_fashion
 def test_wrong_teacher_architecture_is_a_clear_error(smoke_store):
     grid = load_grid()
     (tcfg,) = teacher_configs(grid, "smoke", "main", "resnet18", "none")
@@ -111,7 +106,6 @@ def test_wrong_teacher_architecture_is_a_clear_error(smoke_store):
         P.load_model(wrong, "cpu")
 
 
-@needs_fashion
 def test_notebook_parameters_are_honoured_by_papermill(tmp_path, smoke_store):
     out = tmp_path / "t.ipynb"
     execute(NOTEBOOKS / "teacher.py", out, {"profile": "smoke", "model": "resnet18", "regime": "flipcrop+cutout",
@@ -125,7 +119,6 @@ def test_notebook_parameters_are_honoured_by_papermill(tmp_path, smoke_store):
     assert any("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
 
 
-@needs_fashion
 @pytest.mark.parametrize("params,needle", [({"regim": "none"}, "unknown parameter 'regim'.*'regime'"),
                                            ({"seeds": 3}, "parameter 'seeds'.*must be list")])
 def test_bad_notebook_parameters_fail_clearly(tmp_path, params, needle):

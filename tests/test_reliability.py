@@ -18,7 +18,7 @@ from kdlib.grid import GRID_PATH, load_grid, teacher_configs
 from kdlib.runs import RunLockedError, RunStore
 from kdlib.train import NumericalError
 
-from conftest import REPO, needs_fashion
+from conftest import REPO
 
 
 def small_grid(tmp_path, epochs=6):
@@ -50,7 +50,6 @@ def metrics_by_id(runs):
     return out
 
 
-@needs_fashion
 def test_kill_9_at_random_points_then_resume_gives_identical_metrics(tmp_path):
     grid = small_grid(tmp_path)
     ref = run_cli(grid, tmp_path / "ref")
@@ -82,7 +81,6 @@ def test_kill_9_at_random_points_then_resume_gives_identical_metrics(tmp_path):
             assert got[rid][key] == expected[rid][key], (rid, key)
 
 
-@needs_fashion
 def test_a_training_run_holds_its_lock(tmp_path):
     grid = load_grid()
     (cfg,) = teacher_configs(grid, "smoke", "main", "lenet", "none")
@@ -108,7 +106,6 @@ def test_a_training_run_holds_its_lock(tmp_path):
     assert run.done and len(run.read_history()) == cfg["recipe"]["epochs"]
 
 
-@needs_fashion
 def test_nan_is_recorded_in_the_run_folder(tmp_path, monkeypatch):
     grid = load_grid()
     (cfg,) = teacher_configs(grid, "smoke", "main", "lenet", "none")
