@@ -8,15 +8,28 @@
 #
 #   snakemake --cores 2 --config part1=paper part2=quick              (what `make book` runs)
 #   snakemake -n --config part2=paper train=II                        (dry run: the DAG of a GPU build)
-#   snakemake --executor slurm --jobs 20 --default-resources slurm_partition=gpu \
-#             --set-resources teacher:gpu=1 students:gpu=1 --config part2=paper   (a Slurm cluster)
+#   snakemake --profile profiles/slurm --config part2=paper train=II     (a Slurm cluster: profiles/slurm/config.yaml)
 # Each job executes one task's notebook with papermill (python -m kdlib notebook); every job
 # writes the same run store as `python -m kdlib grid`, so the two paths are interchangeable.
+#
+# What reruns a job (Snakemake's default rerun triggers: mtime, params, input, code):
+#   * its notebook source (notebooks/*.py) and kdlib's sources are inputs of every rule;
+#   * grid.yaml is an input of the chapters (they read the whole plan), not of the run reports: a report's
+#     params hold the run ids of its task (the hash of each run's config), so editing a recipe in grid.yaml
+#     reruns exactly the reports whose runs it changes (and the chapters);
+#   * papermill's progress and every cell's output go to logs/<part>/<notebook>.log.
+#
+# `snakemake --lint` leaves one warning per rule, by design:
+#   * "Specify a conda environment or container": the environment is the project's .venv (requirements.txt),
+#     the one `make book` creates; a second, per-rule environment would only drift from it.
 import os
 import sys
+from glob import glob
 
 sys.path.insert(0, workflow.basedir)
-from kdlib.grid import load_grid, plan, task_status  # noqa: E402
+from kdlib.cli import DEFAULT_PROFILE  # noqa: E402
+from kdlib.grid import load_grid, plan, task_configs, task_status  # noqa: E402
+from kdlib.runs import run_id  # noqa: E402
 
 _KNOWN = {"part1", "part2", "train", "threads", "runs", "device", "profile"}
 _unknown = set(config) - _KNOWN
@@ -25,7 +38,7 @@ if _unknown:
 
 GRID = load_grid()
 PROFILES = {"part1": config.get("part1", "paper"),
-            "part2": config.get("part2", config.get("profile", os.environ.get("PROFILE", "quick")))}
+            "part2": config.get("part2", config.get("profile", os.environ.get("PROFILE", DEFAULT_PROFILE)))}
 ROMAN = {"part1": "I", "part2": "II"}
 TRAIN = {p for p in ("part1", "part2") if ROMAN[p] in str(config.get("train", "II")).replace(",", " ").split()}
 RUNS = os.path.abspath(config.get("runs", os.environ.get("KDLIB_RUNS", "runs")))
@@ -33,6 +46,14 @@ DEVICE = config.get("device", "auto")
 PY = sys.executable
 # one thread per job on a CPU: `--cores N` then runs N notebooks side by side without oversubscription
 THREADS = f"OMP_NUM_THREADS={config.get('threads', 1)} MKL_NUM_THREADS={config.get('threads', 1)}"
+NOTEBOOK = f'{THREADS} "{PY}" -m kdlib notebook --progress'
+KDLIB_SOURCES = sorted(glob(os.path.join(workflow.basedir, "kdlib", "*.py")))
+GRID_FILE = os.path.join(workflow.basedir, "grid.yaml")
+PAPER_TABLES = os.path.join(workflow.basedir, "book", "paper_tables.yaml")
+
+
+def source(name):
+    return os.path.join(workflow.basedir, "notebooks", f"{name}.py")
 
 
 def _tasks(part):
@@ -51,9 +72,15 @@ def reports(part):
     return [f"book/runs/{part}/{name}.ipynb" for name in sorted(TASKS[part])]
 
 
+def run_ids(part, task):
+    """The run ids of a task, sorted: a params value that changes exactly when one of its runs' configs does."""
+    return " ".join(sorted(run_id(c) for c in task_configs(TASKS[part][task], GRID)))
+
+
 wildcard_constraints:
     name="[A-Za-z0-9_.\\-]+",
     part="part1|part2",
+    chapter="[a-z]+",
 
 
 rule all:
@@ -67,62 +94,97 @@ rule all:
 rule conclusion:
     input:
         [r for part in PROFILES for r in reports(part)],
-        os.path.join(workflow.basedir, "notebooks", "conclusion.py"),
+        source("conclusion"),
+        KDLIB_SOURCES,
+        GRID_FILE,
     output:
         "book/chapters/conclusion.ipynb",
+    log:
+        "logs/chapters/conclusion.log",
+    params:
+        profile=PROFILES["part1"],
+        profile2=PROFILES["part2"],
+        runs=RUNS,
     shell:
-        f'{THREADS} "{PY}" -m kdlib notebook --chapter conclusion --profile {PROFILES["part1"]} '
-        f'-p profile2 {PROFILES["part2"]} --runs "{RUNS}" --output {{output}}'
+        f'{NOTEBOOK} --chapter conclusion --profile {{params.profile}} -p profile2 {{params.profile2}} '
+        f'--runs "{{params.runs}}" --output {{output}} > {{log}} 2>&1'
 
 
 rule chapter:
     input:
         lambda w: reports(w.part),
-        os.path.join(workflow.basedir, "notebooks", "{chapter}.py"),
+        lambda w: source(w.chapter),
+        KDLIB_SOURCES,
+        GRID_FILE,
+        PAPER_TABLES,
     output:
         "book/{part}/{chapter}.ipynb",
+    log:
+        "logs/{part}/{chapter}.log",
     params:
         profile=lambda w: PROFILES[w.part],
         roman=lambda w: ROMAN[w.part],
+        runs=RUNS,
     shell:
-        f'{THREADS} "{PY}" -m kdlib notebook --chapter {{wildcards.chapter}} --profile {{params.profile}} '
-        f'--part {{params.roman}} --runs "{RUNS}" --output {{output}}'
+        f'{NOTEBOOK} --chapter {{wildcards.chapter}} --profile {{params.profile}} --part {{params.roman}} '
+        f'--runs "{{params.runs}}" --output {{output}} > {{log}} 2>&1'
 
 
 rule audit:
     input:
-        os.path.join(workflow.basedir, "notebooks", "audit.py"),
+        source("audit"),
+        KDLIB_SOURCES,
+        PAPER_TABLES,
     output:
         "book/chapters/audit.ipynb",
+    log:
+        "logs/chapters/audit.log",
+    params:
+        profile=PROFILES["part1"],
+        runs=RUNS,
     shell:
-        f'{THREADS} "{PY}" -m kdlib notebook --chapter audit --profile {PROFILES["part1"]} --runs "{RUNS}" '
-        f'--output {{output}}'
+        f'{NOTEBOOK} --chapter audit --profile {{params.profile}} --runs "{{params.runs}}" --output {{output}} > {{log}} 2>&1'
 
 
 rule teacher:
+    input:
+        source("teacher"),
+        KDLIB_SOURCES,
     output:
         "book/runs/{part}/teacher-{name}.ipynb",
+    log:
+        "logs/{part}/teacher-{name}.log",
     params:
         profile=lambda w: PROFILES[w.part],
         train=lambda w: "" if w.part in TRAIN else "--no-train",
+        run_ids=lambda w: run_ids(w.part, f"teacher-{w.name}"),
+        runs=RUNS,
+        device=DEVICE,
     resources:
         gpu=1,
     shell:
-        f'{THREADS} "{PY}" -m kdlib notebook teacher-{{wildcards.name}} --profile {{params.profile}} '
-        f'--runs "{RUNS}" --device {DEVICE} {{params.train}} --output {{output}}'
+        f'{NOTEBOOK} teacher-{{wildcards.name}} --profile {{params.profile}} --runs "{{params.runs}}" '
+        f'--device {{params.device}} {{params.train}} --output {{output}} > {{log}} 2>&1'
 
 
 rule students:
     input:
-        lambda w: ([f"book/runs/{w.part}/{d}.ipynb" for d in TASKS[w.part]["students-" + w.name].depends]
+        lambda w: ([f"book/runs/{w.part}/{d}.ipynb" for d in TASKS[w.part][f"students-{w.name}"].depends]
                    if w.part in TRAIN else []),
+        source("students"),
+        KDLIB_SOURCES,
     output:
         "book/runs/{part}/students-{name}.ipynb",
+    log:
+        "logs/{part}/students-{name}.log",
     params:
         profile=lambda w: PROFILES[w.part],
         train=lambda w: "" if w.part in TRAIN else "--no-train",
+        run_ids=lambda w: run_ids(w.part, f"students-{w.name}"),
+        runs=RUNS,
+        device=DEVICE,
     resources:
         gpu=1,
     shell:
-        f'{THREADS} "{PY}" -m kdlib notebook students-{{wildcards.name}} --profile {{params.profile}} '
-        f'--runs "{RUNS}" --device {DEVICE} {{params.train}} --output {{output}}'
+        f'{NOTEBOOK} students-{{wildcards.name}} --profile {{params.profile}} --runs "{{params.runs}}" '
+        f'--device {{params.device}} {{params.train}} --output {{output}} > {{log}} 2>&1'

@@ -4,7 +4,7 @@
 ``aug(x, y, generator=g) -> (x_out, y_soft)``. Regimes are applied left to right; each one
 takes and returns soft targets, so Mixup and CutMix compose with the others.
 
-Definitions (see ``../shared/notes/kd-conventions.md`` and the book's Methods chapter):
+Definitions (see the README's *Conventions* and the book's Methods chapter):
 
 * ``none``      identity.
 * ``flipcrop``  zero-pad ``padding`` (4), random crop back to the input size, random horizontal

@@ -117,7 +117,7 @@ KNOWN_CHECKSUMS: dict[tuple[str, str], list[tuple[str, str, str]]] = {
     ("cifar10", "data_batch_4"): [("md5", "634d18415352ddfa80567beed471001a", "file")],
     ("cifar10", "data_batch_5"): [("md5", "482c414d41f54cd18b22e5b47cb7c3cb", "file")],
     ("cifar10", "test_batch"): [("md5", "40351d587109b95175f43aff81a1287e", "file")],
-    # the JPEG copy of CIFAR-10 (ImageFolder tarballs), see ../shared/datasets/README.md
+    # the JPEG copy of CIFAR-10 (ImageFolder tarballs train.tar.gz/test.tar.gz, with test_index_to_file.txt)
     ("cifar10", "train.tar.gz"): [("sha256", "559eda2880952d38727691d69745ffa58c35254d328e5ebadda3d246a18d8575", "file")],
     ("cifar10", "test.tar.gz"): [("sha256", "ef77e08e6730c2b5ece0bb191cc8e3e354ad39462653a4b481b675c8e70a300a", "file")],
     ("cifar10h", "cifar10h-probs.npy"): [("sha256", "436ae98620e00073f9d08585ac870573b588853e7af9f54eb1647408114af77d", "file")],
@@ -449,7 +449,7 @@ def _decode(name: str, split: str, cand: _Candidate, verify: bool):
 # --------------------------------------------------------------------------- cache
 def _cache_dir() -> Path:
     # Never inside a ``root`` passed in, nor inside a read-only $KDLIB_DATA: those are sources
-    # (e.g. ../shared, which has no write bits but which root could still write to).
+    # (e.g. a read-only shared copy with no write bits but which root could still write to).
     env = os.environ.get("KDLIB_CACHE")
     if env:
         return Path(env)

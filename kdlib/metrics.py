@@ -1,7 +1,7 @@
 """Metrics of the paper, on whole evaluation sets: arrays of probabilities in, numbers out.
 
 Every function takes numpy arrays or torch tensors of *probabilities* (rows sum to 1), never
-logits, and integer labels. Definitions follow ``../shared/notes/kd-conventions.md``; where the
+logits, and integer labels. Definitions: the README's *Conventions* and the book's Methods chapter; where the
 paper's code differs (per-batch F1, 10-bin ECE, class-averaged KL with wrong denominators) the
 book's audit chapter says how.
 """

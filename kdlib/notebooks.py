@@ -67,12 +67,14 @@ def _retitle(nb, title: str):
                     return
 
 
-def execute(source, output, parameters: dict, cwd=None, timeout=None, title=None, fold_parameters=False):
+def execute(source, output, parameters: dict, cwd=None, timeout=None, title=None, fold_parameters=False,
+            progress=None):
     """Run notebook ``source`` (jupytext .py or .ipynb) with ``parameters`` into ``output`` atomically.
 
     ``title`` replaces the notebook's first heading (run reports are titled by what they show);
     ``fold_parameters`` folds papermill's injected-parameters cell (chapters; reports show it: it says
-    how to re-run them)."""
+    how to re-run them). ``progress``: papermill's progress bar and each cell's output on stderr (default:
+    ``$KDLIB_NOTEBOOK_PROGRESS``; ``kdlib notebook --progress``, what the Snakefile's logs hold)."""
     import papermill
 
     source, output = Path(source), Path(output)
@@ -93,8 +95,14 @@ def execute(source, output, parameters: dict, cwd=None, timeout=None, title=None
     try:
         # a cell that hangs (e.g. a threading deadlock) fails after $KDLIB_CELL_TIMEOUT seconds, not never
         timeout = timeout or int(os.environ.get("KDLIB_CELL_TIMEOUT", "7200"))
+        if progress is None:
+            progress = os.environ.get("KDLIB_NOTEBOOK_PROGRESS", "") not in ("", "0")
+        if progress:
+            import logging
+
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
         papermill.execute_notebook(nb if nb is not None else str(source), tmp, parameters=parameters,
-                                   cwd=str(kernel_cwd), progress_bar=False,
+                                   cwd=str(kernel_cwd), progress_bar=bool(progress), log_output=bool(progress),
                                    kernel_name="python3", execution_timeout=timeout)
         if fold_parameters:
             _fold_injected_parameters(tmp)
@@ -171,6 +179,8 @@ def main(argv=None):
     p.add_argument("--part", default=None, choices=["I", "II"], help="the part of the book a chapter belongs to")
     p.add_argument("--no-train", action="store_true",
                    help="report finished runs and committed records only; list the missing ones, train nothing")
+    p.add_argument("--progress", action="store_true",
+                   help="papermill's progress bar and every cell's output on stderr (for a log file)")
     p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="a papermill parameter of the notebook, repeatable (VALUE read as YAML: 4.0, true, [lenet])")
     args = p.parse_args(argv)
@@ -178,6 +188,8 @@ def main(argv=None):
 
     from .grid import load_grid
 
+    if args.progress:
+        os.environ["KDLIB_NOTEBOOK_PROGRESS"] = "1"
     try:
         check_profile(args.profile, load_grid(args.grid))
         check_device(args.device)

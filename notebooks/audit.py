@@ -2,6 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -149,7 +150,7 @@ glue("t7_none_cinic", f"{t7['none']['cinic'][0]:.3f}", display=False)
 #
 # ## What the public code does differently
 #
-# From the paper's repository (`hmassa48/Distilling-with-VRM`, see `../shared/notes/kd-conventions.md`):
+# From the paper's repository (`hmassa48/Distilling-with-VRM`; our conventions are in the README and the Methods chapter):
 #
 # | where | what the code does | what we do |
 # | --- | --- | --- |

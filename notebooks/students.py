@@ -2,6 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -19,7 +20,7 @@
 # one batch stream, so one teacher forward serves them all.
 
 # %% tags=["parameters", "hide-input"]
-profile = "smoke"
+profile = "quick"
 dataset = "main"
 teacher_model = "resnet18"
 teacher_regime = "none"

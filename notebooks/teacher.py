@@ -2,6 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -18,7 +19,7 @@
 # then shows its training curves and test metrics. Everything is computed by `kdlib`.
 
 # %% tags=["parameters", "hide-input"]
-profile = "smoke"
+profile = "quick"
 dataset = "main"
 model = "resnet18"
 regime = "flipcrop"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The prepared script for a lent GPU: whole seeds of the paper grid within the slice's budget, packed as
 # importable records. Run it from the repository root with the CIFAR-10 JPEG copy and CIFAR-10H carried
-# in data/device/ (copy ../shared/datasets/{cifar10-jpeg,cifar10h} there; git-ignored):
+# in data/device/ (cifar10-jpeg/ with train.tar.gz, test.tar.gz and test_index_to_file.txt, and cifar10h/
+# with cifar10h-probs.npy; git-ignored):
 #     OUT=$OUT SEEDS="1 2" BUDGET=540 bash scripts/device_check.sh      # on the GPU machine
 #     BENCH=1 ...    first the speed levers (python -m kdlib bench --only levers, about 30 s) into bench.json
 #     FILL0=1 ...    first the seed-0 runs that need no teacher weights (the E2 no-teacher students)

@@ -1,4 +1,7 @@
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -38,3 +41,20 @@ def _session_cache(tmp_path_factory):
         os.environ.pop("KDLIB_CACHE", None)
     else:
         os.environ["KDLIB_CACHE"] = old
+
+
+def fresh_checkout(dest: Path) -> Path:
+    """The repository as a fresh clone would have it (tracked and new, not ignored, files of this working
+    tree, committed in a new git repository), with this interpreter's environment as its .venv."""
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                           capture_output=True, check=True).stdout.decode().split("\0")
+    for rel in filter(None, files):
+        src = REPO / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "fresh"]):
+        subprocess.run(git + cmd, cwd=dest, check=True, capture_output=True)
+    os.symlink(Path(sys.prefix), dest / ".venv")
+    return dest

@@ -229,3 +229,59 @@ def test_cifar_profile_with_human_labels_end_to_end(tmp_path, monkeypatch):
     dich = outputs(tmp_path / "dichotomy.ipynb")
     assert "image/png" in dich and "No embeddings in these runs" not in dich  # full runs keep embeddings
     P.clear_data_memo()
+
+
+@pytest.mark.skipif(shutil.which("snakemake", path=str(Path(sys.executable).parent)) is None,
+                    reason="snakemake not installed")
+def test_snakemake_reruns_exactly_what_a_change_affects(tmp_path):
+    """In a fresh checkout: two run reports made for real (logs hold papermill's progress); then a student
+    recipe edited in grid.yaml plans only the student report (its run ids, a params value, changed), and an
+    edited teacher notebook plans only the teacher report."""
+    from conftest import fresh_checkout
+
+    root = fresh_checkout(tmp_path / "clone")
+    exe = Path(sys.executable).parent / "snakemake"
+    targets = ["book/runs/part2/teacher-main-resnet18-none.ipynb", "book/runs/part2/students-main-noteacher-to-none.ipynb"]
+    env = {**os.environ, "KDLIB_RUNS": str(tmp_path / "runs")}
+
+    def snakemake(*args):
+        res = subprocess.run([str(exe), *targets, "--cores", "1", *args, "--config", "part1=paper", "part2=smoke",
+                              "train=II"], cwd=root, capture_output=True, text=True, timeout=600, env=env)
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        return res.stdout + res.stderr
+
+    def planned():
+        out = snakemake("-n")
+        return sorted(line.split("output:")[1].strip() for line in out.splitlines() if line.strip().startswith("output:"))
+
+    snakemake()
+    log = (root / "logs" / "part2" / "teacher-main-resnet18-none.log").read_text()
+    assert "Executing" in log and "teacher-main-resnet18-none" in log
+    assert planned() == []
+    grid = yaml.safe_load((root / "grid.yaml").read_text())
+    grid["profiles"]["smoke"]["recipes"]["student"]["lr"] = 0.02
+    (root / "grid.yaml").write_text(yaml.safe_dump(grid, sort_keys=False))
+    assert planned() == [targets[1]]
+    src = root / "notebooks" / "teacher.py"
+    src.write_text(src.read_text() + "\n")
+    assert planned() == sorted(targets)  # the student report still waits from the grid edit
+
+
+def test_slurm_profile_is_complete_and_parses(tmp_path):
+    """profiles/slurm: the executor, a GPU per run report, runtimes and memory; the README's cluster command
+    uses it. Snakemake parses it (with the local executor here: the Slurm plugin lives on the login node)."""
+    prof = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    assert prof["executor"] == "slurm"
+    assert {"runtime", "mem_mb"} <= set(prof["default-resources"])
+    for rule in ("teacher", "students"):
+        assert prof["set-resources"][rule]["gpu"] == 1 and {"runtime", "mem_mb"} <= set(prof["set-resources"][rule])
+    assert "snakemake --profile profiles/slurm" in (REPO / "README.md").read_text()
+    local = tmp_path / "profile"
+    local.mkdir()
+    (local / "config.yaml").write_text(yaml.safe_dump({**prof, "executor": "local"}))
+    res = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-n", "--profile", str(local),
+                          "--snakefile", str(REPO / "Snakefile"), "-d", str(tmp_path), "--config", "part1=paper",
+                          "part2=smoke"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "KDLIB_RUNS": str(tmp_path)})
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "runtime=240" in res.stdout and "gpu=1" in res.stdout
