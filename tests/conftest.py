@@ -31,16 +31,46 @@ needs_real_fashion = pytest.mark.skipif(USE_FIXTURE, reason="Debian's Fashion-MN
                                         "dataset-fashion-mnist) or KDLIB_TEST_FIXTURE=1")
 
 
+# What a user's checkout holds between runs: the tests never read or write these (tmp_path, KDLIB_RUNS, KDLIB_CACHE).
+CHECKOUT_STATE = ("runs", "book/runs", "book/chapters", "book/part1", "book/part2", "_build", "data/cache", "logs",
+                  ".snakemake")
+
+
+def _signature(depth: int = 3) -> dict:
+    """Every folder (to ``depth`` levels) of the checkout's state paths with its entries' names and mtimes."""
+    sig = {}
+    for rel in CHECKOUT_STATE:
+        top = REPO / rel
+        if not top.exists():
+            sig[rel] = None
+            continue
+        for folder, dirs, files in os.walk(top):
+            level = len(Path(folder).relative_to(top).parts)
+            if level >= depth:
+                dirs[:] = []
+            entries = sorted(dirs + files)
+            sig[str(Path(folder).relative_to(REPO))] = [(e, os.lstat(os.path.join(folder, e)).st_mtime_ns)
+                                                        for e in entries]
+    return sig
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _session_cache(tmp_path_factory):
-    """Decoded-dataset caches of the test session live in a temporary folder, not in ./data."""
-    old = os.environ.get("KDLIB_CACHE")
+def _hermetic_session(tmp_path_factory):
+    """The run store and the decoded-dataset caches of the test session live in temporary folders, never in
+    the checkout's runs/ or data/cache; at the end, the checkout's state paths must be as they were."""
+    saved = {k: os.environ.get(k) for k in ("KDLIB_CACHE", "KDLIB_RUNS")}
     os.environ["KDLIB_CACHE"] = str(tmp_path_factory.mktemp("kdlib-cache"))
+    os.environ["KDLIB_RUNS"] = str(tmp_path_factory.mktemp("kdlib-runs"))
+    before = _signature()
     yield
-    if old is None:
-        os.environ.pop("KDLIB_CACHE", None)
-    else:
-        os.environ["KDLIB_CACHE"] = old
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    after = _signature()
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    assert not changed, f"the tests changed the checkout's {changed}; use tmp_path, $KDLIB_RUNS, $KDLIB_CACHE"
 
 
 def fresh_checkout(dest: Path) -> Path:
