@@ -75,26 +75,18 @@ def classification_metrics(probs, labels) -> dict:
     The NLL floors the true class's probability at ``MIN_PROB`` (1e-12): a confidently wrong image
     costs at most -log(1e-12) = 27.6 nats instead of +inf when float32 underflows to 0. Every NLL in
     the book carries this floor."""
+    from sklearn.metrics import precision_recall_fscore_support
+
     p, y = _prob_and_labels(probs, labels)
-    c = p.shape[1]
     pred = p.argmax(axis=1)
-    cm = np.zeros((c, c), dtype=np.int64)
-    np.add.at(cm, (y, pred), 1)
-    tp = np.diag(cm).astype(np.float64)
-    predicted = cm.sum(axis=0).astype(np.float64)
-    actual = cm.sum(axis=1).astype(np.float64)
-    precision = np.divide(tp, predicted, out=np.zeros(c), where=predicted > 0)
-    recall = np.divide(tp, actual, out=np.zeros(c), where=actual > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(c), where=denom > 0)
-    # sklearn averages over the labels present in y_true or y_pred
-    present = (predicted > 0) | (actual > 0)
+    # macro average over the labels present in y or pred; a class never predicted has precision 0
+    precision, recall, f1, _ = precision_recall_fscore_support(y, pred, average="macro", zero_division=0)
     nll = -np.log(np.maximum(p[np.arange(len(y)), y], MIN_PROB)).mean()
     return {
         "accuracy": float((pred == y).mean()),
-        "precision": float(precision[present].mean()),
-        "recall": float(recall[present].mean()),
-        "f1": float(f1[present].mean()),
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
         "nll": float(nll),
         "n": int(len(y)),
     }

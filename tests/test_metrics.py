@@ -173,3 +173,17 @@ def test_agreement_and_teacher_student_kl():
 def test_bad_inputs_raise_value_error(call, needle):
     with pytest.raises(ValueError, match=needle):
         call()
+
+
+def test_macro_prf_by_hand_with_zero_division_and_an_absent_class():
+    """Independent of sklearn (which kdlib now calls): class 2 is never predicted (precision 0, not NaN),
+    class 3 is neither true nor predicted (left out of the average, as kdlib's hand-written version did)."""
+    y = np.array([0, 0, 1, 1, 2])
+    pred = np.array([0, 1, 1, 1, 0])
+    p = np.full((5, 4), 0.1)
+    p[np.arange(5), pred] = 0.7
+    got = M.classification_metrics(p, y)
+    assert got["precision"] == pytest.approx((1 / 2 + 2 / 3 + 0) / 3)
+    assert got["recall"] == pytest.approx((1 / 2 + 1 + 0) / 3)
+    assert got["f1"] == pytest.approx((1 / 2 + 0.8 + 0) / 3)
+    assert got["accuracy"] == pytest.approx(3 / 5)
