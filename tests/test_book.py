@@ -23,7 +23,7 @@ ABSOLUTE = ("/work/", "/tmp/", "/root/", "/home/", str(REPO.parent) + "/")
 
 def _copy_repo(dst: Path):
     """The committed sources only: no venv, run store, build, data, executed notebooks or assets."""
-    top = {".venv", "runs", "_build", ".snakemake", ".git", "data", ".pytest_cache"}
+    top = {".venv", "runs", "_build", ".snakemake", ".git", "data", ".pytest_cache", "logs"}
 
     def ignore(folder, names):
         rel = Path(folder).resolve().relative_to(REPO)
