@@ -228,3 +228,43 @@ def test_bad_batches_raise_value_error():
         aug(x[0], torch.zeros(4, dtype=torch.long))
     with pytest.raises(ValueError, match=r"\(N, 10\) soft targets"):
         aug(x, torch.rand(4, 3))
+
+
+# ----------------------------------------------------------------------------- hostile parameters
+@pytest.mark.parametrize("a", [1e-4, 1e-3, 0.01])
+def test_beta_sampler_stays_finite_for_small_parameters(a):
+    like = torch.zeros(1)
+    g = gen(3)
+    draws = np.array([float(sample_beta(a, a, like, g)) for _ in range(300)])
+    assert np.isfinite(draws).all() and ((draws >= 0) & (draws <= 1)).all()
+    # Beta(a, a) for small a puts its mass at the two ends, half on each
+    assert 0.3 < (draws > 0.5).mean() < 0.7
+
+
+@pytest.mark.parametrize("spec", ["mixup(alpha=0.001)", "cutmix(beta=0.001,prob=1.0)"])
+def test_mixers_with_small_parameters_give_finite_batches(spec):
+    x, y = distinct_batch()
+    aug = build_augmentation(spec, num_classes=16)
+    for seed in range(20):
+        xo, yo = aug(x, y, generator=gen(seed))
+        assert torch.isfinite(xo).all() and torch.isfinite(yo).all()
+        torch.testing.assert_close(yo.sum(1), torch.ones(len(yo)))
+
+
+def test_ordinary_beta_draws_are_unchanged_by_the_log_path():
+    # the values generator seed 0 gave before the sampler worked in logs: recorded runs replay exactly
+    g = gen(0)
+    got = [float(sample_beta(a, a, torch.zeros(1), g)) for a in (1.0, 0.2, 2.0)]
+    assert got == [0.3633885599782783, 0.9389391589892341, 0.7521887045970167]
+
+
+@pytest.mark.parametrize("spec, needle", [
+    ("mixup(alpha=1e-9)", r"alpha must lie in \[0.0001, 10000\]"),
+    ("cutmix(beta=1e9)", r"beta must lie in"),
+    ("cutout(n_holes=100000)", "n_holes must be at most 64"),
+    ("cutout(length=100000)", "length must be at most 1024"),
+    ("flipcrop(padding=5000)", "padding must be at most 64"),
+])
+def test_parameters_beyond_their_bounds_are_refused(spec, needle):
+    with pytest.raises(ValueError, match=needle):
+        build_augmentation(spec)
