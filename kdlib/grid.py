@@ -21,8 +21,7 @@ import yaml
 
 from .augment import build_augmentation
 from .data import dataset_available
-from .distill import check_kd_params
-from .models import MODELS
+from .gridcheck import check_grid, check_seeds
 from .runs import RunStore, run_id
 from .train import Recipe
 
@@ -31,79 +30,19 @@ __all__ = ["load_grid", "plan", "Task", "task_configs", "planned_configs", "task
 
 GRID_PATH = Path(__file__).resolve().parent.parent / "grid.yaml"
 
-_TOP = {"defaults", "experiments", "profiles"}
-_DEFAULTS = {"temperature", "alpha"}
-_EXPERIMENT = {"title", "dataset", "teachers", "from", "teacher_regimes", "students", "student_regimes",
-               "no_teacher", "same_regime", "temperature", "alpha"}
-_TEACHERS = {"model", "regimes"}
-_PROFILE = {"description", "datasets", "seeds", "models", "recipes", "failed_runs"}
-_DATASET = {"name", "subset", "test_subset", "subset_seed"}
-_RECIPE = set(Recipe.__dataclass_fields__)
-
-
-def _check_keys(where: str, got: dict, allowed: set):
-    if not isinstance(got, dict):
-        raise ValueError(f"{where} must be a mapping, got {type(got).__name__}")
-    for key in got:
-        if key not in allowed:
-            near = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else ""
-            raise ValueError(f"unknown key {key!r} in {where}{hint} Allowed keys: {sorted(allowed)}")
-
-
 def load_grid(path=None) -> dict:
-    """Read and validate the grid YAML (``yaml.safe_load``; unknown keys are errors)."""
+    """Read and validate the grid YAML (``yaml.safe_load``; see :mod:`kdlib.gridcheck`): unknown keys,
+    wrong types, values out of bounds and unresolvable ``from:`` are errors before anything runs."""
     path = Path(path or GRID_PATH)
     try:
         grid = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise FileNotFoundError(f"grid file {path} not found; pass --grid PATH") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"cannot read the grid file {path} ({err}); pass --grid PATH to a readable YAML file") from None
     except yaml.YAMLError as err:
         raise ValueError(f"{path} is not valid YAML: {err}") from None
-    _check_keys(str(path), grid, _TOP)
-    _check_keys(f"{path}: defaults", grid.get("defaults", {}), _DEFAULTS)
-    check_kd_params(grid.get("defaults", {}).get("temperature", 20.0), grid.get("defaults", {}).get("alpha", 0.5))
-    experiments = grid.get("experiments") or {}
-    for name, exp in experiments.items():
-        where = f"{path}: experiments.{name}"
-        _check_keys(where, exp, _EXPERIMENT)
-        if "teachers" in exp:
-            _check_keys(f"{where}.teachers", exp["teachers"], _TEACHERS)
-            _check_model(where, exp["teachers"]["model"])
-            for regime in exp["teachers"]["regimes"]:
-                build_augmentation(regime)
-        elif "from" not in exp:
-            raise ValueError(f"{where} needs 'teachers' or 'from' (an experiment whose teachers it reuses)")
-        if "from" in exp and exp["from"] not in experiments:
-            raise ValueError(f"{where}: from {exp['from']!r} is not an experiment; known: {sorted(experiments)}")
-        for m in exp.get("students", []):
-            _check_model(where, m)
-        for regime in exp.get("student_regimes", []) + exp.get("teacher_regimes", []):
-            build_augmentation(regime)
-        check_kd_params(exp.get("temperature", 20.0), exp.get("alpha", 0.5))
-    for pname, prof in (grid.get("profiles") or {}).items():
-        where = f"{path}: profiles.{pname}"
-        _check_keys(where, prof, _PROFILE)
-        for role, ds in prof["datasets"].items():
-            _check_keys(f"{where}.datasets.{role}", ds, _DATASET)
-        for kind, rec in prof["recipes"].items():
-            if kind not in ("teacher", "student"):
-                raise ValueError(f"{where}.recipes: {kind!r} is neither 'teacher' nor 'student'")
-            _check_keys(f"{where}.recipes.{kind}", rec, _RECIPE)
-            Recipe(**rec)
-        for model in prof.get("models", {}):
-            _check_model(f"{where}.models", model)
-        if not prof.get("seeds"):
-            raise ValueError(f"{where}: seeds must be a non-empty list")
-        if prof.get("failed_runs", "exclude") not in ("exclude", "keep"):
-            raise ValueError(f"{where}: failed_runs must be 'exclude' (the default) or 'keep' (smoke profiles, whose "
-                             f"runs are at chance by design), got {prof['failed_runs']!r}")
-    return grid
-
-
-def _check_model(where, name):
-    if name not in MODELS:
-        raise ValueError(f"{where}: unknown model {name!r}; choose one of {sorted(MODELS)}")
+    return check_grid(grid, path)
 
 
 def _profile(grid: dict, profile: str) -> dict:
@@ -143,6 +82,8 @@ def _spec(regime: str) -> str:
 def teacher_configs(grid, profile, dataset_role, model, regime, seeds=None) -> list[dict]:
     prof = _profile(grid, profile)
     ds = resolve_dataset(grid, profile, dataset_role)
+    if seeds is not None:
+        check_seeds("seeds", seeds)
     return [{"kind": "teacher", "dataset": ds, "model": _model(prof, model), "augment": _spec(regime),
              "recipe": _recipe(prof, "teacher"), "seed": int(s)} for s in (seeds or prof["seeds"])]
 
@@ -152,6 +93,8 @@ def student_groups(grid, profile, dataset_role, teacher_model, teacher_regime, s
     """Per seed: (teacher config or None, [student configs that train in lockstep])."""
     prof = _profile(grid, profile)
     ds = resolve_dataset(grid, profile, dataset_role)
+    if seeds is not None:
+        check_seeds("seeds", seeds)
     seeds = seeds or prof["seeds"]
     teachers = (teacher_configs(grid, profile, dataset_role, teacher_model, teacher_regime, seeds)
                 if teacher_regime is not None and alpha > 0 else [None] * len(seeds))
@@ -265,10 +208,12 @@ def validate_params(kind: str, params: dict) -> dict:
             near = difflib.get_close_matches(key, sorted(types), n=1)
             raise ValueError(f"unknown parameter {key!r} for the {kind} notebook"
                              + (f"; did you mean {near[0]!r}?" if near else "") + f" Parameters: {sorted(types)}")
-        if not isinstance(value, types[key]) or (types[key] is str and isinstance(value, bool)):
-            allowed = types[key] if isinstance(types[key], tuple) else (types[key],)
+        allowed = types[key] if isinstance(types[key], tuple) else (types[key],)
+        if not isinstance(value, allowed) or (bool not in allowed and isinstance(value, bool)):
             raise ValueError(f"parameter {key!r} of the {kind} notebook must be "
                              f"{' or '.join(t.__name__ for t in allowed)}, got {type(value).__name__} {value!r}")
+    if params.get("seeds") is not None:
+        check_seeds(f"parameter 'seeds' of the {kind} notebook", params["seeds"])
     return params
 
 

@@ -40,6 +40,10 @@ class NumericalError(RuntimeError):
     """The loss became NaN or Inf."""
 
 
+MAX_EPOCHS = 10_000
+MAX_BATCH = 65_536
+
+
 @dataclass
 class Recipe:
     """Optimiser and schedule: SGD with Nesterov momentum, one-cycle or cosine learning rate."""
@@ -55,10 +59,19 @@ class Recipe:
     label_smoothing: float = 0.0
 
     def __post_init__(self):
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
-            raise ValueError(f"epochs must be an integer >= 0, got {self.epochs!r}")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or not 1 <= self.epochs <= MAX_EPOCHS:
+            raise ValueError(f"epochs must be an integer >= 1 (and at most {MAX_EPOCHS}), got {self.epochs!r}")
+        if (isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int)
+                or not 1 <= self.batch_size <= MAX_BATCH):
+            raise ValueError(f"batch_size must be a positive integer (at most {MAX_BATCH}), got {self.batch_size!r}")
+        if not isinstance(self.nesterov, bool):
+            raise ValueError(f"nesterov must be true or false, got {self.nesterov!r}")
+        if not isinstance(self.schedule, str):
+            raise ValueError(f"schedule must be 'onecycle' or 'cosine', got {self.schedule!r}")
+        for name in ("warmup", "label_smoothing"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ValueError(f"{name} must be a number, got {v!r}")
         for name in ("lr", "momentum", "weight_decay"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:

@@ -154,7 +154,7 @@ def test_grid_typo_names_the_nearest_key(tmp_path):
     grid["experiments"]["E2"]["students"] = grid["experiments"]["E2"].pop("studnets")
     grid["profiles"]["smoke"]["recipes"]["teacher"]["epochs"] = -2
     bad.write_text(yaml.safe_dump(grid))
-    with pytest.raises(ValueError, match="epochs must be an integer >= 0"):
+    with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
         load_grid(bad)
 
 
