@@ -23,7 +23,7 @@ from .augment import build_augmentation
 from .data import dataset_available
 from .gridcheck import check_grid, check_seeds
 from .runs import RunStore, run_id
-from .train import Recipe
+from .train import Recipe, torch_threads
 
 __all__ = ["load_grid", "plan", "Task", "task_configs", "planned_configs", "task_status", "task_runs", "teacher_configs", "student_groups", "run_task", "run_grid", "main",
            "GRID_PATH", "validate_params"]
@@ -230,16 +230,18 @@ def run_task(task: Task | dict, runs=None, device=None, progress=True, grid_path
     p.pop("kind", None)
     grid = load_grid(grid_path)
     store = RunStore(runs, p["profile"], results=results)
-    if kind == "teacher":
-        cfgs = teacher_configs(grid, p["profile"], p["dataset"], p["model"], p["regime"], seeds)
-        return [run_teacher(c, store, device, progress) for c in cfgs]
-    out = []
-    for tcfg, group in student_groups(grid, p["profile"], p["dataset"], p["teacher_model"], p["teacher_regime"],
-                                      p["students"], p["regime"], p["temperature"], p["alpha"], seeds):
-        if tcfg is not None:
-            run_teacher(tcfg, store, device, progress)  # a cache hit when the teacher task ran first
-        out.extend(run_students(group, store, device, progress))
-    return out
+    # the profile's thread count, the same on every path that trains (recorded in provenance.json)
+    with torch_threads(_profile(grid, p["profile"]).get("threads")):
+        if kind == "teacher":
+            cfgs = teacher_configs(grid, p["profile"], p["dataset"], p["model"], p["regime"], seeds)
+            return [run_teacher(c, store, device, progress) for c in cfgs]
+        out = []
+        for tcfg, group in student_groups(grid, p["profile"], p["dataset"], p["teacher_model"], p["teacher_regime"],
+                                          p["students"], p["regime"], p["temperature"], p["alpha"], seeds):
+            if tcfg is not None:
+                run_teacher(tcfg, store, device, progress)  # a cache hit when the teacher task ran first
+            out.extend(run_students(group, store, device, progress))
+        return out
 
 
 def task_status(task: Task | dict, runs=None, grid_path=None, seeds=None, grid: dict | None = None
