@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import hashlib
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -135,8 +137,20 @@ class Task:
     depends: list = field(default_factory=list)
 
 
+MAX_NAME = 100  # task names are file names (book/runs/<part>/<name>.ipynb, .html, temporary files beside them)
+
+
 def _slug(text: str) -> str:
-    return text.replace("+", "-").replace("(", "").replace(")", "").replace(",", "_").replace("=", "")
+    text = text.replace("+", "-").replace("(", "").replace(")", "").replace(",", "_").replace("=", "")
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", text)  # what a file name and Snakemake's {name} accept
+
+
+def disk_name(name: str, limit: int = MAX_NAME) -> str:
+    """``name`` as it is if it fits ``limit`` characters, else its beginning and a hash of the whole
+    (distinct names stay distinct; the ``teacher-``/``students-`` prefix is kept)."""
+    if len(name) <= limit:
+        return name
+    return f"{name[:limit - 12]}-h{hashlib.sha256(name.encode()).hexdigest()[:10]}"
 
 
 def plan(profile: str, grid: dict | None = None) -> list[Task]:
@@ -147,6 +161,8 @@ def plan(profile: str, grid: dict | None = None) -> list[Task]:
     tasks: dict[str, Task] = {}
 
     def add(task: Task, experiment: str):
+        task.name = disk_name(task.name)
+        task.depends = [disk_name(d) for d in task.depends]
         if task.name not in tasks:
             tasks[task.name] = task
         if experiment not in tasks[task.name].experiments:

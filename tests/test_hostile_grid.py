@@ -98,3 +98,30 @@ def test_recipe_refuses_zero_epochs_and_string_booleans():
         Recipe(epochs=0)
     with pytest.raises(ValueError, match="nesterov must be true or false"):
         Recipe(epochs=1, nesterov="no")
+
+
+LONG = ["flipcrop(padding=4,flip=true)+cutout(length=8,n_holes=2)+mixup(alpha=0.2)+cutmix(beta=1.0,prob=0.5)",
+        "flipcrop(padding=4,flip=true)+cutout(length=8,n_holes=2)+mixup(alpha=0.2)+cutmix(beta=1.0,prob=0.25)"]
+
+
+def test_long_regime_specs_give_short_distinct_file_names(tmp_path):
+    import re
+
+    from kdlib.grid import MAX_NAME, plan
+    from kdlib.notebooks import task_output
+
+    path = grid_with(tmp_path, lambda g: (E(g)["E4"].update(student_regimes=LONG),
+                                          E(g)["E1"]["teachers"]["regimes"].extend(LONG)))
+    grid = load_grid(path)
+    tasks = plan("smoke", grid)
+    names = [t.name for t in tasks]
+    assert len(set(names)) == len(names)  # the two long specs differ only at their end: still two names
+    long_ones = [n for n in names if "-h" in n and len(n) == MAX_NAME]
+    assert len(long_ones) >= 4
+    for t in tasks:
+        assert len(t.name) <= MAX_NAME and re.fullmatch(r"[A-Za-z0-9_.\-]+", t.name)
+        assert t.name.startswith(("teacher-", "students-"))  # Snakemake's rules match these prefixes
+        assert all(d in names for d in t.depends)
+        assert len(task_output(t.name, "smoke").name) < 255
+    # short names are unchanged (the shipped grid's task names are what the book links to)
+    assert "teacher-main-resnet18-flipcrop-cutmix" in names
