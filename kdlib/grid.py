@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from .augment import build_augmentation
+from .augment import FILLS, build_augmentation, parse_spec
 from .data import dataset_available
 from .distill import check_kd_params
 from .models import MODELS
@@ -36,7 +36,7 @@ _DEFAULTS = {"temperature", "alpha"}
 _EXPERIMENT = {"title", "dataset", "teachers", "from", "teacher_regimes", "students", "student_regimes",
                "no_teacher", "same_regime", "temperature", "alpha"}
 _TEACHERS = {"model", "regimes"}
-_PROFILE = {"description", "datasets", "seeds", "models", "recipes", "failed_runs"}
+_PROFILE = {"description", "datasets", "seeds", "models", "recipes", "failed_runs", "flipcrop_fill"}
 _DATASET = {"name", "subset", "test_subset", "subset_seed"}
 _RECIPE = set(Recipe.__dataclass_fields__)
 
@@ -95,6 +95,9 @@ def load_grid(path=None) -> dict:
             _check_model(f"{where}.models", model)
         if not prof.get("seeds"):
             raise ValueError(f"{where}: seeds must be a non-empty list")
+        if prof.get("flipcrop_fill", "black") not in FILLS:
+            raise ValueError(f"{where}: flipcrop_fill must be one of {list(FILLS)} (black: torchvision's padding, the "
+                             f"default; mean: the dataset mean colour), got {prof['flipcrop_fill']!r}")
         if prof.get("failed_runs", "exclude") not in ("exclude", "keep"):
             raise ValueError(f"{where}: failed_runs must be 'exclude' (the default) or 'keep' (smoke profiles, whose "
                              f"runs are at chance by design), got {prof['failed_runs']!r}")
@@ -136,14 +139,22 @@ def _recipe(prof: dict, kind: str) -> dict:
     return vars(Recipe(**prof["recipes"][kind]))
 
 
-def _spec(regime: str) -> str:
-    return build_augmentation(regime).spec
+def _spec(regime: str, prof: dict | None = None) -> str:
+    """The canonical spec of a regime in a profile: flip+crop takes the profile's ``flipcrop_fill`` unless the
+    regime names its own ``fill``."""
+    fill = (prof or {}).get("flipcrop_fill", "black")
+    parts = []
+    for name, kwargs in parse_spec(regime):
+        if name == "flipcrop" and "fill" not in kwargs:
+            kwargs = {**kwargs, "fill": fill}
+        parts.append(name + ("(" + ",".join(f"{k}={v}" for k, v in kwargs.items()) + ")" if kwargs else ""))
+    return build_augmentation("+".join(parts)).spec
 
 
 def teacher_configs(grid, profile, dataset_role, model, regime, seeds=None) -> list[dict]:
     prof = _profile(grid, profile)
     ds = resolve_dataset(grid, profile, dataset_role)
-    return [{"kind": "teacher", "dataset": ds, "model": _model(prof, model), "augment": _spec(regime),
+    return [{"kind": "teacher", "dataset": ds, "model": _model(prof, model), "augment": _spec(regime, prof),
              "recipe": _recipe(prof, "teacher"), "seed": int(s)} for s in (seeds or prof["seeds"])]
 
 
@@ -157,7 +168,7 @@ def student_groups(grid, profile, dataset_role, teacher_model, teacher_regime, s
                 if teacher_regime is not None and alpha > 0 else [None] * len(seeds))
     out = []
     for seed, tcfg in zip(seeds, teachers):
-        group = [{"kind": "student", "dataset": ds, "model": _model(prof, m), "augment": _spec(regime),
+        group = [{"kind": "student", "dataset": ds, "model": _model(prof, m), "augment": _spec(regime, prof),
                   "recipe": _recipe(prof, "student"), "seed": int(seed),
                   "teacher": run_id(tcfg) if tcfg else None, "temperature": float(temperature),
                   "alpha": float(alpha)} for m in students]
