@@ -120,21 +120,54 @@ class NoAugment(_Regime):
         return x, y
 
 
+FILLS = ("black", "mean")
+
+
 @dataclass
 class FlipCrop(_Regime):
+    """Random crop of the image padded by ``padding`` pixels, then a horizontal flip with probability 1/2.
+
+    ``fill``: what the border holds. ``black`` (the default) is torchvision's ``RandomCrop(32,
+    padding=4)`` before ``Normalize``, as in the paper's code: a black pixel, -mean/std once
+    normalised (:meth:`Augmentation.set_normalization` tells the regime the loader's mean and std;
+    without it the border is 0 in the input's own units). ``mean``: 0 in normalised units, the dataset
+    mean colour; the ``paper`` profile's committed runs were trained this way and keep it until they
+    are re-run (``flipcrop_fill`` in grid.yaml).
+    """
+
     padding: int = 4
     flip: bool = True
+    fill: str = "black"
     name = "flipcrop"
+
+    def __post_init__(self):
+        self.black = None  # per-channel value of a black pixel in the batch's units (set by the loader)
+        super().__post_init__()
 
     def validate(self):
         _check_int("flipcrop", "padding", self.padding, minimum=0, maximum=MAX_PADDING)
         if not isinstance(self.flip, bool):
             raise ValueError(f"flipcrop: flip must be true or false, got {self.flip!r}")
+        if self.fill not in FILLS:
+            raise ValueError(f"flipcrop: fill must be one of {list(FILLS)} (black: torchvision's padding; mean: "
+                             f"the dataset mean), got {self.fill!r}")
+
+    def _pad(self, x):
+        p = self.padding
+        if not p:
+            return x
+        if self.fill == "mean" or self.black is None:
+            return F.pad(x, (p, p, p, p))
+        n, c, h, w = x.shape
+        border = torch.as_tensor(self.black, dtype=x.dtype, device=x.device).view(1, c, 1, 1)
+        padded = border.expand(n, c, h + 2 * p, w + 2 * p).clone()
+        padded[:, :, p:p + h, p:p + w] = x
+        return padded
 
     def __call__(self, x, y, generator=None):
         n, _, h, w = x.shape
         p = self.padding
-        padded = F.pad(x, (p, p, p, p)) if p else x
+        padded = self._pad(x)
         dy = _randint(2 * p + 1, (n,), x, generator)
         dx = _randint(2 * p + 1, (n,), x, generator)
         rows = dy[:, None] + torch.arange(h, device=x.device)  # (N, H)
@@ -276,7 +309,10 @@ def _literal(text: str):
     try:
         return float(t)
     except ValueError:
-        raise ValueError(f"cannot read {text!r} as a number or true/false") from None
+        pass
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", t):  # a word, e.g. fill=black
+        return t
+    raise ValueError(f"cannot read {text!r} as a number, true/false or a word") from None
 
 
 def parse_spec(spec: str) -> list[tuple[str, dict]]:
@@ -321,6 +357,15 @@ class Augmentation:
     def spec(self) -> str:
         """Canonical spec with every parameter spelled out (used in run configs and hashes)."""
         return "+".join(r.spec() for r in self.regimes)
+
+    def set_normalization(self, mean, std) -> "Augmentation":
+        """Tell the regimes the batches are ``(x - mean) / std``: flip+crop's black border becomes -mean/std."""
+        if len(mean) != len(std) or any(s <= 0 for s in std):
+            raise ValueError(f"mean and std must have one entry per channel and std > 0, got {mean}, {std}")
+        for r in self.regimes:
+            if isinstance(r, FlipCrop):
+                r.black = tuple(-m / s for m, s in zip(mean, std))
+        return self
 
     @property
     def mixes(self) -> bool:

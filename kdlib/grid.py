@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from .augment import build_augmentation
+from .augment import build_augmentation, parse_spec
 from .data import dataset_available
 from .gridcheck import check_grid, check_seeds
 from .runs import RunStore, run_id
@@ -77,8 +77,16 @@ def _recipe(prof: dict, kind: str) -> dict:
     return vars(Recipe(**prof["recipes"][kind]))
 
 
-def _spec(regime: str) -> str:
-    return build_augmentation(regime).spec
+def _spec(regime: str, prof: dict | None = None) -> str:
+    """The canonical spec of a regime in a profile: flip+crop takes the profile's ``flipcrop_fill`` unless the
+    regime names its own ``fill``."""
+    fill = (prof or {}).get("flipcrop_fill", "black")
+    parts = []
+    for name, kwargs in parse_spec(regime):
+        if name == "flipcrop" and "fill" not in kwargs:
+            kwargs = {**kwargs, "fill": fill}
+        parts.append(name + ("(" + ",".join(f"{k}={v}" for k, v in kwargs.items()) + ")" if kwargs else ""))
+    return build_augmentation("+".join(parts)).spec
 
 
 def teacher_configs(grid, profile, dataset_role, model, regime, seeds=None) -> list[dict]:
@@ -86,7 +94,7 @@ def teacher_configs(grid, profile, dataset_role, model, regime, seeds=None) -> l
     ds = resolve_dataset(grid, profile, dataset_role)
     if seeds is not None:
         check_seeds("seeds", seeds)
-    return [{"kind": "teacher", "dataset": ds, "model": _model(prof, model), "augment": _spec(regime),
+    return [{"kind": "teacher", "dataset": ds, "model": _model(prof, model), "augment": _spec(regime, prof),
              "recipe": _recipe(prof, "teacher"), "seed": int(s)} for s in (seeds or prof["seeds"])]
 
 
@@ -102,7 +110,7 @@ def student_groups(grid, profile, dataset_role, teacher_model, teacher_regime, s
                 if teacher_regime is not None and alpha > 0 else [None] * len(seeds))
     out = []
     for seed, tcfg in zip(seeds, teachers):
-        group = [{"kind": "student", "dataset": ds, "model": _model(prof, m), "augment": _spec(regime),
+        group = [{"kind": "student", "dataset": ds, "model": _model(prof, m), "augment": _spec(regime, prof),
                   "recipe": _recipe(prof, "student"), "seed": int(seed),
                   "teacher": run_id(tcfg) if tcfg else None, "temperature": float(temperature),
                   "alpha": float(alpha)} for m in students]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import math
 
-from .augment import build_augmentation
+from .augment import FILLS, build_augmentation
 from .data import DATASETS, _ALIASES
 from .distill import check_kd_params
 from .models import MODELS
@@ -29,7 +29,7 @@ DEFAULTS = {"temperature", "alpha"}
 EXPERIMENT = {"title", "dataset", "teachers", "from", "teacher_regimes", "students", "student_regimes",
               "no_teacher", "same_regime", "temperature", "alpha"}
 TEACHERS = {"model", "regimes"}
-PROFILE = {"description", "datasets", "seeds", "models", "recipes", "failed_runs", "threads"}
+PROFILE = {"description", "datasets", "seeds", "models", "recipes", "failed_runs", "flipcrop_fill", "threads"}
 DATASET = {"name", "subset", "test_subset", "subset_seed"}
 RECIPE = set(Recipe.__dataclass_fields__)
 MODEL_ARGS = {"resnet18": {"width"}, "alexnet": {"width", "dropout"}, "lenet": set()}
@@ -209,6 +209,9 @@ def _check_profile(where: str, prof):
     if not isinstance(prof["seeds"], list) or not prof["seeds"]:
         raise ValueError(f"{where}: seeds must be a non-empty list, got {prof['seeds']!r}")
     check_seeds(f"{where}.seeds", prof["seeds"])
+    if prof.get("flipcrop_fill", "black") not in FILLS:
+        raise ValueError(f"{where}: flipcrop_fill must be one of {list(FILLS)} (black: torchvision's padding, the "
+                         f"default; mean: the dataset mean colour), got {prof['flipcrop_fill']!r}")
     if prof.get("failed_runs", "exclude") not in ("exclude", "keep"):
         raise ValueError(f"{where}: failed_runs must be 'exclude' (the default) or 'keep' (smoke profiles, whose "
                          f"runs are at chance by design), got {prof['failed_runs']!r}")

@@ -154,7 +154,7 @@ def _finish(run: Run, learner: Learner, metrics, arrays, device, t_start, t_trai
     from .records import run_health
 
     run.write_history(learner.history)
-    run.write_arrays("predictions.npz", **arrays)
+    run.write_arrays("predictions.npz", compress=False, **arrays)  # the record (results/) is the compact copy
     metrics["health"] = run_health(metrics, learner.history, int(arrays["test_probs"].shape[1]))
     run.write_json("metrics.json", metrics)
     prov = provenance(device, _dataset_provenance(run.config),

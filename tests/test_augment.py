@@ -192,7 +192,7 @@ def test_flipcrop_without_padding_only_flips():
 # ----------------------------------------------------------------------------- spec and errors
 def test_spec_is_canonical_and_overridable():
     aug = build_augmentation("flipcrop + cutout(length=8)")
-    assert aug.spec == "flipcrop(padding=4,flip=True)+cutout(length=8,n_holes=1)"
+    assert aug.spec == "flipcrop(padding=4,flip=True,fill=black)+cutout(length=8,n_holes=1)"
     assert build_augmentation("cutmix(beta=1,prob=1)").spec == "cutmix(beta=1,prob=1)"
     assert build_augmentation("mixup").mixes and not build_augmentation("flipcrop+cutout").mixes
     assert set(REGIMES) == {"none", "flipcrop", "cutout", "mixup", "cutmix"}
@@ -206,7 +206,7 @@ def test_spec_is_canonical_and_overridable():
         ("cutout(size=8)", "no parameter.*length"),
         ("mixup(alpha=0)", "alpha must be a positive number"),
         ("cutmix(prob=1.5)", r"prob must be in \[0, 1\]"),
-        ("cutout(length=abc)", "cannot read 'abc'"),
+        ("cutout(length=abc)", "length must be an integer"), ("cutout(length=1.5.2)", "cannot read '1.5.2'"),
         ("flipcrop(4)", "must be key=value"),
         ("", "non-empty string"),
         ("flipcrop+", "cannot parse"),
@@ -268,3 +268,38 @@ def test_ordinary_beta_draws_are_unchanged_by_the_log_path():
 def test_parameters_beyond_their_bounds_are_refused(spec, needle):
     with pytest.raises(ValueError, match=needle):
         build_augmentation(spec)
+
+
+def test_flipcrop_pads_black_exactly_as_torchvision_randomcrop_before_normalize():
+    """torchvision: RandomCrop(32, padding=4) and RandomHorizontalFlip on the [0, 1] image, then Normalize.
+    Ours works on normalised batches: with the loader's mean/std the border is -mean/std, i.e. black."""
+    import torchvision.transforms.functional as TF
+
+    from kdlib.augment import build_augmentation
+
+    mean, std = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
+    g = torch.Generator().manual_seed(3)
+    raw = torch.rand(6, 3, 32, 32, generator=g)  # [0, 1] images
+    m, s = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
+    aug = build_augmentation("flipcrop").set_normalization(mean, std)
+    assert aug.spec == "flipcrop(padding=4,flip=True,fill=black)"
+    out, _ = aug((raw - m) / s, torch.zeros(6, dtype=torch.long), generator=torch.Generator().manual_seed(7))
+    # the same draws, in FlipCrop's order: row offsets, column offsets, flips
+    g2 = torch.Generator().manual_seed(7)
+    dy, dx = torch.randint(0, 9, (6,), generator=g2), torch.randint(0, 9, (6,), generator=g2)
+    flipped = torch.rand((6,), generator=g2) < 0.5
+    for i in range(6):
+        ref = TF.crop(TF.pad(raw[i], [4], fill=0), int(dy[i]), int(dx[i]), 32, 32)
+        if flipped[i]:
+            ref = TF.hflip(ref)
+        ref = TF.normalize(ref, mean, std)
+        torch.testing.assert_close(out[i], ref, rtol=0, atol=1e-6)
+    assert flipped.any() and (dy != 4).any()  # the border and the flip were exercised
+    # the legacy fill: the mean colour, 0 once normalised
+    mean_fill = build_augmentation("flipcrop(fill=mean)").set_normalization(mean, std)
+    out2, _ = mean_fill((raw - m) / s, torch.zeros(6, dtype=torch.long), generator=torch.Generator().manual_seed(7))
+    i = int(torch.nonzero(dy < 4)[0])  # an image cropped from the top border: its first row is padding
+    assert torch.equal(out2[i, :, 0], torch.zeros_like(out2[i, :, 0]))
+    assert torch.allclose(out[i, :, 0], (-torch.tensor(mean) / torch.tensor(std))[:, None].expand(3, 32))
+    with pytest.raises(ValueError, match="fill must be one of"):
+        build_augmentation("flipcrop(fill=grey)")

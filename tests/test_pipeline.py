@@ -230,9 +230,11 @@ def test_cifar_profile_with_human_labels_end_to_end(tmp_path, monkeypatch):
         nb = nbformat.read(path, 4)
         return "\n".join(json.dumps(o) for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
 
-    for chapter in ("results", "dichotomy"):
+    for chapter in ("results", "dichotomy", "fidelity"):
         out = execute_chapter(chapter, "cifar-smoke", runs=store.root, output=tmp_path / f"{chapter}.ipynb")
         assert "CIFAR-10H is not here" not in outputs(out)
     dich = outputs(tmp_path / "dichotomy.ipynb")
     assert "image/png" in dich and "No embeddings in these runs" not in dich  # full runs keep embeddings
+    fid = outputs(tmp_path / "fidelity.ipynb")  # five teachers, each with a LeNet and an AlexNet student
+    assert "Spearman" in fid and "KL to CIFAR-10H" in fid and fid.count("image/png") == 2
     P.clear_data_memo()
