@@ -595,8 +595,18 @@ def read_dataset_sidecar(results_root, profile: str, dataset: str) -> dict | Non
     path = sidecar_path(results_root, profile, dataset)
     if not path.is_file():
         return None
-    with np.load(path, allow_pickle=False) as z:
-        out = {k: z[k] for k in z.files}
+    fix = (f"restore it with git (git checkout -- {path}) or rebuild it where the dataset is present "
+           f"(python -m kdlib export --profile {profile})")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            out = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise RecordError(f"{path} is not a readable dataset sidecar ({type(err).__name__}: {err}); {fix}") from None
+    missing = {"labels", "indices", "classes"} - set(out)
+    n = len(out.get("labels", ()))
+    if missing or len(out["indices"]) != n or ("human" in out and out["human"].shape != (n, len(out["classes"]))):
+        raise RecordError(f"{path} lacks {sorted(missing)} or its arrays disagree in length; {fix}" if missing else
+                          f"{path}: its labels, indices and human labels disagree in shape; {fix}")
     out["labels"] = out["labels"].astype(np.int64)
     out["indices"] = out["indices"].astype(np.int64)
     if "human" in out:

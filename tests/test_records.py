@@ -373,3 +373,16 @@ def test_migrating_configs_moves_records_and_keeps_them_importable(exported, tmp
     assert migrate_records(exported, PROFILE, flipcrop_fill("mean"), "again") == {}  # idempotent
     report = import_records(exported, tmp_path / "copy")
     assert {r["status"] for r in report} == {"added"}
+
+
+def test_a_corrupt_dataset_sidecar_is_a_clear_error(tmp_path):
+    from kdlib.records import RecordError, sidecar_path
+
+    path = sidecar_path(tmp_path, "paper", "cifar10")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(RecordError, match=r"cifar10-test.npz is not a readable dataset sidecar.*git checkout"):
+        read_dataset_sidecar(tmp_path, "paper", "cifar10")
+    np.savez(path, labels=np.zeros(3), indices=np.zeros(2), classes=np.array(["a"]))
+    with pytest.raises(RecordError, match="disagree"):
+        read_dataset_sidecar(tmp_path, "paper", "cifar10")
