@@ -50,13 +50,16 @@ def _randperm(n, like: torch.Tensor, generator):
     return torch.randperm(n, generator=generator, device=device).to(like.device)
 
 
-def _sample_gamma(shape_param: float, like: torch.Tensor, generator, candidates: int = 64) -> torch.Tensor:
-    """One Gamma(shape_param, 1) draw by Marsaglia & Tsang's method, driven by ``generator``.
+def _sample_gamma(shape_param: float, like: torch.Tensor, generator, candidates: int = 64):
+    """One Gamma(shape_param, 1) draw and its log, ``(g, log_g)``, by Marsaglia & Tsang's method,
+    driven by ``generator``.
 
     ``torch.distributions`` cannot take a generator, so the sampler is written here. The
     rejection step is vectorised over ``candidates`` proposals and the first accepted one is
     taken without a host sync (for shape >= 1 each proposal is accepted with probability
-    > 0.95, so all 64 failing has probability < 1e-80).
+    > 0.95, so all 64 failing has probability < 1e-80). The log is returned because for a
+    small shape the draw itself underflows: Gamma(0.001) is below 1e-300 most of the time.
+    ``g`` is computed exactly as before the log was added, so ordinary draws are unchanged.
     """
     boost = shape_param < 1.0
     a = shape_param + 1.0 if boost else shape_param
@@ -69,17 +72,26 @@ def _sample_gamma(shape_param: float, like: torch.Tensor, generator, candidates:
     ok = (v > 0) & (torch.log(u) < 0.5 * z * z + d - d * v + d * torch.log(v.clamp_min(1e-300)))
     first = torch.argmax(ok.to(torch.int8))
     g = d * v[first]
-    if boost:  # Gamma(a) = Gamma(a + 1) * U^(1/a)
+    log_g = torch.log(g)
+    if boost:  # Gamma(a) = Gamma(a + 1) * U^(1/a), in logs: + log(U) / a
         u2 = torch.rand((), generator=generator, device=device, dtype=torch.float64)
         g = g * u2 ** (1.0 / shape_param)
-    return g.to(like.device)
+        log_g = log_g + torch.log(u2.clamp_min(1e-300)) / shape_param
+    return g.to(like.device), log_g.to(like.device)
 
 
 def sample_beta(a: float, b: float, like: torch.Tensor, generator=None) -> torch.Tensor:
-    """A scalar Beta(a, b) draw as a float64 tensor on ``like``'s device."""
-    ga = _sample_gamma(a, like, generator)
-    gb = _sample_gamma(b, like, generator)
-    return ga / (ga + gb)
+    """A scalar Beta(a, b) draw as a float64 tensor on ``like``'s device, finite for any a, b > 0.
+
+    Computed as ``ga / (ga + gb)`` where both Gamma draws are non-zero (so ordinary parameters
+    give exactly the values they always gave), else as ``sigmoid(la - lb)`` from their logs: for
+    a small shape both draws underflow to 0 and the ratio would be 0/0 = NaN.
+    """
+    ga, la = _sample_gamma(a, like, generator)
+    gb, lb = _sample_gamma(b, like, generator)
+    direct = ga / (ga + gb)
+    safe = torch.sigmoid(la - lb)
+    return torch.where(torch.isfinite(direct) & (ga > 0) & (gb > 0), direct, safe)
 
 
 # --------------------------------------------------------------------------- regimes
@@ -108,21 +120,54 @@ class NoAugment(_Regime):
         return x, y
 
 
+FILLS = ("black", "mean")
+
+
 @dataclass
 class FlipCrop(_Regime):
+    """Random crop of the image padded by ``padding`` pixels, then a horizontal flip with probability 1/2.
+
+    ``fill``: what the border holds. ``black`` (the default) is torchvision's ``RandomCrop(32,
+    padding=4)`` before ``Normalize``, as in the paper's code: a black pixel, -mean/std once
+    normalised (:meth:`Augmentation.set_normalization` tells the regime the loader's mean and std;
+    without it the border is 0 in the input's own units). ``mean``: 0 in normalised units, the dataset
+    mean colour; the ``paper`` profile's committed runs were trained this way and keep it until they
+    are re-run (``flipcrop_fill`` in grid.yaml).
+    """
+
     padding: int = 4
     flip: bool = True
+    fill: str = "black"
     name = "flipcrop"
 
+    def __post_init__(self):
+        self.black = None  # per-channel value of a black pixel in the batch's units (set by the loader)
+        super().__post_init__()
+
     def validate(self):
-        _check_int("flipcrop", "padding", self.padding, minimum=0)
+        _check_int("flipcrop", "padding", self.padding, minimum=0, maximum=MAX_PADDING)
         if not isinstance(self.flip, bool):
             raise ValueError(f"flipcrop: flip must be true or false, got {self.flip!r}")
+        if self.fill not in FILLS:
+            raise ValueError(f"flipcrop: fill must be one of {list(FILLS)} (black: torchvision's padding; mean: "
+                             f"the dataset mean), got {self.fill!r}")
+
+    def _pad(self, x):
+        p = self.padding
+        if not p:
+            return x
+        if self.fill == "mean" or self.black is None:
+            return F.pad(x, (p, p, p, p))
+        n, c, h, w = x.shape
+        border = torch.as_tensor(self.black, dtype=x.dtype, device=x.device).view(1, c, 1, 1)
+        padded = border.expand(n, c, h + 2 * p, w + 2 * p).clone()
+        padded[:, :, p:p + h, p:p + w] = x
+        return padded
 
     def __call__(self, x, y, generator=None):
         n, _, h, w = x.shape
         p = self.padding
-        padded = F.pad(x, (p, p, p, p)) if p else x
+        padded = self._pad(x)
         dy = _randint(2 * p + 1, (n,), x, generator)
         dx = _randint(2 * p + 1, (n,), x, generator)
         rows = dy[:, None] + torch.arange(h, device=x.device)  # (N, H)
@@ -144,8 +189,8 @@ class Cutout(_Regime):
     name = "cutout"
 
     def validate(self):
-        _check_int("cutout", "length", self.length, minimum=0)
-        _check_int("cutout", "n_holes", self.n_holes, minimum=0)
+        _check_int("cutout", "length", self.length, minimum=0, maximum=MAX_SIDE)
+        _check_int("cutout", "n_holes", self.n_holes, minimum=0, maximum=MAX_HOLES)
 
     def __call__(self, x, y, generator=None):
         n, _, h, w = x.shape
@@ -220,14 +265,33 @@ def _memory_format(x):
     return torch.contiguous_format
 
 
-def _check_int(regime, name, value, minimum):
+# Upper bounds that keep one batch's augmentation within memory and time: padding grows every
+# image to (H + 2p)^2, each Cutout hole is one pass over the batch, a side beyond any image is moot.
+MAX_PADDING = 64
+MAX_HOLES = 64
+MAX_SIDE = 1024
+
+
+def _check_int(regime, name, value, minimum, maximum=None):
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{regime}: {name} must be an integer >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{regime}: {name} must be at most {maximum} (larger values only cost memory and time), "
+                         f"got {value!r}")
+
+
+# Beta parameters the sampler is exact and finite for (below 1e-4 the log-Gamma draw of one
+# side can reach -inf and lambda is 0 or 1 in practice; above 1e4 lambda is 0.5 to 4 digits).
+BETA_RANGE = (1e-4, 1e4)
 
 
 def _check_positive(regime, name, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
         raise ValueError(f"{regime}: {name} must be a positive number, got {value!r}")
+    low, high = BETA_RANGE
+    if not low <= value <= high:
+        raise ValueError(f"{regime}: {name} must lie in [{low:g}, {high:g}] (a Beta parameter outside it makes "
+                         f"every lambda 0, 1 or 0.5), got {value!r}")
 
 
 # --------------------------------------------------------------------------- spec parsing
@@ -245,7 +309,10 @@ def _literal(text: str):
     try:
         return float(t)
     except ValueError:
-        raise ValueError(f"cannot read {text!r} as a number or true/false") from None
+        pass
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", t):  # a word, e.g. fill=black
+        return t
+    raise ValueError(f"cannot read {text!r} as a number, true/false or a word") from None
 
 
 def parse_spec(spec: str) -> list[tuple[str, dict]]:
@@ -290,6 +357,15 @@ class Augmentation:
     def spec(self) -> str:
         """Canonical spec with every parameter spelled out (used in run configs and hashes)."""
         return "+".join(r.spec() for r in self.regimes)
+
+    def set_normalization(self, mean, std) -> "Augmentation":
+        """Tell the regimes the batches are ``(x - mean) / std``: flip+crop's black border becomes -mean/std."""
+        if len(mean) != len(std) or any(s <= 0 for s in std):
+            raise ValueError(f"mean and std must have one entry per channel and std > 0, got {mean}, {std}")
+        for r in self.regimes:
+            if isinstance(r, FlipCrop):
+                r.black = tuple(-m / s for m, s in zip(mean, std))
+        return self
 
     @property
     def mixes(self) -> bool:

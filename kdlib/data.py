@@ -10,9 +10,12 @@ The resolver looks, in this order:
 Otherwise it raises :class:`DatasetNotFoundError` listing every place it looked and what fixes it.
 
 Decoded splits are cached as one ``.npz`` per split, keyed by the SHA-256 of the source files
-(for a plain folder, of its file listing with sizes and modification times), under the
-project's data root (``$KDLIB_DATA`` or ``./data``) in ``cache/``, or ``$KDLIB_CACHE``. The cache is written to a temporary file and renamed,
-so it is never half-written. A ``root`` passed in is only read, never written. Files whose checksum is known (CIFAR-10's archive and batches,
+(for a plain folder, of its file listing with sizes and modification times, symlinked class
+folders followed; an empty folder is an error, not a key), in ``$KDLIB_CACHE`` or the project's
+``data/cache`` (never in a dataset folder such as ``$KDLIB_DATA``). A cache is checked on load
+against what the loader expects (arrays, shapes, dtypes, counts, label range, meta) and rebuilt
+with a warning when it does not match. It is written to a temporary file and renamed, so it is
+never half-written; temporary files of killed writes are swept. A ``root`` passed in is only read, never written. Files whose checksum is known (CIFAR-10's archive and batches,
 MNIST and Fashion-MNIST's IDX files, the CIFAR-10 JPEG copy, CIFAR-10H) are verified before
 they are decoded; a mismatch is an error. CIFAR-10's pickles are unpickled only after that check,
 and then only with an allow-list of types.
@@ -25,6 +28,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import time
 import urllib.request
 import warnings
 from dataclasses import dataclass, field, replace
@@ -32,7 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .formats import DataError, file_digest, read_cifar_batches, read_idx, read_image_folder, read_image_tar
+from .formats import (MAX_MEMBER_BYTES, DataError, file_digest, read_cifar_batches, read_idx, read_image_folder,
+                      read_image_tar)
 
 __all__ = [
     "Dataset",
@@ -315,14 +320,30 @@ def _not_found(name, split, looked, root):
 
 
 # --------------------------------------------------------------------------- decoding
+def _folder_files(folder: Path) -> list[Path]:
+    """Every file under ``folder``, following symlinked sub-folders (class folders may be links), sorted."""
+    out, seen = [], set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:  # a link loop: each real folder is walked once
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        out.extend(Path(dirpath) / f for f in filenames if (Path(dirpath) / f).is_file())
+    return sorted(out)
+
+
 def _source_key(cand: _Candidate) -> str:
     h = hashlib.sha256()
     for p in cand.paths:
         if p.is_dir():  # a folder: its listing with sizes and mtimes (hashing every image each load is slow)
-            for f in sorted(p.rglob("*")):
-                if f.is_file():
-                    st = f.stat()
-                    h.update(f"{f.relative_to(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            files = _folder_files(p)
+            if not files:
+                raise DataError(f"{p} holds no files; it is not a copy of the dataset (an empty listing has no "
+                                f"content to key a cache by). Put the class folders there or point root elsewhere.")
+            for f in files:
+                st = f.stat()
+                h.update(f"{f.relative_to(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
         else:
             h.update(file_digest(p).encode())
     if cand.index_map is not None:
@@ -384,6 +405,9 @@ def _decode(name: str, split: str, cand: _Candidate, verify: bool):
         if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
             raise DataError(f"{cand.paths[0]} holds {images.shape}, {cand.paths[1]} holds {labels.shape}: "
                             f"they do not pair up as (N, H, W) images and (N,) labels")
+        if images.shape[1:] != IMAGE_SHAPES[name][:2]:
+            raise DataError(f"{cand.paths[0]} holds images of {images.shape[1]}x{images.shape[2]}, but {name}'s are "
+                            f"{IMAGE_SHAPES[name][0]}x{IMAGE_SHAPES[name][1]}: it is not a copy of {name}. Replace it.")
         if labels.size and labels.max() >= len(classes):
             raise DataError(f"{cand.paths[1]} has label {labels.max()} but {name} has {len(classes)} classes")
         return images[..., None], labels.astype(np.int64), None, "original", meta
@@ -402,6 +426,9 @@ def _decode(name: str, split: str, cand: _Candidate, verify: bool):
                     raise DataError(f"{archive} lacks {missing}; it is not the CIFAR-10 python archive")
                 blobs = []
                 for w in wanted:
+                    if members[w].size > MAX_MEMBER_BYTES:
+                        raise DataError(f"{archive}: member {members[w].name} declares {members[w].size:,} bytes, "
+                                        f"more than a CIFAR-10 batch; it is not the CIFAR-10 python archive")
                     raw = tar.extractfile(members[w]).read()
                     if verify:  # each batch's own checksum, before it is unpickled
                         digest = hashlib.md5(raw).hexdigest()
@@ -418,10 +445,12 @@ def _decode(name: str, split: str, cand: _Candidate, verify: bool):
     folder_split = "test" if split == "test-imagenet" else split
     if skip_unreadable:
         keep = lambda c, f: "cifar" not in f.lower()  # noqa: E731 - CINIC names CIFAR-derived files cifar10-*
+    size = IMAGE_SHAPES[name][:2]
     if cand.kind == "folder":
-        images, labels, files, unreadable = read_image_folder(cand.paths[0], classes, keep, skip_unreadable)
+        images, labels, files, unreadable = read_image_folder(cand.paths[0], classes, keep, skip_unreadable, size)
     else:
-        images, labels, files, unreadable = read_image_tar(cand.paths[0], folder_split, classes, keep, skip_unreadable)
+        images, labels, files, unreadable = read_image_tar(cand.paths[0], folder_split, classes, keep, skip_unreadable,
+                                                           size)
     order = "folder"
     if skip_unreadable:
         keep_rows, seen = [], set()
@@ -448,20 +477,52 @@ def _decode(name: str, split: str, cand: _Candidate, verify: bool):
 
 # --------------------------------------------------------------------------- cache
 def _cache_dir() -> Path:
-    # Never inside a ``root`` passed in, nor inside a read-only $KDLIB_DATA: those are sources
-    # (e.g. a read-only shared copy with no write bits but which root could still write to).
+    """``$KDLIB_CACHE``, else the project's ``data/cache`` (the checkout's, whatever the working folder; the
+    working folder's ``data/cache`` for an installed kdlib). Never ``$KDLIB_DATA`` or a ``root`` passed in:
+    those are dataset folders, only read."""
     env = os.environ.get("KDLIB_CACHE")
     if env:
         return Path(env)
-    base = _user_roots(None)[0]
-    if base.exists() and not (base.stat().st_mode & 0o222):
-        return Path("data") / "cache"
-    return base / "cache"
+    return _project_root() / "data" / "cache"
+
+
+def _project_root() -> Path:
+    """The checkout kdlib runs from (it holds grid.yaml), else the working folder (an installed kdlib)."""
+    project = Path(__file__).resolve().parents[1]
+    return project if (project / "grid.yaml").is_file() else Path.cwd()
+
+
+_STALE_SECONDS = 3600  # a temporary file without a live writer is swept after this long
+
+
+def _sweep_stale(folder: Path):
+    """Delete ``*.tmp`` left in the cache by a killed write: its writer's pid (in the name) is gone,
+    or, for a name without one, it is older than an hour."""
+    if not folder.is_dir():
+        return
+    now = time.time()
+    for tmp in folder.glob("*.tmp"):
+        parts = tmp.name.split(".")
+        pid = next((int(x[3:]) for x in parts if x.startswith("pid") and x[3:].isdigit()), None)
+        try:
+            if pid is not None:
+                try:
+                    os.kill(pid, 0)
+                    continue  # its writer is alive
+                except ProcessLookupError:
+                    pass
+                except PermissionError:
+                    continue
+            elif now - tmp.stat().st_mtime < _STALE_SECONDS:
+                continue
+            tmp.unlink()
+        except OSError:
+            pass
 
 
 def _atomic_savez(path: Path, **arrays):
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{path.name}.pid{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
@@ -473,15 +534,50 @@ def _atomic_savez(path: Path, **arrays):
         raise
 
 
-def _cache_load(path: Path):
+# image shape (H, W, C) of every dataset: a cache or a copy of another size is not that dataset
+IMAGE_SHAPES = {"cifar10": (32, 32, 3), "cinic10": (32, 32, 3), "mnist": (28, 28, 1), "fashion-mnist": (28, 28, 1)}
+
+
+def _cache_problem(out: dict, name: str) -> str | None:
+    """Why a loaded cache is not what the loader expects (None when it is)."""
+    for key in ("images", "labels", "meta"):
+        if key not in out:
+            return f"it lacks the array {key!r}"
+    images, labels = out["images"], out["labels"]
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != IMAGE_SHAPES[name]:
+        return f"images are {images.dtype} {images.shape}, expected uint8 (N, {', '.join(map(str, IMAGE_SHAPES[name]))})"
+    if labels.dtype != np.int64 or labels.shape != (len(images),):
+        return f"labels are {labels.dtype} {labels.shape} for {len(images)} images"
+    if len(labels) == 0 or labels.min() < 0 or labels.max() >= len(CLASSES[name]):
+        return f"labels lie outside [0, {len(CLASSES[name]) - 1}] or there are none"
+    for key in ("files", "uncertain_indices"):
+        if key in out and out[key].ndim != 1:
+            return f"{key} has shape {out[key].shape}"
+    if "files" in out and len(out["files"]) != len(images):
+        return f"{len(out['files'])} file names for {len(images)} images"
+    if "uncertain_indices" in out and out["uncertain_indices"].dtype.kind not in "iu":
+        return f"uncertain_indices are {out['uncertain_indices'].dtype}"
+    meta = out["meta"]
+    if not isinstance(meta, dict) or meta.get("order") not in ("original", "folder"):
+        return "its meta lacks the row order"
+    return None
+
+
+def _cache_load(path: Path, name: str):
+    """The cached arrays, or None (with a warning) when the file is unreadable or not what the loader expects."""
     try:
         with np.load(path, allow_pickle=False) as z:
             out = {k: z[k] for k in z.files}
-        out["meta"] = json.loads(str(out["meta"]))
-        return out
+        if "meta" in out:
+            out["meta"] = json.loads(str(out["meta"]))
     except Exception as err:  # noqa: BLE001 - a bad cache file is rebuilt, never trusted
         warnings.warn(f"ignoring unreadable cache {path} ({err}); rebuilding it", stacklevel=3)
         return None
+    problem = _cache_problem(out, name)
+    if problem:
+        warnings.warn(f"ignoring cache {path}: {problem}, not what the loader expects; rebuilding it", stacklevel=3)
+        return None
+    return out
 
 
 def dataset_available(name: str, split: str, root=None) -> bool:
@@ -514,7 +610,9 @@ def load_dataset(name: str, split: str, root=None, download: bool = False, subse
 
     key = _source_key(cand)
     cache_path = _cache_dir() / f"{name}-{split}-{key[:16]}.npz"
-    hit = _cache_load(cache_path) if cache and cache_path.is_file() else None
+    if cache:
+        _sweep_stale(cache_path.parent)
+    hit = _cache_load(cache_path, name) if cache and cache_path.is_file() else None
     source = _describe(cand)
     if hit is not None:
         meta = hit["meta"]

@@ -14,9 +14,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import math
 import pickle
 import struct
 import tarfile
+import warnings
 import zlib
 from pathlib import Path
 
@@ -31,6 +33,9 @@ __all__ = [
     "decode_image",
     "file_digest",
     "IMAGE_SUFFIXES",
+    "MAX_IDX_BYTES",
+    "MAX_IMAGE_BYTES",
+    "MAX_MEMBER_BYTES",
 ]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -57,30 +62,46 @@ def file_digest(path, algorithm: str = "sha256", decompress_gzip: bool = False) 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def read_idx(path) -> np.ndarray:
-    """Read an IDX file (``.gz`` or raw): magic 0x0000 <type> <ndim>, big-endian dims, data."""
+MAX_IDX_BYTES = 1 << 30  # 1 GiB of payload: MNIST's largest file holds 47 MB
+MAX_IMAGE_BYTES = 16 << 20  # one encoded image (a CIFAR JPEG is ~1 KB, a CINIC PNG ~3 KB)
+MAX_MEMBER_BYTES = 256 << 20  # one member of a dataset archive read into memory (a CIFAR batch is 31 MB)
+
+
+def read_idx(path, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
+    """Read an IDX file (``.gz`` or raw): magic 0x0000 <type> <ndim>, big-endian dims, data.
+
+    The header is read first and the declared size checked (in Python integers, which do not
+    overflow) against ``max_bytes`` before anything is allocated; the payload is then streamed,
+    so a gzip that expands far beyond its header's promise stops at the promise."""
     path = Path(path)
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as f:
-            data = f.read()
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _IDX_DTYPES:
+                raise DataError(f"{path} is not an IDX file (bad magic number {head.hex() or 'empty'}); replace it.")
+            ndim = head[3]
+            raw_dims = f.read(4 * ndim)
+            if len(raw_dims) < 4 * ndim:
+                raise DataError(f"{path}: IDX header truncated; replace the file.")
+            dims = struct.unpack(f">{ndim}I", raw_dims)
+            dtype = np.dtype(_IDX_DTYPES[head[2]])
+            expected = math.prod(dims) * dtype.itemsize
+            if expected > max_bytes:
+                raise DataError(f"{path}: IDX header declares dimensions {dims} ({expected:,} bytes), more than the "
+                                f"{max_bytes:,} bytes any dataset of the paper needs; the file is corrupt or hostile. "
+                                f"Replace it.")
+            data = f.read(expected + 1)  # one byte more: trailing data means a wrong header
+    except DataError:
+        raise
     except (OSError, EOFError, zlib.error) as err:
         raise DataError(f"cannot read IDX file {path}: {err}. It is corrupt or truncated; replace it.") from None
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise DataError(f"{path} is not an IDX file (bad magic number {data[:4].hex() or 'empty'}); replace it.")
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DataError(f"{path}: IDX header truncated; replace the file.")
-    dims = struct.unpack(f">{ndim}I", data[4:header])
-    dtype = np.dtype(_IDX_DTYPES[data[2]])
-    expected = int(np.prod(dims)) * dtype.itemsize
-    if len(data) - header != expected:
+    if len(data) != expected:
         raise DataError(
             f"{path}: IDX header promises {dims} ({expected} bytes of data) but the file holds "
-            f"{len(data) - header}; it is truncated or corrupt. Replace it."
+            f"{len(data) if len(data) <= expected else 'more'}; it is truncated or corrupt. Replace it."
         )
-    return np.frombuffer(data, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+    return np.frombuffer(data, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
 
 
 # --------------------------------------------------------------------------- CIFAR-10 pickles
@@ -136,19 +157,32 @@ def read_cifar_batches(blobs: list[tuple[str, bytes]]):
 
 
 # --------------------------------------------------------------------------- image folders
-def decode_image(raw: bytes, where: str, channels: int = 3) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+def decode_image(raw: bytes, where: str, channels: int = 3, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode one image to uint8 (H, W, C). ``size`` (H, W): refuse another size from the header,
+    before the pixels are decoded. Every decoder error, a decompression bomb included, is a
+    DataError naming the file."""
+    from PIL import Image
 
+    if len(raw) > MAX_IMAGE_BYTES:
+        raise DataError(f"image {where} is {len(raw):,} bytes, more than {MAX_IMAGE_BYTES:,}; it is not a dataset image")
     try:
-        with Image.open(io.BytesIO(raw)) as im:
-            im = im.convert("RGB" if channels == 3 else "L")
-            arr = np.asarray(im, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise DataError(f"cannot decode image {where}: {err}") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(raw)) as im:
+                if size is not None and (im.height, im.width) != tuple(size):
+                    raise DataError(f"image {where} is {im.width}x{im.height}, but the dataset's images are "
+                                    f"{size[1]}x{size[0]}: this is not a copy of that dataset (or it was resized). "
+                                    f"Point the loader at an unmodified copy.")
+                im = im.convert("RGB" if channels == 3 else "L")
+                arr = np.asarray(im, dtype=np.uint8)
+    except DataError:
+        raise
+    except Exception as err:  # noqa: BLE001 - PIL raises many types (DecompressionBombError, struct.error, ...)
+        raise DataError(f"cannot decode image {where}: {type(err).__name__}: {err}") from None
     return arr[..., None] if arr.ndim == 2 else arr
 
 
-def _collect(entries, classes, where, keep=None, skip_unreadable=False):
+def _collect(entries, classes, where, keep=None, skip_unreadable=False, size=None):
     """entries: iterable of (class_name, file_name, loader()) -> arrays, sorted by (class, file)."""
     index = {c: i for i, c in enumerate(classes)}
     items = sorted((c, f, load) for c, f, load in entries if c in index and (keep is None or keep(c, f)))
@@ -156,10 +190,11 @@ def _collect(entries, classes, where, keep=None, skip_unreadable=False):
     for c, f, load in items:
         rel = f"{c}/{f}"
         try:
-            images.append(decode_image(load(), f"{where}:{rel}"))
+            images.append(decode_image(load(), f"{where}:{rel}", size=size))
         except DataError as err:
-            if not skip_unreadable:
-                raise DataError(f"{err}. The archive or folder {where} is damaged; fetch it again.") from None
+            if not skip_unreadable or "this is not a copy" in str(err):
+                raise DataError(f"{err}. The archive or folder {where} is damaged or not this dataset; "
+                                f"fetch it again.") from None
             unreadable.append(rel)
             continue
         labels.append(index[c])
@@ -184,21 +219,31 @@ def _check_classes(found: set, classes, where):
         )
 
 
-def read_image_folder(folder, classes, keep=None, skip_unreadable=False):
-    """Read ``folder/<class>/<file>`` for the given class names (folder order: by class, then file)."""
+def _read_file(p: Path) -> bytes:
+    try:
+        if p.stat().st_size > MAX_IMAGE_BYTES:
+            raise DataError(f"{p} is {p.stat().st_size:,} bytes, more than {MAX_IMAGE_BYTES:,}; not a dataset image")
+        return p.read_bytes()
+    except OSError as err:
+        raise DataError(f"cannot read {p} ({err.strerror or err}); make it readable or replace it") from None
+
+
+def read_image_folder(folder, classes, keep=None, skip_unreadable=False, size=None):
+    """Read ``folder/<class>/<file>`` for the given class names (folder order: by class, then file).
+    ``size`` (H, W): every image must have it (checked from each header before decoding)."""
     folder = Path(folder)
     found = {p.name for p in folder.iterdir() if p.is_dir()}
     _check_classes(found, classes, folder)
     entries = (
-        (c, p.name, (lambda p=p: p.read_bytes()))
+        (c, p.name, (lambda p=p: _read_file(p)))
         for c in classes
         for p in (folder / c).iterdir()
         if p.suffix.lower() in IMAGE_SUFFIXES
     )
-    return _collect(entries, classes, str(folder), keep, skip_unreadable)
+    return _collect(entries, classes, str(folder), keep, skip_unreadable, size)
 
 
-def read_image_tar(archive, split: str, classes, keep=None, skip_unreadable=False):
+def read_image_tar(archive, split: str, classes, keep=None, skip_unreadable=False, size=None):
     """Read members ``[prefix/]<split>/<class>/<file>`` of a tarball (any compression)."""
     archive = Path(archive)
     try:
@@ -219,6 +264,9 @@ def read_image_tar(archive, split: str, classes, keep=None, skip_unreadable=Fals
 
         def reader(member):
             def load():
+                if member.size > MAX_IMAGE_BYTES:
+                    raise DataError(f"{archive}: member {member.name} declares {member.size:,} bytes, more than "
+                                    f"{MAX_IMAGE_BYTES:,}; not a dataset image")
                 try:
                     return tar.extractfile(member).read()
                 except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
@@ -228,7 +276,7 @@ def read_image_tar(archive, split: str, classes, keep=None, skip_unreadable=Fals
 
         entries = ((c, f, reader(m)) for (c, f), m in picked.items())
         try:
-            return _collect(entries, classes, str(archive), keep, skip_unreadable)
+            return _collect(entries, classes, str(archive), keep, skip_unreadable, size)
         except (tarfile.TarError, EOFError, zlib.error) as err:
             raise DataError(f"archive {archive} is truncated or corrupt ({err}); fetch it again.") from None
 

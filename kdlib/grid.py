@@ -9,8 +9,10 @@ process; Snakemake runs each task's notebook with papermill. Both write the same
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -18,91 +20,30 @@ from pathlib import Path
 
 import yaml
 
-from .augment import build_augmentation
+from .augment import build_augmentation, parse_spec
 from .data import dataset_available
-from .distill import check_kd_params
-from .models import MODELS
+from .gridcheck import check_grid, check_seeds
 from .runs import RunStore, run_id
-from .train import Recipe
+from .train import Recipe, torch_threads
 
 __all__ = ["load_grid", "plan", "Task", "task_configs", "planned_configs", "task_status", "task_runs", "teacher_configs", "student_groups", "run_task", "run_grid", "main",
            "GRID_PATH", "validate_params"]
 
 GRID_PATH = Path(__file__).resolve().parent.parent / "grid.yaml"
 
-_TOP = {"defaults", "experiments", "profiles"}
-_DEFAULTS = {"temperature", "alpha"}
-_EXPERIMENT = {"title", "dataset", "teachers", "from", "teacher_regimes", "students", "student_regimes",
-               "no_teacher", "same_regime", "temperature", "alpha"}
-_TEACHERS = {"model", "regimes"}
-_PROFILE = {"description", "datasets", "seeds", "models", "recipes", "failed_runs"}
-_DATASET = {"name", "subset", "test_subset", "subset_seed"}
-_RECIPE = set(Recipe.__dataclass_fields__)
-
-
-def _check_keys(where: str, got: dict, allowed: set):
-    if not isinstance(got, dict):
-        raise ValueError(f"{where} must be a mapping, got {type(got).__name__}")
-    for key in got:
-        if key not in allowed:
-            near = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else ""
-            raise ValueError(f"unknown key {key!r} in {where}{hint} Allowed keys: {sorted(allowed)}")
-
-
 def load_grid(path=None) -> dict:
-    """Read and validate the grid YAML (``yaml.safe_load``; unknown keys are errors)."""
+    """Read and validate the grid YAML (``yaml.safe_load``; see :mod:`kdlib.gridcheck`): unknown keys,
+    wrong types, values out of bounds and unresolvable ``from:`` are errors before anything runs."""
     path = Path(path or GRID_PATH)
     try:
         grid = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise FileNotFoundError(f"grid file {path} not found; pass --grid PATH") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"cannot read the grid file {path} ({err}); pass --grid PATH to a readable YAML file") from None
     except yaml.YAMLError as err:
         raise ValueError(f"{path} is not valid YAML: {err}") from None
-    _check_keys(str(path), grid, _TOP)
-    _check_keys(f"{path}: defaults", grid.get("defaults", {}), _DEFAULTS)
-    check_kd_params(grid.get("defaults", {}).get("temperature", 20.0), grid.get("defaults", {}).get("alpha", 0.5))
-    experiments = grid.get("experiments") or {}
-    for name, exp in experiments.items():
-        where = f"{path}: experiments.{name}"
-        _check_keys(where, exp, _EXPERIMENT)
-        if "teachers" in exp:
-            _check_keys(f"{where}.teachers", exp["teachers"], _TEACHERS)
-            _check_model(where, exp["teachers"]["model"])
-            for regime in exp["teachers"]["regimes"]:
-                build_augmentation(regime)
-        elif "from" not in exp:
-            raise ValueError(f"{where} needs 'teachers' or 'from' (an experiment whose teachers it reuses)")
-        if "from" in exp and exp["from"] not in experiments:
-            raise ValueError(f"{where}: from {exp['from']!r} is not an experiment; known: {sorted(experiments)}")
-        for m in exp.get("students", []):
-            _check_model(where, m)
-        for regime in exp.get("student_regimes", []) + exp.get("teacher_regimes", []):
-            build_augmentation(regime)
-        check_kd_params(exp.get("temperature", 20.0), exp.get("alpha", 0.5))
-    for pname, prof in (grid.get("profiles") or {}).items():
-        where = f"{path}: profiles.{pname}"
-        _check_keys(where, prof, _PROFILE)
-        for role, ds in prof["datasets"].items():
-            _check_keys(f"{where}.datasets.{role}", ds, _DATASET)
-        for kind, rec in prof["recipes"].items():
-            if kind not in ("teacher", "student"):
-                raise ValueError(f"{where}.recipes: {kind!r} is neither 'teacher' nor 'student'")
-            _check_keys(f"{where}.recipes.{kind}", rec, _RECIPE)
-            Recipe(**rec)
-        for model in prof.get("models", {}):
-            _check_model(f"{where}.models", model)
-        if not prof.get("seeds"):
-            raise ValueError(f"{where}: seeds must be a non-empty list")
-        if prof.get("failed_runs", "exclude") not in ("exclude", "keep"):
-            raise ValueError(f"{where}: failed_runs must be 'exclude' (the default) or 'keep' (smoke profiles, whose "
-                             f"runs are at chance by design), got {prof['failed_runs']!r}")
-    return grid
-
-
-def _check_model(where, name):
-    if name not in MODELS:
-        raise ValueError(f"{where}: unknown model {name!r}; choose one of {sorted(MODELS)}")
+    return check_grid(grid, path)
 
 
 def _profile(grid: dict, profile: str) -> dict:
@@ -135,14 +76,24 @@ def _recipe(prof: dict, kind: str) -> dict:
     return vars(Recipe(**prof["recipes"][kind]))
 
 
-def _spec(regime: str) -> str:
-    return build_augmentation(regime).spec
+def _spec(regime: str, prof: dict | None = None) -> str:
+    """The canonical spec of a regime in a profile: flip+crop takes the profile's ``flipcrop_fill`` unless the
+    regime names its own ``fill``."""
+    fill = (prof or {}).get("flipcrop_fill", "black")
+    parts = []
+    for name, kwargs in parse_spec(regime):
+        if name == "flipcrop" and "fill" not in kwargs:
+            kwargs = {**kwargs, "fill": fill}
+        parts.append(name + ("(" + ",".join(f"{k}={v}" for k, v in kwargs.items()) + ")" if kwargs else ""))
+    return build_augmentation("+".join(parts)).spec
 
 
 def teacher_configs(grid, profile, dataset_role, model, regime, seeds=None) -> list[dict]:
     prof = _profile(grid, profile)
     ds = resolve_dataset(grid, profile, dataset_role)
-    return [{"kind": "teacher", "dataset": ds, "model": _model(prof, model), "augment": _spec(regime),
+    if seeds is not None:
+        check_seeds("seeds", seeds)
+    return [{"kind": "teacher", "dataset": ds, "model": _model(prof, model), "augment": _spec(regime, prof),
              "recipe": _recipe(prof, "teacher"), "seed": int(s)} for s in (seeds or prof["seeds"])]
 
 
@@ -151,12 +102,14 @@ def student_groups(grid, profile, dataset_role, teacher_model, teacher_regime, s
     """Per seed: (teacher config or None, [student configs that train in lockstep])."""
     prof = _profile(grid, profile)
     ds = resolve_dataset(grid, profile, dataset_role)
+    if seeds is not None:
+        check_seeds("seeds", seeds)
     seeds = seeds or prof["seeds"]
     teachers = (teacher_configs(grid, profile, dataset_role, teacher_model, teacher_regime, seeds)
                 if teacher_regime is not None and alpha > 0 else [None] * len(seeds))
     out = []
     for seed, tcfg in zip(seeds, teachers):
-        group = [{"kind": "student", "dataset": ds, "model": _model(prof, m), "augment": _spec(regime),
+        group = [{"kind": "student", "dataset": ds, "model": _model(prof, m), "augment": _spec(regime, prof),
                   "recipe": _recipe(prof, "student"), "seed": int(seed),
                   "teacher": run_id(tcfg) if tcfg else None, "temperature": float(temperature),
                   "alpha": float(alpha)} for m in students]
@@ -191,8 +144,20 @@ class Task:
     depends: list = field(default_factory=list)
 
 
+MAX_NAME = 100  # task names are file names (book/runs/<part>/<name>.ipynb, .html, temporary files beside them)
+
+
 def _slug(text: str) -> str:
-    return text.replace("+", "-").replace("(", "").replace(")", "").replace(",", "_").replace("=", "")
+    text = text.replace("+", "-").replace("(", "").replace(")", "").replace(",", "_").replace("=", "")
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", text)  # what a file name and Snakemake's {name} accept
+
+
+def disk_name(name: str, limit: int = MAX_NAME) -> str:
+    """``name`` as it is if it fits ``limit`` characters, else its beginning and a hash of the whole
+    (distinct names stay distinct; the ``teacher-``/``students-`` prefix is kept)."""
+    if len(name) <= limit:
+        return name
+    return f"{name[:limit - 12]}-h{hashlib.sha256(name.encode()).hexdigest()[:10]}"
 
 
 def plan(profile: str, grid: dict | None = None) -> list[Task]:
@@ -203,6 +168,8 @@ def plan(profile: str, grid: dict | None = None) -> list[Task]:
     tasks: dict[str, Task] = {}
 
     def add(task: Task, experiment: str):
+        task.name = disk_name(task.name)
+        task.depends = [disk_name(d) for d in task.depends]
         if task.name not in tasks:
             tasks[task.name] = task
         if experiment not in tasks[task.name].experiments:
@@ -264,10 +231,12 @@ def validate_params(kind: str, params: dict) -> dict:
             near = difflib.get_close_matches(key, sorted(types), n=1)
             raise ValueError(f"unknown parameter {key!r} for the {kind} notebook"
                              + (f"; did you mean {near[0]!r}?" if near else "") + f" Parameters: {sorted(types)}")
-        if not isinstance(value, types[key]) or (types[key] is str and isinstance(value, bool)):
-            allowed = types[key] if isinstance(types[key], tuple) else (types[key],)
+        allowed = types[key] if isinstance(types[key], tuple) else (types[key],)
+        if not isinstance(value, allowed) or (bool not in allowed and isinstance(value, bool)):
             raise ValueError(f"parameter {key!r} of the {kind} notebook must be "
                              f"{' or '.join(t.__name__ for t in allowed)}, got {type(value).__name__} {value!r}")
+    if params.get("seeds") is not None:
+        check_seeds(f"parameter 'seeds' of the {kind} notebook", params["seeds"])
     return params
 
 
@@ -284,16 +253,18 @@ def run_task(task: Task | dict, runs=None, device=None, progress=True, grid_path
     p.pop("kind", None)
     grid = load_grid(grid_path)
     store = RunStore(runs, p["profile"], results=results)
-    if kind == "teacher":
-        cfgs = teacher_configs(grid, p["profile"], p["dataset"], p["model"], p["regime"], seeds)
-        return [run_teacher(c, store, device, progress) for c in cfgs]
-    out = []
-    for tcfg, group in student_groups(grid, p["profile"], p["dataset"], p["teacher_model"], p["teacher_regime"],
-                                      p["students"], p["regime"], p["temperature"], p["alpha"], seeds):
-        if tcfg is not None:
-            run_teacher(tcfg, store, device, progress)  # a cache hit when the teacher task ran first
-        out.extend(run_students(group, store, device, progress))
-    return out
+    # the profile's thread count, the same on every path that trains (recorded in provenance.json)
+    with torch_threads(_profile(grid, p["profile"]).get("threads")):
+        if kind == "teacher":
+            cfgs = teacher_configs(grid, p["profile"], p["dataset"], p["model"], p["regime"], seeds)
+            return [run_teacher(c, store, device, progress) for c in cfgs]
+        out = []
+        for tcfg, group in student_groups(grid, p["profile"], p["dataset"], p["teacher_model"], p["teacher_regime"],
+                                          p["students"], p["regime"], p["temperature"], p["alpha"], seeds):
+            if tcfg is not None:
+                run_teacher(tcfg, store, device, progress)  # a cache hit when the teacher task ran first
+            out.extend(run_students(group, store, device, progress))
+        return out
 
 
 def task_status(task: Task | dict, runs=None, grid_path=None, seeds=None, grid: dict | None = None

@@ -20,11 +20,12 @@ from .loader import DeviceLoader
 from .metrics import (agreement, class_discrimination, class_kl_to_human, class_separability,
                       classification_metrics, ece, kl_to_human, teacher_student_kl)
 from .models import build_model
-from .runs import Run, RunStore, provenance
-from .train import Learner, NumericalError, Recipe, fit, predict, seed_everything, teacher_logits_on
+from .runs import ArtifactError, Run, RunStore, provenance
+from .train import (Learner, NumericalError, Recipe, fit, load_checkpoint_file, predict, seed_everything,
+                    teacher_logits_on)
 
 __all__ = ["run_teacher", "run_students", "TeacherWeightsMissing", "load_model", "resolve_device", "evaluate_model", "stream_seeds",
-           "split_of"]
+           "split_of", "read_train_logits"]
 
 _DATA_MEMO: dict = {}
 
@@ -85,7 +86,7 @@ def load_model(run: Run, device) -> torch.nn.Module:
     model = _build(cfg["model"], ds_name)
     if not run.checkpoint.is_file():
         raise FileNotFoundError(f"run {run.folder} has no checkpoint.pt; train it first")
-    state = torch.load(run.checkpoint, map_location=device, weights_only=True)
+    state = load_checkpoint_file(run.checkpoint, device)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as err:
@@ -153,7 +154,7 @@ def _finish(run: Run, learner: Learner, metrics, arrays, device, t_start, t_trai
     from .records import run_health
 
     run.write_history(learner.history)
-    run.write_arrays("predictions.npz", **arrays)
+    run.write_arrays("predictions.npz", compress=False, **arrays)  # the record (results/) is the compact copy
     metrics["health"] = run_health(metrics, learner.history, int(arrays["test_probs"].shape[1]))
     run.write_json("metrics.json", metrics)
     prov = provenance(device, _dataset_provenance(run.config),
@@ -255,7 +256,8 @@ def run_students(configs: list[dict], store: RunStore, device=None, progress=Tru
                                     temperature=cfg["temperature"], alpha=cfg["alpha"], checkpoint=r.checkpoint))
         cached = None
         if teacher is not None and first["augment"] == "none":
-            cached = torch.as_tensor(teacher_run.read_arrays("train_logits.npz")["logits"], device=device)
+            n_train = len(split_of(first["dataset"], "train", "subset"))
+            cached = torch.as_tensor(read_train_logits(teacher_run, n_train), device=device)
         # learners resumed from different epochs train in separate lockstep groups
         by_epoch: dict = {}
         for r, lr in zip(pending, learners):
@@ -278,10 +280,29 @@ def run_students(configs: list[dict], store: RunStore, device=None, progress=Tru
     return runs
 
 
+def read_train_logits(run: Run, n: int, num_classes: int = 10) -> np.ndarray:
+    """A teacher's cached logits on the clean training split: float (n, num_classes), finite, or an
+    ArtifactError naming the file and the fix (a short or object-dtype file is not used silently)."""
+    path = run.path("train_logits.npz")
+    arrays = run.read_arrays("train_logits.npz")  # names the file when unreadable; never unpickles
+    fix = f"delete {path} and the teacher's DONE marker to retrain the teacher (python -m kdlib grid)"
+    logits = arrays.get("logits")
+    if logits is None:
+        raise ArtifactError(f"{path} has no 'logits' array (it holds {sorted(arrays)}); {fix}")
+    if logits.dtype.kind != "f":
+        raise ArtifactError(f"{path}: logits have dtype {logits.dtype}, not floats; {fix}")
+    if logits.shape != (n, num_classes):
+        raise ArtifactError(f"{path}: logits of shape {logits.shape}, but the training split has {n} images of "
+                            f"{num_classes} classes; the file is short or belongs to another dataset. {fix}")
+    if not np.isfinite(logits).all():
+        raise ArtifactError(f"{path}: logits hold NaN or Inf; {fix}")
+    return logits.astype(np.float32)
+
+
 def _checkpoint_epoch(run: Run) -> int:
     if not run.checkpoint.is_file():
         return 0
-    return int(torch.load(run.checkpoint, map_location="cpu", weights_only=True)["epoch"])
+    return int(load_checkpoint_file(run.checkpoint, "cpu", keys=("epoch",))["epoch"])
 
 
 def clear_data_memo():

@@ -498,6 +498,68 @@ def export_store(profile: str, runs=None, dest=None, plan_only: bool = True, gri
 
 
 # --------------------------------------------------------------------------- dataset sidecar
+def migrate_records(results_root, profile: str, transform, why: str, dry_run: bool = False) -> dict:
+    """Rewrite the configs of ``profile``'s records with ``transform(config) -> config`` where a config
+    described its run incompletely (a parameter added later, whose old implicit value the runs used).
+
+    Each changed record moves to the id of its new config; students follow their teacher's new id.
+    Every other file is kept byte for byte (provenance too: it names the run as it was made); the
+    manifest gets the new checksums and ``migrated: {from, why}``. Every record is read with the
+    importer's checks first. Returns ``{old_id: new_id}``.
+    """
+    root = Path(results_root) / profile
+    ids: dict[str, str] = {}
+    plans = []
+    for kind in ("teacher", "student"):  # teachers first: students name their teacher's id
+        for folder in sorted((root / kind).glob("*")):
+            if not (folder / DONE).is_file():
+                continue
+            cand = _Candidate(folder, profile, kind).load()
+            cfg = transform(json.loads(json.dumps(cand.config)))
+            if kind == "student" and cfg.get("teacher") in ids:
+                cfg["teacher"] = ids[cfg["teacher"]]
+            new = run_id(cfg)
+            if new == cand.id:
+                continue
+            if (root / kind / new).exists():
+                raise RecordError(f"{folder} would move to {root / kind / new}, which exists; nothing was changed")
+            ids[cand.id] = new
+            plans.append((cand, cfg, new))
+    if dry_run:
+        return ids
+    for cand, cfg, new in plans:
+        final = root / cand.kind / new
+        tmp = Path(tempfile.mkdtemp(prefix=f".migrate-{new}-", dir=final.parent))
+        try:
+            for p in cand.folder.iterdir():
+                if p.name not in (MANIFEST, "config.json"):
+                    shutil.copy2(p, tmp / p.name)
+            config_bytes = (json.dumps(cfg, indent=2, sort_keys=True) + "\n").encode()
+            atomic_write_bytes(tmp / "config.json", config_bytes)
+            manifest = json.loads((cand.folder / MANIFEST).read_text()) if (cand.folder / MANIFEST).is_file() else {}
+            files = dict(manifest.get("files") or {})
+            files["config.json"] = _sha256(config_bytes)
+            manifest.update(run_id=new, files=files,
+                            migrated={"from": cand.id, "why": why, "on": time.strftime("%Y-%m-%d")})
+            atomic_write_bytes(tmp / MANIFEST, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
+            os.chmod(tmp, 0o755)
+            os.rename(tmp, final)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(cand.folder)
+    return ids
+
+
+def flipcrop_fill(fill: str):
+    """A config transform for :func:`migrate_records`: flip+crop specs without ``fill`` get ``fill``."""
+    def transform(cfg: dict) -> dict:
+        cfg["augment"] = re.sub(r"flipcrop\(([^)]*)\)", lambda m: m.group(0) if "fill=" in m.group(1)
+                                else f"flipcrop({m.group(1)},fill={fill})", cfg["augment"])
+        return cfg
+    return transform
+
+
 def sidecar_path(results_root, profile: str, dataset: str) -> Path:
     return Path(results_root) / profile / "datasets" / f"{dataset}-test.npz"
 
@@ -532,8 +594,18 @@ def read_dataset_sidecar(results_root, profile: str, dataset: str) -> dict | Non
     path = sidecar_path(results_root, profile, dataset)
     if not path.is_file():
         return None
-    with np.load(path, allow_pickle=False) as z:
-        out = {k: z[k] for k in z.files}
+    fix = (f"restore it with git (git checkout -- {path}) or rebuild it where the dataset is present "
+           f"(python -m kdlib export --profile {profile})")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            out = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise RecordError(f"{path} is not a readable dataset sidecar ({type(err).__name__}: {err}); {fix}") from None
+    missing = {"labels", "indices", "classes"} - set(out)
+    n = len(out.get("labels", ()))
+    if missing or len(out["indices"]) != n or ("human" in out and out["human"].shape != (n, len(out["classes"]))):
+        raise RecordError(f"{path} lacks {sorted(missing)} or its arrays disagree in length; {fix}" if missing else
+                          f"{path}: its labels, indices and human labels disagree in shape; {fix}")
     out["labels"] = out["labels"].astype(np.int64)
     out["indices"] = out["indices"].astype(np.int64)
     if "human" in out:

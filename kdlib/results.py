@@ -74,6 +74,7 @@ def collect(store: RunStore, grid: dict | None = None, plan_only: bool = True, i
                "regime": regime_key(cfg["augment"]), "seed": cfg["seed"], "alpha": cfg.get("alpha", 0.0),
                "temperature": cfg.get("temperature")}
         tcfg = teachers.get(cfg.get("teacher")) if cfg["kind"] == "student" else None
+        row["teacher"] = cfg.get("teacher") if cfg["kind"] == "student" else None
         row["teacher_model"] = tcfg["model"]["name"] if tcfg else None
         row["teacher_regime"] = regime_key(tcfg["augment"]) if tcfg else None
         for k in ("accuracy", "precision", "recall", "f1", "nll", "ece", "ece10", "class_separability",

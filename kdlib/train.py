@@ -17,8 +17,10 @@ last good checkpoint is kept (the bad epoch is never saved).
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
+import pickle
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -40,6 +42,10 @@ class NumericalError(RuntimeError):
     """The loss became NaN or Inf."""
 
 
+MAX_EPOCHS = 10_000
+MAX_BATCH = 65_536
+
+
 @dataclass
 class Recipe:
     """Optimiser and schedule: SGD with Nesterov momentum, one-cycle or cosine learning rate."""
@@ -55,10 +61,19 @@ class Recipe:
     label_smoothing: float = 0.0
 
     def __post_init__(self):
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
-            raise ValueError(f"epochs must be an integer >= 0, got {self.epochs!r}")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or not 1 <= self.epochs <= MAX_EPOCHS:
+            raise ValueError(f"epochs must be an integer >= 1 (and at most {MAX_EPOCHS}), got {self.epochs!r}")
+        if (isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int)
+                or not 1 <= self.batch_size <= MAX_BATCH):
+            raise ValueError(f"batch_size must be a positive integer (at most {MAX_BATCH}), got {self.batch_size!r}")
+        if not isinstance(self.nesterov, bool):
+            raise ValueError(f"nesterov must be true or false, got {self.nesterov!r}")
+        if not isinstance(self.schedule, str):
+            raise ValueError(f"schedule must be 'onecycle' or 'cosine', got {self.schedule!r}")
+        for name in ("warmup", "label_smoothing"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ValueError(f"{name} must be a number, got {v!r}")
         for name in ("lr", "momentum", "weight_decay"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
@@ -115,23 +130,88 @@ def seed_everything(seed: int):
     torch.manual_seed(seed)
 
 
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run the block with ``n`` intra-op torch threads (None: leave the setting), restored afterwards.
+
+    A profile's ``threads:`` is applied this way by every path that trains (``python -m kdlib grid``,
+    the notebooks Snakemake runs), so one profile trains with one setting whatever the environment
+    (e.g. ``OMP_NUM_THREADS``) says: CPU results depend on it through the order of float sums."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def autocast_for(device: torch.device):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
+def _disk_full(path: Path, err: BaseException) -> OSError:
+    return OSError(errno.ENOSPC, f"cannot write {path}: the disk is full or the quota is reached "
+                                 f"({' '.join(str(err).split())[:200]}). Nothing was half-written; free space on "
+                                 f"{path.parent} or point the run store elsewhere (--runs DIR or $KDLIB_RUNS) and "
+                                 f"run again: training resumes from the last checkpoint")
+
+
 def atomic_torch_save(obj, path: Path):
+    """torch.save to a temporary name, then rename. A full disk is an OSError(ENOSPC) naming ``path``
+    and the fix (torch reports it as "enforce fail at inline_container.cc ... file write failed")."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as err:
+            if "inline_container" in str(err) or "file write failed" in str(err):
+                raise _disk_full(path, err) from None
+            raise
+        except OSError as err:
+            if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise _disk_full(path, err) from None
+            raise
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def load_checkpoint_file(path: Path, device="cpu", keys=("model",)) -> dict:
+    """``torch.load(path, weights_only=True)`` with errors that name the file, the cause and the fix.
+
+    A checkpoint torch refuses under ``weights_only`` holds objects other than tensors: it was
+    tampered with or written by another program. It is refused; torch's advice to load it with
+    ``weights_only=False`` (which runs code from the file) is not passed on.
+    """
+    path = Path(path)
+    fix = f"delete {path} (or its run folder) and train the run again"
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"checkpoint {path} is missing; train the run first") from None
+    except PermissionError as err:
+        raise PermissionError(f"cannot read checkpoint {path} ({err.strerror}); make it readable "
+                              f"(chmod u+r) or {fix}") from None
+    except pickle.UnpicklingError:
+        raise ValueError(f"checkpoint {path} holds objects other than tensors and numbers: it was altered or "
+                         f"written by another program, and is refused for safety. Fix: {fix}") from None
+    except (RuntimeError, OSError, EOFError, ValueError, KeyError, AttributeError) as err:
+        reason = " ".join(str(err).split())[:160]
+        raise ValueError(f"checkpoint {path} is truncated or not a kdlib checkpoint ({type(err).__name__}: "
+                         f"{reason}). Fix: {fix}") from None
+    if not isinstance(state, dict) or any(k not in state for k in keys):
+        raise ValueError(f"checkpoint {path} lacks {[k for k in keys if not isinstance(state, dict) or k not in state]}"
+                         f"; it is not a kdlib checkpoint. Fix: {fix}")
+    return state
 
 
 def _rng_state():
@@ -155,10 +235,8 @@ def _load_checkpoint(learner: Learner, opt, sched, device):
     """Restore a learner from its checkpoint; returns the loader state saved with it (or None)."""
     if learner.checkpoint is None or not Path(learner.checkpoint).is_file():
         return None
-    try:
-        state = torch.load(learner.checkpoint, map_location=device, weights_only=True)
-    except Exception as err:  # noqa: BLE001
-        raise RuntimeError(f"checkpoint {learner.checkpoint} is unreadable ({err}); delete it to restart that run") from None
+    state = load_checkpoint_file(learner.checkpoint, device,
+                                 keys=("model", "optimizer", "scheduler", "history", "epoch", "rng", "loader"))
     learner.model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])

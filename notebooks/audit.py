@@ -164,6 +164,6 @@ glue("t7_none_cinic", f"{t7['none']['cinic'][0]:.3f}", display=False)
 # | KL to CIFAR-10H | class-averaged, with human-argmax and predicted-argmax denominators | per image KL(human ‖ model); class-averaged with ground-truth denominators, labelled |
 # | seeding | `torch.manual_seed(2)` only; mixup λ, CutMix box and Cutout from unseeded numpy | every random draw from seeded `torch.Generator`s, state checkpointed |
 # | checkpoint selection | best epoch on the test set | last epoch |
-# | flip+crop padding | `RandomCrop(32, padding=4)` before `Normalize`: the border is black | the border is 0 after normalising, i.e. the dataset mean (kept so the recorded GPU runs stay comparable; to change with the next re-run of the recorded seeds) |
+# | flip+crop padding | `RandomCrop(32, padding=4)` before `Normalize`: the border is black | black, as torchvision (`fill=black`, the default: the border is −mean/std once normalised; tested equal to torchvision's transforms), except the `paper` profile, whose committed CIFAR-10 seeds were trained with the dataset mean (`flipcrop_fill: mean`, written into their configs as `fill=mean`) and keep it until they are re-run |
 # | test loss (NLL) | cross-entropy as computed by PyTorch | the true class's probability floored at 1e-12 (a mistake costs at most 27.6 nats) |
 # | students and augmentation | the student's augmentation sits in `if False:`; teacher and student see the same clean batch | the same, for E2; E4/E5 augment students on purpose, and the teacher then runs on the augmented batch |

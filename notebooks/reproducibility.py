@@ -94,3 +94,59 @@ for path in bench_files:
                 .hide(axis="index"))
         display(Markdown(f"Cached and online teacher logits differ by at most "
                          f"{di['cached_vs_online_max_abs_diff']:.1e}."))
+    if "levers" in b:
+        lv = b["levers"]
+        mp = lv["measured_peak"]
+        display(Markdown(f"Speed levers (`kdlib.fast`) at batch {lv['batch_size']}: MFU against the datasheet peak "
+                         + (f"({lv['peak_flops'] / 1e12:.0f} TFLOP/s) " if lv.get("peak_flops") else "")
+                         + f"and against the peak a {mp['n']}³ {mp['dtype'].replace('torch.', '')} matrix product "
+                         f"reached in the same run ({mp['flop_per_s'] / 1e12:.1f} TFLOP/s); the loss difference is "
+                         f"the largest gap between the lever's loss curve and the plain step's over 5 steps."))
+        table = [{"model": m, "lever": k, "images/s": r.get("images_per_s"),
+                  "vs plain": (r["images_per_s"] / v["variants"]["plain"]["images_per_s"]) if "images_per_s" in r else None,
+                  "MFU (datasheet)": r.get("mfu_datasheet"), "MFU (measured peak)": r.get("mfu_measured"),
+                  "loss difference": r.get("max_abs_loss_diff"), "error": r.get("error", "")}
+                 for m, v in lv["models"].items() for k, r in v["variants"].items()]
+        display(pd.DataFrame(table).style.format({"images/s": "{:,.0f}", "vs plain": "{:.2f}", "MFU (datasheet)": "{:.1%}",
+                                                  "MFU (measured peak)": "{:.1%}", "loss difference": "{:.1e}"},
+                                                 na_rep="-").hide(axis="index"))
+        table = [{"LeNets in one step": k, "stacked (vmap) model-images/s": r.get("stacked_model_images_per_s"),
+                  "one after another": r.get("sequential_model_images_per_s"), "speed-up": r.get("speedup"),
+                  "error": r.get("error", "")} for k, r in lv["stacked"].items()]
+        display(pd.DataFrame(table).style.format({"stacked (vmap) model-images/s": "{:,.0f}",
+                                                  "one after another": "{:,.0f}", "speed-up": "{:.2f}"},
+                                                 na_rep="-").hide(axis="index"))
+
+# %% [markdown]
+# ## How far from converged are the teachers?
+#
+# The paper trained its teachers for 218 epochs with a step schedule; this grid trains them for far
+# fewer (its `teacher` recipe). Where a longer run was recorded (profile `paper-long`: the same recipe,
+# 4× the epochs), it is compared here with the grid's teachers of the same regime.
+
+# %% tags=["hide-input"]
+from kdlib.results import regime_key  # noqa: E402
+
+long_rows = []
+if store.results is not None and (Path(store.results) / f"{profile}-long").is_dir():
+    long_store = RunStore(store.root, f"{profile}-long", results=store.results)
+    short = {(r["regime"], r["seed"]): r for r in collect(store) if r["kind"] == "teacher" and r["model"] == "resnet18"}
+    for run in long_store.runs("teacher"):
+        cfg, acc = run.config, run.read_json("metrics.json")["test"]["accuracy"]
+        same = [r for (reg, _), r in short.items() if reg == regime_key(cfg["augment"])]
+        long_rows.append({"regime": regime_key(cfg["augment"]), "seed": cfg["seed"],
+                          "epochs": cfg["recipe"]["epochs"], "accuracy": acc,
+                          f"grid's teachers ({load_grid()['profiles'][profile]['recipes']['teacher']['epochs']} epochs)":
+                              ", ".join(f"{r['accuracy']:.4f} (seed {r['seed']})" for r in sorted(same, key=lambda r: r["seed"])),
+                          "gain over their mean": acc - sum(r["accuracy"] for r in same) / len(same) if same else None})
+if long_rows:
+    display(pd.DataFrame(long_rows).style.format({"accuracy": "{:.4f}", "gain over their mean": "{:+.4f}"},
+                                                 na_rep="-").hide(axis="index"))
+    gain = long_rows[0]["gain over their mean"]
+    if gain is not None:
+        display(Markdown(f"Training {long_rows[0]['epochs']} epochs instead of the grid's gains "
+                         f"{100 * gain:+.1f} points on this regime: the grid's teachers are "
+                         + ("not converged (more than 1 point is left); the verdicts on teachers hold for this "
+                            "training budget only." if gain > 0.01 else "close to converged.")))
+else:
+    display(Markdown(f"No longer-trained teacher is recorded for profile `{profile}` (`results/{profile}-long/`)."))

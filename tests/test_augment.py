@@ -192,7 +192,7 @@ def test_flipcrop_without_padding_only_flips():
 # ----------------------------------------------------------------------------- spec and errors
 def test_spec_is_canonical_and_overridable():
     aug = build_augmentation("flipcrop + cutout(length=8)")
-    assert aug.spec == "flipcrop(padding=4,flip=True)+cutout(length=8,n_holes=1)"
+    assert aug.spec == "flipcrop(padding=4,flip=True,fill=black)+cutout(length=8,n_holes=1)"
     assert build_augmentation("cutmix(beta=1,prob=1)").spec == "cutmix(beta=1,prob=1)"
     assert build_augmentation("mixup").mixes and not build_augmentation("flipcrop+cutout").mixes
     assert set(REGIMES) == {"none", "flipcrop", "cutout", "mixup", "cutmix"}
@@ -206,7 +206,7 @@ def test_spec_is_canonical_and_overridable():
         ("cutout(size=8)", "no parameter.*length"),
         ("mixup(alpha=0)", "alpha must be a positive number"),
         ("cutmix(prob=1.5)", r"prob must be in \[0, 1\]"),
-        ("cutout(length=abc)", "cannot read 'abc'"),
+        ("cutout(length=abc)", "length must be an integer"), ("cutout(length=1.5.2)", "cannot read '1.5.2'"),
         ("flipcrop(4)", "must be key=value"),
         ("", "non-empty string"),
         ("flipcrop+", "cannot parse"),
@@ -228,3 +228,78 @@ def test_bad_batches_raise_value_error():
         aug(x[0], torch.zeros(4, dtype=torch.long))
     with pytest.raises(ValueError, match=r"\(N, 10\) soft targets"):
         aug(x, torch.rand(4, 3))
+
+
+# ----------------------------------------------------------------------------- hostile parameters
+@pytest.mark.parametrize("a", [1e-4, 1e-3, 0.01])
+def test_beta_sampler_stays_finite_for_small_parameters(a):
+    like = torch.zeros(1)
+    g = gen(3)
+    draws = np.array([float(sample_beta(a, a, like, g)) for _ in range(300)])
+    assert np.isfinite(draws).all() and ((draws >= 0) & (draws <= 1)).all()
+    # Beta(a, a) for small a puts its mass at the two ends, half on each
+    assert 0.3 < (draws > 0.5).mean() < 0.7
+
+
+@pytest.mark.parametrize("spec", ["mixup(alpha=0.001)", "cutmix(beta=0.001,prob=1.0)"])
+def test_mixers_with_small_parameters_give_finite_batches(spec):
+    x, y = distinct_batch()
+    aug = build_augmentation(spec, num_classes=16)
+    for seed in range(20):
+        xo, yo = aug(x, y, generator=gen(seed))
+        assert torch.isfinite(xo).all() and torch.isfinite(yo).all()
+        torch.testing.assert_close(yo.sum(1), torch.ones(len(yo)))
+
+
+def test_ordinary_beta_draws_are_unchanged_by_the_log_path():
+    # the values generator seed 0 gave before the sampler worked in logs: recorded runs replay exactly
+    g = gen(0)
+    got = [float(sample_beta(a, a, torch.zeros(1), g)) for a in (1.0, 0.2, 2.0)]
+    assert got == [0.3633885599782783, 0.9389391589892341, 0.7521887045970167]
+
+
+@pytest.mark.parametrize("spec, needle", [
+    ("mixup(alpha=1e-9)", r"alpha must lie in \[0.0001, 10000\]"),
+    ("cutmix(beta=1e9)", r"beta must lie in"),
+    ("cutout(n_holes=100000)", "n_holes must be at most 64"),
+    ("cutout(length=100000)", "length must be at most 1024"),
+    ("flipcrop(padding=5000)", "padding must be at most 64"),
+])
+def test_parameters_beyond_their_bounds_are_refused(spec, needle):
+    with pytest.raises(ValueError, match=needle):
+        build_augmentation(spec)
+
+
+def test_flipcrop_pads_black_exactly_as_torchvision_randomcrop_before_normalize():
+    """torchvision: RandomCrop(32, padding=4) and RandomHorizontalFlip on the [0, 1] image, then Normalize.
+    Ours works on normalised batches: with the loader's mean/std the border is -mean/std, i.e. black."""
+    import torchvision.transforms.functional as TF
+
+    from kdlib.augment import build_augmentation
+
+    mean, std = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
+    g = torch.Generator().manual_seed(3)
+    raw = torch.rand(6, 3, 32, 32, generator=g)  # [0, 1] images
+    m, s = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
+    aug = build_augmentation("flipcrop").set_normalization(mean, std)
+    assert aug.spec == "flipcrop(padding=4,flip=True,fill=black)"
+    out, _ = aug((raw - m) / s, torch.zeros(6, dtype=torch.long), generator=torch.Generator().manual_seed(7))
+    # the same draws, in FlipCrop's order: row offsets, column offsets, flips
+    g2 = torch.Generator().manual_seed(7)
+    dy, dx = torch.randint(0, 9, (6,), generator=g2), torch.randint(0, 9, (6,), generator=g2)
+    flipped = torch.rand((6,), generator=g2) < 0.5
+    for i in range(6):
+        ref = TF.crop(TF.pad(raw[i], [4], fill=0), int(dy[i]), int(dx[i]), 32, 32)
+        if flipped[i]:
+            ref = TF.hflip(ref)
+        ref = TF.normalize(ref, mean, std)
+        torch.testing.assert_close(out[i], ref, rtol=0, atol=1e-6)
+    assert flipped.any() and (dy != 4).any()  # the border and the flip were exercised
+    # the legacy fill: the mean colour, 0 once normalised
+    mean_fill = build_augmentation("flipcrop(fill=mean)").set_normalization(mean, std)
+    out2, _ = mean_fill((raw - m) / s, torch.zeros(6, dtype=torch.long), generator=torch.Generator().manual_seed(7))
+    i = int(torch.nonzero(dy < 4)[0])  # an image cropped from the top border: its first row is padding
+    assert torch.equal(out2[i, :, 0], torch.zeros_like(out2[i, :, 0]))
+    assert torch.allclose(out[i, :, 0], (-torch.tensor(mean) / torch.tensor(std))[:, None].expand(3, 32))
+    with pytest.raises(ValueError, match="fill must be one of"):
+        build_augmentation("flipcrop(fill=grey)")

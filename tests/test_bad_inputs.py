@@ -60,7 +60,7 @@ CASES = {
                ValueError, "temperature must be a finite number > 0"),
     "alpha outside [0,1]": (lambda t: kd_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.tensor([0, 1]), alpha=2),
                             ValueError, r"alpha must be in \[0, 1\]"),
-    "negative epochs": (lambda t: Recipe(epochs=-1), ValueError, "epochs must be an integer >= 0"),
+    "negative epochs": (lambda t: Recipe(epochs=-1), ValueError, "epochs must be an integer >= 1"),
     "shapes that disagree": (lambda t: kd_loss(torch.zeros(2, 3), torch.zeros(2, 4), torch.tensor([0, 1])),
                              ValueError, "teacher_logits shape"),
     "dataset missing": (lambda t: D.load_dataset("mnist", "train", root=t / "empty"), D.DatasetNotFoundError,

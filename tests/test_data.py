@@ -498,3 +498,15 @@ def test_fixture_script_reproduces_the_committed_fixture_from_the_real_files(tmp
     first = np.sort(np.concatenate([np.flatnonzero(real.labels == c)[:30] for c in range(10)]))
     tiny = load_dataset("fashion-mnist", "train", root=FIXTURE_FASHION.parent, cache=False)
     assert np.array_equal(tiny.images, real.images[first]) and np.array_equal(tiny.labels, real.labels[first])
+
+
+def test_one_cache_location_whatever_the_working_folder(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    import kdlib.data as D
+
+    monkeypatch.delenv("KDLIB_CACHE", raising=False)
+    monkeypatch.chdir(tmp_path)  # a kernel started in notebooks/ or anywhere else
+    assert D._cache_dir() == Path(D.__file__).resolve().parents[1] / "data" / "cache"
+    monkeypatch.setenv("KDLIB_CACHE", str(tmp_path / "c"))
+    assert D._cache_dir() == tmp_path / "c"

@@ -147,7 +147,7 @@ def test_grid_typo_names_the_nearest_key(tmp_path):
     grid["experiments"]["E2"]["students"] = grid["experiments"]["E2"].pop("studnets")
     grid["profiles"]["smoke"]["recipes"]["teacher"]["epochs"] = -2
     bad.write_text(yaml.safe_dump(grid))
-    with pytest.raises(ValueError, match="epochs must be an integer >= 0"):
+    with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
         load_grid(bad)
 
 
@@ -190,7 +190,7 @@ def test_snakemake_dry_run_builds_the_dag(tmp_path):
         if len(parts) == 2 and parts[1].isdigit():
             jobs[parts[0]] = int(parts[1])
     assert jobs["teacher"] + jobs["students"] == n_part1 + n_part2, jobs
-    assert jobs["chapter"] == 12 and jobs["audit"] == 1 and jobs["conclusion"] == 1
+    assert jobs["chapter"] == 14 and jobs["audit"] == 1 and jobs["conclusion"] == 1
     assert "--no-train" in res.stdout or "teacher" in res.stdout
 
 
@@ -223,11 +223,13 @@ def test_cifar_profile_with_human_labels_end_to_end(tmp_path, monkeypatch):
         nb = nbformat.read(path, 4)
         return "\n".join(json.dumps(o) for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
 
-    for chapter in ("results", "dichotomy"):
+    for chapter in ("results", "dichotomy", "fidelity"):
         out = execute_chapter(chapter, "cifar-smoke", runs=store.root, output=tmp_path / f"{chapter}.ipynb")
         assert "CIFAR-10H is not here" not in outputs(out)
     dich = outputs(tmp_path / "dichotomy.ipynb")
     assert "image/png" in dich and "No embeddings in these runs" not in dich  # full runs keep embeddings
+    fid = outputs(tmp_path / "fidelity.ipynb")  # five teachers, each with a LeNet and an AlexNet student
+    assert "Spearman" in fid and "KL to CIFAR-10H" in fid and fid.count("image/png") == 2
     P.clear_data_memo()
 
 

@@ -340,3 +340,49 @@ def test_explorer_points_join_records_and_images_on_original_indices():
     assert np.bincount(pts["labels"]).max() <= 5 and set(k) <= set(emb_rows)
     again = explorer_points(pred, view, per_class=5, pick=pts["pick"])
     assert np.array_equal(again["pick"], pts["pick"])
+
+
+@needs_data
+def test_migrating_configs_moves_records_and_keeps_them_importable(exported, tmp_path):
+    """A parameter made explicit: records move to their new ids, students follow their teachers, every
+    other file is kept byte for byte, and the importer's checks pass on the result."""
+    from kdlib.records import flipcrop_fill, migrate_records
+
+    def to_legacy(cfg):  # the configs as they were written before flip+crop had a fill
+        cfg["augment"] = cfg["augment"].replace(",fill=black", "")
+        return cfg
+
+    migrate_records(exported, PROFILE, to_legacy, "test: back to the legacy spelling")
+    before = {p.name: {f.name: f.read_bytes() for f in p.iterdir()}
+              for p in (exported / PROFILE).glob("*/*") if p.parent.name in ("teacher", "student")}
+    ids = migrate_records(exported, PROFILE, flipcrop_fill("mean"), "test")
+    assert ids and all(old in before and not (exported / PROFILE / "teacher" / old).exists() for old in ids)
+    for kind in ("teacher", "student"):
+        for folder in (exported / PROFILE / kind).iterdir():
+            cfg = json.loads((folder / "config.json").read_text())
+            assert folder.name == run_id(cfg)
+            assert "flipcrop(" not in cfg["augment"] or "fill=mean" in cfg["augment"]
+            old = next((o for o, n in ids.items() if n == folder.name), folder.name)
+            for name, data in before[old].items():
+                if name not in ("config.json", MANIFEST):
+                    assert (folder / name).read_bytes() == data, (folder, name)
+            if old != folder.name:
+                assert json.loads((folder / MANIFEST).read_text())["migrated"]["from"] == old
+            if kind == "student" and cfg.get("teacher"):
+                assert (exported / PROFILE / "teacher" / cfg["teacher"] / "DONE").is_file()
+    assert migrate_records(exported, PROFILE, flipcrop_fill("mean"), "again") == {}  # idempotent
+    report = import_records(exported, tmp_path / "copy")
+    assert {r["status"] for r in report} == {"added"}
+
+
+def test_a_corrupt_dataset_sidecar_is_a_clear_error(tmp_path):
+    from kdlib.records import RecordError, sidecar_path
+
+    path = sidecar_path(tmp_path, "paper", "cifar10")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(RecordError, match=r"cifar10-test.npz is not a readable dataset sidecar.*git checkout"):
+        read_dataset_sidecar(tmp_path, "paper", "cifar10")
+    np.savez(path, labels=np.zeros(3), indices=np.zeros(2), classes=np.array(["a"]))
+    with pytest.raises(RecordError, match="disagree"):
+        read_dataset_sidecar(tmp_path, "paper", "cifar10")

@@ -1,0 +1,211 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # What students learn of their teachers (beyond the paper)
+#
+# Two questions the paper does not ask, answered from the runs already in the grid (no new training):
+#
+# 1. **Fidelity.** Do students of augmented teachers learn *less* of their teacher (lower top-1
+#    agreement, larger KL(teacher ‖ student) on the test set), or learn it as well and inherit its
+#    flaws? (Stanton et al., 2021, found that students rarely match their teachers even when they could.)
+# 2. **What predicts a good teacher.** Across every teacher of the grid (each regime and seed one point),
+#    how well does each property of a teacher — accuracy, test NLL, ECE, KL to the human labels,
+#    class separability, discrimination, the spread of its logits — rank its distilled student's
+#    accuracy? Spearman's ρ with a 95% percentile bootstrap interval over teachers
+#    (`kdlib.predictors`).
+#
+# Students here are the paper's E2 students (clean inputs, T = 20, α = 0.5).
+
+# %% tags=["parameters", "hide-input"]
+profile = "quick"
+runs = None
+part = "II"
+
+# %% tags=["hide-input"]
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from IPython.display import Markdown, display
+
+from kdlib.grid import load_grid, resolve_dataset
+from kdlib.predictors import PREDICTORS, correlations, teacher_student_pairs
+from kdlib.report import MODEL_NAMES, REGIME_NAMES, part_header, regime_color
+from kdlib.results import REGIMES, collect, fmt_ci, load_predictions, paired_difference
+from kdlib.runs import RunStore
+
+store = RunStore(runs, profile)
+rows = collect(store)
+main = resolve_dataset(load_grid(), profile, "main")["name"]
+rows_main = [r for r in rows if r["dataset"] == main]
+display(Markdown(part_header(part, profile, rows_main, main)))
+teacher_ids = [r["id"] for r in rows_main if r["kind"] == "teacher" and r["model"] == "resnet18"]
+logits = {}
+for tid in teacher_ids:
+    pred = load_predictions(store, tid)
+    logits[tid] = pred.get("test_logits")
+pairs = {m: teacher_student_pairs(rows_main, m, teacher_logits=logits) for m in ("lenet", "alexnet")}
+pairs = {m: [p for p in ps if p["teacher_model"] == "resnet18"] for m, ps in pairs.items()}
+n_pairs = sum(len(p) for p in pairs.values())
+if not n_pairs:
+    display(Markdown(f"No distilled student of profile `{profile}` is finished yet: this chapter is empty. "
+                     f"Fill the grid with `python -m kdlib grid --profile {profile}`."))
+no_logits = [t for t, z in logits.items() if z is None]
+if no_logits:
+    display(Markdown(f"{len(no_logits)} of {len(logits)} teacher records kept no logits (the first GPU slice "
+                     f"stored probabilities only): the logit-spread predictor uses the other teachers."))
+
+# %% [markdown]
+# ## Fidelity: how much of its teacher does a student learn?
+#
+# Mean over seeds with the 95% Student-t interval (the per-seed values in brackets when there are
+# fewer than three). Agreement: the share of test images on which student and teacher predict the same
+# class; KL: KL(teacher ‖ student) of the test-set predictions at T = 1, averaged over images.
+
+# %% tags=["hide-input"]
+def by_regime(model):
+    out = {}
+    for p in pairs[model]:
+        out.setdefault(p["teacher_regime"], []).append(p)
+    return out
+
+
+table = []
+for model in ("lenet", "alexnet"):
+    groups = by_regime(model)
+    for regime in REGIMES:
+        ps = groups.get(regime, [])
+        if not ps:
+            continue
+        table.append({"student": MODEL_NAMES[model], "teacher": REGIME_NAMES[regime], "seeds": len(ps),
+                      "teacher accuracy": fmt_ci([p["accuracy"] for p in ps]),
+                      "student accuracy": fmt_ci([p["student_accuracy"] for p in ps]),
+                      "agreement": fmt_ci([p["agreement"] for p in ps]),
+                      "KL(teacher ‖ student)": fmt_ci([p["kl_teacher_student"] for p in ps])})
+if table:
+    display(pd.DataFrame(table).style.hide(axis="index"))
+
+# %% [markdown]
+# Paired against the plain teacher's student of the same seed (a − b, 95% interval): a negative
+# agreement difference means the student of the augmented teacher copies its teacher less.
+
+# %% tags=["hide-input"]
+diffs = []
+for model in ("lenet", "alexnet"):
+    groups = by_regime(model)
+    base = {p["seed"]: p for p in groups.get("none", [])}
+    for regime in REGIMES[1:]:
+        other = {p["seed"]: p for p in groups.get(regime, [])}
+        if not (set(base) & set(other)):
+            continue
+        row = {"student": MODEL_NAMES[model], "teacher": f"{REGIME_NAMES[regime]} − none"}
+        for key, label in (("agreement", "agreement"), ("kl_teacher_student", "KL(t ‖ s)"),
+                           ("student_accuracy", "student accuracy")):
+            d = paired_difference({s: p[key] for s, p in other.items()}, {s: p[key] for s, p in base.items()})
+            ci = "" if math.isinf(d["high"]) or math.isnan(d["high"]) else f" [{d['low']:+.3f}, {d['high']:+.3f}]"
+            row[label] = f"{d['mean']:+.3f}{ci} (n={d['n']})"
+        diffs.append(row)
+if diffs:
+    display(pd.DataFrame(diffs).style.hide(axis="index"))
+else:
+    display(Markdown("No seed has both a plain and an augmented teacher's student yet."))
+
+# %% tags=["hide-input"]
+records = [{"student": MODEL_NAMES[m], "teacher regime": REGIME_NAMES[p["teacher_regime"]], "seed": p["seed"],
+            "agreement with teacher": p["agreement"], "student accuracy": p["student_accuracy"]}
+           for m in pairs for p in pairs[m]]
+if records:
+    df = pd.DataFrame(records)
+    order = [REGIME_NAMES[r] for r in REGIMES if REGIME_NAMES[r] in set(df["teacher regime"])]
+    palette = {REGIME_NAMES[r]: regime_color(r) for r in REGIMES}
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6), constrained_layout=True)
+    for ax, y in zip(axes, ("agreement with teacher", "student accuracy")):
+        sns.pointplot(data=df, x="teacher regime", y=y, hue="student", order=order, errorbar=("ci", 95),
+                      dodge=0.3, linestyle="none", markers=["o", "s"], ax=ax, palette=["#333333", "#888888"])
+        sns.stripplot(data=df, x="teacher regime", y=y, hue="student", order=order, dodge=True, ax=ax,
+                      palette=["#1f77b4", "#d62728"], size=4, alpha=0.6, legend=False)
+        ax.set_xlabel("teacher's training regime")
+        ax.set_ylabel(y)
+        ax.tick_params(axis="x", labelrotation=20)
+    axes[0].set_title("How much of its teacher a student copies")
+    axes[1].set_title("How accurate the student is")
+    axes[1].get_legend().remove() if axes[1].get_legend() else None
+    plt.show()
+
+# %% [markdown]
+# *Figure: per-seed values (dots) and the mean with a 95% bootstrap interval (seaborn) of each student's
+# top-1 agreement with its teacher (left) and its test accuracy (right), by the teacher's regime.*
+#
+# ## What predicts a good teacher?
+#
+# Spearman's ρ between each teacher property and its distilled student's accuracy, over every
+# (teacher regime, seed), with a 95% percentile bootstrap interval (2,000 resamples of the teachers; no
+# interval under four teachers). With ten teachers an interval that excludes zero is a strong hint,
+# not a law: regimes differ in more than one property at once.
+
+# %% tags=["hide-input"]
+corr_rows, summaries = [], []
+for model in ("lenet", "alexnet"):
+    if len(pairs[model]) < 2:
+        continue
+    res = correlations(pairs[model])
+    for c in res:
+        ci = "-" if math.isnan(c["low"]) else f"[{c['low']:+.2f}, {c['high']:+.2f}]"
+        corr_rows.append({"student": MODEL_NAMES[model], "teacher property": c["label"],
+                          "Spearman ρ": "-" if math.isnan(c["r"]) else f"{c['r']:+.2f}", "95% interval": ci,
+                          "teachers": c["n"]})
+    decisive = [c for c in res if not math.isnan(c["low"]) and (c["low"] > 0 or c["high"] < 0)]
+    if decisive:
+        best = max(decisive, key=lambda c: abs(c["r"]))
+        summaries.append(f"For {MODEL_NAMES[model]} students, the {best['label']} ranks the student's accuracy best "
+                         f"(ρ = {best['r']:+.2f}, interval [{best['low']:+.2f}, {best['high']:+.2f}], "
+                         f"{best['n']} teachers); {len(decisive)} of {len(res)} properties have an interval that "
+                         f"excludes zero.")
+    else:
+        summaries.append(f"For {MODEL_NAMES[model]} students, no teacher property's interval excludes zero over "
+                         f"{len(pairs[model])} teachers.")
+if corr_rows:
+    display(pd.DataFrame(corr_rows).style.hide(axis="index"))
+    display(Markdown(" ".join(summaries)))
+else:
+    display(Markdown("Fewer than two teachers with a distilled student: no correlation to show."))
+
+# %% tags=["hide-input"]
+if pairs["lenet"]:
+    keys = [k for k in PREDICTORS if any(not math.isnan(p[k]) for p in pairs["lenet"])]
+    ncol = 4
+    nrow = math.ceil(len(keys) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(11, 2.7 * nrow), constrained_layout=True, squeeze=False)
+    for ax, key in zip(axes.flat, keys):
+        for model, marker in (("lenet", "o"), ("alexnet", "s")):
+            for p in pairs[model]:
+                if not math.isnan(p[key]):
+                    ax.scatter(p[key], p["student_accuracy"], color=regime_color(p["teacher_regime"]), marker=marker,
+                               s=28, edgecolor="black", linewidth=0.4)
+        ax.set_xlabel(PREDICTORS[key], fontsize=9)
+        ax.set_ylabel("student accuracy", fontsize=9)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    handles = [plt.Line2D([], [], color=regime_color(r), marker="o", linestyle="", label=REGIME_NAMES[r])
+               for r in REGIMES]
+    handles += [plt.Line2D([], [], color="grey", marker=m, linestyle="", label=MODEL_NAMES[n])
+                for n, m in (("lenet", "o"), ("alexnet", "s"))]
+    fig.legend(handles=handles, loc="outside lower center", ncol=7, fontsize=9, frameon=False)
+    plt.show()
+
+# %% [markdown]
+# *Figure: each teacher (colour: its regime; one point per seed) against the accuracy of its distilled
+# LeNet (circles) and AlexNet (squares) student.*
