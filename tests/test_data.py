@@ -461,7 +461,9 @@ def test_cache_never_lands_in_a_read_only_data_root(tmp_path, monkeypatch):
     src.chmod(0o555)
     monkeypatch.delenv("KDLIB_CACHE")
     monkeypatch.setenv("KDLIB_DATA", str(src))
-    monkeypatch.chdir(tmp_path)
+    import kdlib.data as D
+
+    monkeypatch.setattr(D, "_project_root", lambda: tmp_path)  # the checkout's data/cache, stood in
     try:
         load_dataset("mnist", "test", verify=False)
         assert not (src / "cache").exists()
