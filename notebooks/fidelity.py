@@ -72,8 +72,8 @@ if no_logits:
 # %% [markdown]
 # ## Fidelity: how much of its teacher does a student learn?
 #
-# Mean over seeds with the 95% Student-t interval (the per-seed values in brackets when there are
-# fewer than three). Agreement: the share of test images on which student and teacher predict the same
+# Mean over seeds ± the half-width of the 95% Student-t interval (a single value where one seed
+# finished). Agreement: the share of test images on which student and teacher predict the same
 # class; KL: KL(teacher ‖ student) of the test-set predictions at T = 1, averaged over images.
 
 # %% tags=["hide-input"]
@@ -132,23 +132,28 @@ if records:
     df = pd.DataFrame(records)
     order = [REGIME_NAMES[r] for r in REGIMES if REGIME_NAMES[r] in set(df["teacher regime"])]
     palette = {REGIME_NAMES[r]: regime_color(r) for r in REGIMES}
-    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6), constrained_layout=True)
-    for ax, y in zip(axes, ("agreement with teacher", "student accuracy")):
-        sns.pointplot(data=df, x="teacher regime", y=y, hue="student", order=order, errorbar=("ci", 95),
-                      dodge=0.3, linestyle="none", markers=["o", "s"], ax=ax, palette=["#333333", "#888888"])
-        sns.stripplot(data=df, x="teacher regime", y=y, hue="student", order=order, dodge=True, ax=ax,
-                      palette=["#1f77b4", "#d62728"], size=4, alpha=0.6, legend=False)
-        ax.set_xlabel("teacher's training regime")
-        ax.set_ylabel(y)
-        ax.tick_params(axis="x", labelrotation=20)
-    axes[0].set_title("How much of its teacher a student copies")
-    axes[1].set_title("How accurate the student is")
-    axes[1].get_legend().remove() if axes[1].get_legend() else None
+    students = [MODEL_NAMES[m] for m in ("lenet", "alexnet") if MODEL_NAMES[m] in set(df["student"])]
+    fig, axes = plt.subplots(2, len(students), figsize=(4.8 * len(students), 6.4), constrained_layout=True,
+                             squeeze=False)
+    for col, student in enumerate(students):
+        sub = df[df["student"] == student]
+        for row, y in enumerate(("agreement with teacher", "student accuracy")):
+            ax = axes[row, col]
+            sns.pointplot(data=sub, x="teacher regime", y=y, order=order, errorbar=("ci", 95), color="black",
+                          linestyle="none", markers="_", markersize=18, ax=ax)
+            sns.stripplot(data=sub, x="teacher regime", y=y, order=order, hue="teacher regime", palette=palette,
+                          size=6, jitter=0.15, edgecolor="black", linewidth=0.4, legend=False, ax=ax)
+            ax.set_xlabel("teacher's training regime" if row else "")
+            ax.set_ylabel(y)
+            ax.set_title(f"{student} students: " + ("how much of the teacher they copy" if row == 0
+                                                    else "their test accuracy"), fontsize=10)
+            ax.tick_params(axis="x", labelrotation=20)
     plt.show()
 
 # %% [markdown]
-# *Figure: per-seed values (dots) and the mean with a 95% bootstrap interval (seaborn) of each student's
-# top-1 agreement with its teacher (left) and its test accuracy (right), by the teacher's regime.*
+# *Figure: per-seed values (dots, coloured by the teacher's regime) and their mean (black bar, with
+# seaborn's 95% bootstrap interval where there are several seeds) of each student's top-1 agreement
+# with its teacher (top) and its test accuracy (bottom), by the teacher's regime; one column per student.*
 #
 # ## What predicts a good teacher?
 #
@@ -185,28 +190,32 @@ else:
     display(Markdown("Fewer than two teachers with a distilled student: no correlation to show."))
 
 # %% tags=["hide-input"]
-if pairs["lenet"]:
-    keys = [k for k in PREDICTORS if any(not math.isnan(p[k]) for p in pairs["lenet"])]
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+for model in ("lenet", "alexnet"):
+    if len(pairs[model]) < 2:
+        continue
+    keys = [k for k in PREDICTORS if any(not math.isnan(p[k]) for p in pairs[model])]
     ncol = 4
     nrow = math.ceil(len(keys) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(11, 2.7 * nrow), constrained_layout=True, squeeze=False)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(11, 2.9 * nrow), constrained_layout=True, squeeze=False)
     for ax, key in zip(axes.flat, keys):
-        for model, marker in (("lenet", "o"), ("alexnet", "s")):
-            for p in pairs[model]:
-                if not math.isnan(p[key]):
-                    ax.scatter(p[key], p["student_accuracy"], color=regime_color(p["teacher_regime"]), marker=marker,
-                               s=28, edgecolor="black", linewidth=0.4)
+        for p in pairs[model]:
+            if not math.isnan(p[key]):
+                ax.scatter(p[key], p["student_accuracy"], color=regime_color(p["teacher_regime"]), s=34,
+                           edgecolor="black", linewidth=0.4)
         ax.set_xlabel(PREDICTORS[key], fontsize=9)
-        ax.set_ylabel("student accuracy", fontsize=9)
+        ax.set_ylabel(f"{MODEL_NAMES[model]} accuracy", fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.tick_params(labelsize=8)
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
-    handles = [plt.Line2D([], [], color=regime_color(r), marker="o", linestyle="", label=REGIME_NAMES[r])
-               for r in REGIMES]
-    handles += [plt.Line2D([], [], color="grey", marker=m, linestyle="", label=MODEL_NAMES[n])
-                for n, m in (("lenet", "o"), ("alexnet", "s"))]
-    fig.legend(handles=handles, loc="outside lower center", ncol=7, fontsize=9, frameon=False)
+    handles = [plt.Line2D([], [], color=regime_color(r), marker="o", linestyle="", markeredgecolor="black",
+                          label=REGIME_NAMES[r]) for r in REGIMES]
+    fig.legend(handles=handles, loc="outside lower center", ncol=5, fontsize=9, frameon=False,
+               title=f"teacher's regime ({MODEL_NAMES[model]} students)")
     plt.show()
 
 # %% [markdown]
-# *Figure: each teacher (colour: its regime; one point per seed) against the accuracy of its distilled
-# LeNet (circles) and AlexNet (squares) student.*
+# *Figures: each teacher (colour: its regime; one point per seed) against the accuracy of its distilled
+# LeNet student (first figure) and AlexNet student (second).*
