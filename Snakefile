@@ -154,6 +154,9 @@ rule teacher:
         "book/runs/{part}/teacher-{name}.ipynb",
     log:
         "logs/{part}/teacher-{name}.log",
+    # Teachers first: every student report waits for its teacher, and a late teacher with many students (the
+    # plain one: E2, E4) left one core idle for 90 s of a 13-minute build (measured on 2 cores).
+    priority: 50
     params:
         profile=lambda w: PROFILES[w.part],
         train=lambda w: "" if w.part in TRAIN else "--no-train",
