@@ -278,9 +278,9 @@ def bench_levers(device="cpu", batch_size=512, steps=20, cases=("lenet", "alexne
     x = torch.randn(batch_size, 3, 32, 32, generator=g).to(device).contiguous(memory_format=cl)
     y = torch.softmax(torch.randn(batch_size, 10, generator=g), 1).to(device)
 
-    def plain_step(model, opt):
+    def plain_step(model, opt, inputs=x):
         with autocast_for(device):
-            logits = model(x)
+            logits = model(inputs)
         loss = -(y * torch.log_softmax(logits.float(), 1)).sum(1).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -331,12 +331,7 @@ def bench_levers(device="cpu", batch_size=512, steps=20, cases=("lenet", "alexne
 
         def sequential():
             for m, o in zip(models, opts):
-                with autocast_for(device):
-                    logits = m(xs)
-                loss = -(y * torch.log_softmax(logits.float(), 1)).sum(1).mean()
-                o.zero_grad(set_to_none=True)
-                loss.backward()
-                o.step()
+                plain_step(m, o, xs)
 
         seq = timed(sequential, steps)
         try:

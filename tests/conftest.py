@@ -88,3 +88,16 @@ def fresh_checkout(dest: Path) -> Path:
         subprocess.run(git + cmd, cwd=dest, check=True, capture_output=True)
     os.symlink(Path(sys.prefix), dest / ".venv")
     return dest
+
+
+def grid_with(tmp_path, edit):
+    """A copy of the project's grid.yaml in ``tmp_path``, changed by ``edit(grid_dict)``."""
+    import yaml
+
+    from kdlib.grid import GRID_PATH
+
+    grid = yaml.safe_load(GRID_PATH.read_text())
+    edit(grid)
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(grid))
+    return path

@@ -8,16 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from kdlib import data as D
 from kdlib.augment import build_augmentation
 from kdlib.distill import kd_loss
-from kdlib.grid import GRID_PATH, load_grid, plan, run_task
+from kdlib.grid import load_grid, plan, run_task
 from kdlib.models import build_model
 from kdlib.notebooks import execute_task
 from kdlib.runs import RunStore
 from kdlib.train import Recipe
+from conftest import grid_with
 
 
 def write_idx_gz(path, arr):
@@ -32,14 +32,6 @@ def mnist_root(tmp_path, n=20):
         write_idx_gz(tmp_path / f"{prefix}-images-idx3-ubyte.gz", np.zeros((n, 28, 28)))
         write_idx_gz(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10)
     return tmp_path
-
-
-def grid_with(tmp_path, edit):
-    grid = yaml.safe_load(GRID_PATH.read_text())
-    edit(grid)
-    path = tmp_path / "grid.yaml"
-    path.write_text(yaml.safe_dump(grid))
-    return path
 
 
 def corrupt_tar(tmp_path):

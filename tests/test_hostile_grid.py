@@ -1,17 +1,9 @@
 """Hostile grids and CLI values: refused at load time, with the place and the fix, before any folder exists."""
 import pytest
-import yaml
 
-from kdlib.grid import GRID_PATH, load_grid, main as grid_main, validate_params
+from kdlib.grid import load_grid, main as grid_main, validate_params
 from kdlib.train import Recipe
-
-
-def grid_with(tmp_path, edit):
-    grid = yaml.safe_load(GRID_PATH.read_text())
-    edit(grid)
-    path = tmp_path / "grid.yaml"
-    path.write_text(yaml.safe_dump(grid))
-    return path
+from conftest import grid_with
 
 
 def smoke(g):
