@@ -17,7 +17,6 @@ from kdlib.pipeline import read_train_logits
 from kdlib.runs import ArtifactError, RunStore, atomic_write_bytes, run_id
 from kdlib.train import atomic_torch_save, load_checkpoint_file
 
-from conftest import needs_fashion
 
 TEACHER = {"kind": "teacher", "profile": "smoke", "dataset": "main", "model": "resnet18", "regime": "none"}
 STUDENTS = {"kind": "students", "profile": "smoke", "dataset": "main", "teacher_model": "resnet18",
@@ -49,7 +48,6 @@ def student_cfg():
                           seeds=[0])[0][1][0]
 
 
-@needs_fashion
 @pytest.mark.parametrize("missing", ["predictions.npz", "checkpoint.pt", "train_logits.npz", "metrics.json"])
 def test_done_without_an_artifact_is_reported_once_and_retrained(store, missing):
     run = store.run(teacher_cfg())
@@ -67,7 +65,6 @@ def test_done_without_an_artifact_is_reported_once_and_retrained(store, missing)
     assert not list(again.folder.glob("*.tmp"))
 
 
-@needs_fashion
 def test_truncated_metrics_is_not_finished_and_its_read_names_the_file(store):
     run = store.run(teacher_cfg())
     path = run.folder / "metrics.json"
@@ -84,7 +81,6 @@ def test_truncated_metrics_is_not_finished_and_its_read_names_the_file(store):
         run.read_predictions()
 
 
-@needs_fashion
 def test_swapped_config_is_not_reported_under_the_new_config(store):
     run = store.run(teacher_cfg(0))
     other = teacher_cfg(7)
@@ -100,7 +96,6 @@ def test_swapped_config_is_not_reported_under_the_new_config(store):
     assert store.run(teacher_cfg(0)).done
 
 
-@needs_fashion
 def test_short_or_object_train_logits_are_clear_errors(store):
     run = store.run(teacher_cfg())
     n = len(read_train_logits(run, 100))
@@ -173,7 +168,6 @@ def test_full_disk_during_an_artifact_write(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-@needs_fashion
 def test_provenance_records_the_profiles_thread_count(store):
     before = torch.get_num_threads()
     prov = store.run(teacher_cfg()).read_json("provenance.json")
