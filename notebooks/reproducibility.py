@@ -107,12 +107,14 @@ for path in bench_files:
                   "MFU (datasheet)": r.get("mfu_datasheet"), "MFU (measured peak)": r.get("mfu_measured"),
                   "loss difference": r.get("max_abs_loss_diff"), "error": r.get("error", "")}
                  for m, v in lv["models"].items() for k, r in v["variants"].items()]
+        table = [{k: v for k, v in row.items() if k != "error" or any(r["error"] for r in table)} for row in table]
         display(pd.DataFrame(table).style.format({"images/s": "{:,.0f}", "vs plain": "{:.2f}", "MFU (datasheet)": "{:.1%}",
                                                   "MFU (measured peak)": "{:.1%}", "loss difference": "{:.1e}"},
                                                  na_rep="-").hide(axis="index"))
         table = [{"LeNets in one step": k, "stacked (vmap) model-images/s": r.get("stacked_model_images_per_s"),
                   "one after another": r.get("sequential_model_images_per_s"), "speed-up": r.get("speedup"),
                   "error": r.get("error", "")} for k, r in lv["stacked"].items()]
+        table = [{k: v for k, v in row.items() if k != "error" or any(r["error"] for r in table)} for row in table]
         display(pd.DataFrame(table).style.format({"stacked (vmap) model-images/s": "{:,.0f}",
                                                   "one after another": "{:,.0f}", "speed-up": "{:.2f}"},
                                                  na_rep="-").hide(axis="index"))
@@ -125,6 +127,7 @@ for path in bench_files:
 # 4× the epochs), it is compared here with the grid's teachers of the same regime.
 
 # %% tags=["hide-input"]
+from kdlib.report import REGIME_NAMES  # noqa: E402
 from kdlib.results import regime_key  # noqa: E402
 
 long_rows = []
@@ -134,7 +137,7 @@ if store.results is not None and (Path(store.results) / f"{profile}-long").is_di
     for run in long_store.runs("teacher"):
         cfg, acc = run.config, run.read_json("metrics.json")["test"]["accuracy"]
         same = [r for (reg, _), r in short.items() if reg == regime_key(cfg["augment"])]
-        long_rows.append({"regime": regime_key(cfg["augment"]), "seed": cfg["seed"],
+        long_rows.append({"regime": REGIME_NAMES.get(regime_key(cfg["augment"]), cfg["augment"]), "seed": cfg["seed"],
                           "epochs": cfg["recipe"]["epochs"], "accuracy": acc,
                           f"grid's teachers ({load_grid()['profiles'][profile]['recipes']['teacher']['epochs']} epochs)":
                               ", ".join(f"{r['accuracy']:.4f} (seed {r['seed']})" for r in sorted(same, key=lambda r: r["seed"])),
