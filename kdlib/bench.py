@@ -134,14 +134,19 @@ def _time_steps(model, x, y, steps, amp, device):
         loss.backward()
         opt.step()
 
-    for _ in range(2):  # warm-up (cudnn autotune, compile)
-        step()
+    return x.shape[0] / _seconds_per_call(step, steps, device)
+
+
+def _seconds_per_call(fn, n: int, device, warmup: int = 2) -> float:
+    """Mean seconds of ``fn()`` over ``n`` calls after ``warmup`` (cudnn autotune, compile, graph capture)."""
+    for _ in range(warmup):
+        fn()
     _sync(device)
     t = time.perf_counter()
-    for _ in range(steps):
-        step()
+    for _ in range(n):
+        fn()
     _sync(device)
-    return x.shape[0] * steps / (time.perf_counter() - t)
+    return (time.perf_counter() - t) / n
 
 
 MODEL_CASES = {  # name -> (model name, kwargs); 'quick' widths are the quick profile's
@@ -288,14 +293,7 @@ def bench_levers(device="cpu", batch_size=512, steps=20, cases=("lenet", "alexne
         return loss.detach()
 
     def timed(fn, n):
-        fn()
-        fn()
-        _sync(device)
-        t = time.perf_counter()
-        for _ in range(n):
-            fn()
-        _sync(device)
-        return (time.perf_counter() - t) / n
+        return _seconds_per_call(fn, n, device)
 
     for case in cases:
         torch.manual_seed(0)

@@ -128,18 +128,22 @@ def test_lockstep_students_equal_solo_students():
         torch.testing.assert_close(u, v, rtol=1e-5, atol=1e-6)
 
 
+def interruptible_run(path, epochs, aug, checkpoint_every, stop_after=None):
+    """An AlexNet (dropout: the RNG state matters) trained with checkpoints, interrupted after ``stop_after``."""
+    torch.manual_seed(11)
+    model = build_model("alexnet", width=4, in_channels=1, image_size=16)
+
+    def stop(epoch):
+        if stop_after is not None and epoch == stop_after:
+            raise KeyboardInterrupt
+    learner = Learner("m", model, Recipe(epochs=epochs, batch_size=32, lr=0.05), checkpoint=path)
+    fit([learner], loader(aug), progress=False, on_epoch=stop, checkpoint_every=checkpoint_every)
+    return model, learner
+
+
 def test_interrupted_run_resumes_to_identical_weights(tmp_path):
     def run(path, stop_after=None):
-        model = build_model("alexnet", width=4, in_channels=1, image_size=16)  # dropout: RNG state matters
-        torch.manual_seed(11)
-        model = build_model("alexnet", width=4, in_channels=1, image_size=16)
-
-        def stop(epoch):
-            if stop_after is not None and epoch == stop_after:
-                raise KeyboardInterrupt
-        learner = Learner("m", model, Recipe(epochs=3, batch_size=32, lr=0.05), checkpoint=path)
-        fit([learner], loader("flipcrop+mixup"), progress=False, on_epoch=stop, checkpoint_every=0)
-        return model, learner
+        return interruptible_run(path, 3, "flipcrop+mixup", 0, stop_after)
 
     ref, ref_learner = run(tmp_path / "a.pt")
     with pytest.raises(KeyboardInterrupt):
@@ -204,15 +208,7 @@ def test_resume_from_a_wall_time_checkpoint_is_exact(tmp_path, monkeypatch):
     import kdlib.train as train
 
     def run(path, stop_after=None):
-        torch.manual_seed(11)
-        model = build_model("alexnet", width=4, in_channels=1, image_size=16)
-
-        def stop(epoch):
-            if stop_after is not None and epoch == stop_after:
-                raise KeyboardInterrupt
-        learner = Learner("m", model, Recipe(epochs=4, batch_size=32, lr=0.05), checkpoint=path)
-        fit([learner], loader("flipcrop+cutmix"), progress=False, on_epoch=stop, checkpoint_every=50)
-        return model, learner
+        return interruptible_run(path, 4, "flipcrop+cutmix", 50, stop_after)
 
     monkeypatch.setattr(train, "time", FakeClock(10.0))
     ref, ref_learner = run(tmp_path / "a.pt")
