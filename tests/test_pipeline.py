@@ -228,8 +228,10 @@ def test_cifar_profile_with_human_labels_end_to_end(tmp_path, monkeypatch):
         assert "CIFAR-10H is not here" not in outputs(out)
     dich = outputs(tmp_path / "dichotomy.ipynb")
     assert "image/png" in dich and "No embeddings in these runs" not in dich  # full runs keep embeddings
-    fid = outputs(tmp_path / "fidelity.ipynb")  # five teachers, each with a LeNet and an AlexNet student
-    assert "Spearman" in fid and "KL to CIFAR-10H" in fid and fid.count("image/png") == 2
+    # five teachers, each with a LeNet and an AlexNet student: one figure of agreement and accuracy (a column
+    # per student model), then one predictor-scatter figure per student model
+    fid = outputs(tmp_path / "fidelity.ipynb")
+    assert "Spearman" in fid and "KL to CIFAR-10H" in fid and fid.count("image/png") == 1 + 2
     P.clear_data_memo()
 
 
