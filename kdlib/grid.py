@@ -26,7 +26,7 @@ from .gridcheck import check_grid, check_seeds
 from .runs import RunStore, run_id
 from .train import Recipe, torch_threads
 
-__all__ = ["load_grid", "plan", "Task", "task_configs", "planned_configs", "task_status", "task_runs", "teacher_configs", "student_groups", "run_task", "run_grid", "main",
+__all__ = ["load_grid", "plan", "experiment_names", "extension_experiments", "CALIBRATIONS", "Task", "task_configs", "planned_configs", "task_status", "task_runs", "teacher_configs", "student_groups", "run_task", "run_grid", "main",
            "GRID_PATH", "validate_params"]
 
 GRID_PATH = Path(__file__).resolve().parent.parent / "grid.yaml"
@@ -88,24 +88,42 @@ def _spec(regime: str, prof: dict | None = None) -> str:
     return build_augmentation("+".join(parts)).spec
 
 
-def teacher_configs(grid, profile, dataset_role, model, regime, seeds=None) -> list[dict]:
+def teacher_configs(grid, profile, dataset_role, model, regime, seeds=None, label_smoothing: float = 0.0
+                    ) -> list[dict]:
+    """``label_smoothing``: the teacher's cross-entropy targets smoothed by this much (a control of grid
+    experiment E9; 0 keeps the profile's recipe)."""
     prof = _profile(grid, profile)
     ds = resolve_dataset(grid, profile, dataset_role)
     if seeds is not None:
         check_seeds("seeds", seeds)
+    recipe = _recipe(prof, "teacher")
+    if label_smoothing:
+        recipe = vars(Recipe(**{**recipe, "label_smoothing": float(label_smoothing)}))
     return [{"kind": "teacher", "dataset": ds, "model": _model(prof, model), "augment": _spec(regime, prof),
-             "recipe": _recipe(prof, "teacher"), "seed": int(s)} for s in (seeds or prof["seeds"])]
+             "recipe": recipe, "seed": int(s)} for s in (seeds or prof["seeds"])]
+
+
+CALIBRATIONS = ("none", "temperature")
 
 
 def student_groups(grid, profile, dataset_role, teacher_model, teacher_regime, students, regime, temperature,
-                   alpha, seeds=None) -> list[tuple[dict | None, list[dict]]]:
-    """Per seed: (teacher config or None, [student configs that train in lockstep])."""
+                   alpha, seeds=None, teacher_label_smoothing: float = 0.0, teacher_calibration: str = "none"
+                   ) -> list[tuple[dict | None, list[dict]]]:
+    """Per seed: (teacher config or None, [student configs that train in lockstep]).
+
+    ``teacher_label_smoothing``: the teacher is the label-smoothed one (see :func:`teacher_configs`).
+    ``teacher_calibration``: ``"temperature"`` distils from the teacher's logits divided by the temperature
+    that calibrates it on held-out data (:mod:`kdlib.calibration`); the key joins the student's config only
+    then, so every other run keeps its id."""
+    if teacher_calibration not in CALIBRATIONS:
+        raise ValueError(f"teacher_calibration must be one of {list(CALIBRATIONS)}, got {teacher_calibration!r}")
     prof = _profile(grid, profile)
     ds = resolve_dataset(grid, profile, dataset_role)
     if seeds is not None:
         check_seeds("seeds", seeds)
     seeds = seeds or prof["seeds"]
-    teachers = (teacher_configs(grid, profile, dataset_role, teacher_model, teacher_regime, seeds)
+    teachers = (teacher_configs(grid, profile, dataset_role, teacher_model, teacher_regime, seeds,
+                                teacher_label_smoothing)
                 if teacher_regime is not None and alpha > 0 else [None] * len(seeds))
     out = []
     for seed, tcfg in zip(seeds, teachers):
@@ -113,6 +131,9 @@ def student_groups(grid, profile, dataset_role, teacher_model, teacher_regime, s
                   "recipe": _recipe(prof, "student"), "seed": int(seed),
                   "teacher": run_id(tcfg) if tcfg else None, "temperature": float(temperature),
                   "alpha": float(alpha)} for m in students]
+        if tcfg is not None and teacher_calibration != "none":
+            for c in group:
+                c["teacher_calibration"] = teacher_calibration
         out.append((tcfg, group))
     return out
 
@@ -121,10 +142,16 @@ def task_configs(task, grid: dict, seeds=None) -> list[dict]:
     """Every run config of one task (all seeds; every student of every group)."""
     p = task.params if isinstance(task, Task) else task
     if (task.kind if isinstance(task, Task) else p["kind"]) == "teacher":
-        return teacher_configs(grid, p["profile"], p["dataset"], p["model"], p["regime"], seeds)
-    return [c for _, group in student_groups(grid, p["profile"], p["dataset"], p["teacher_model"], p["teacher_regime"],
-                                              p["students"], p["regime"], p["temperature"], p["alpha"], seeds)
-            for c in group]
+        return teacher_configs(grid, p["profile"], p["dataset"], p["model"], p["regime"], seeds,
+                               p.get("label_smoothing", 0.0))
+    return [c for _, group in _groups(grid, p, seeds) for c in group]
+
+
+def _groups(grid, p: dict, seeds=None):
+    """student_groups() of a students task's params."""
+    return student_groups(grid, p["profile"], p["dataset"], p["teacher_model"], p["teacher_regime"], p["students"],
+                          p["regime"], p["temperature"], p["alpha"], seeds, p.get("teacher_label_smoothing", 0.0),
+                          p.get("teacher_calibration", "none"))
 
 
 def planned_configs(profile: str, grid: dict | None = None) -> list[dict]:
@@ -160,6 +187,17 @@ def disk_name(name: str, limit: int = MAX_NAME) -> str:
     return f"{name[:limit - 12]}-h{hashlib.sha256(name.encode()).hexdigest()[:10]}"
 
 
+def experiment_names(profile: str, grid: dict) -> list[str]:
+    """The experiments a profile runs: its ``experiments:`` list, else every experiment of the grid."""
+    prof = _profile(grid, profile)
+    return list(prof.get("experiments") or (grid.get("experiments") or {}))
+
+
+def extension_experiments(grid: dict) -> list[str]:
+    """The experiments marked ``extension: true`` (beyond the paper: the extensions chapter reads them)."""
+    return [n for n, e in (grid.get("experiments") or {}).items() if e.get("extension")]
+
+
 def plan(profile: str, grid: dict | None = None) -> list[Task]:
     """Every task of the profile, teachers first, deduplicated, with their dependencies."""
     grid = grid or load_grid()
@@ -176,49 +214,66 @@ def plan(profile: str, grid: dict | None = None) -> list[Task]:
             tasks[task.name].experiments.append(experiment)
         return tasks[task.name]
 
-    def teacher_task(role, model, regime, experiment):
-        name = f"teacher-{role}-{model}-{_slug(regime)}"
-        return add(Task("teacher", name, {"profile": profile, "dataset": role, "model": model, "regime": regime}),
-                   experiment)
+    def teacher_task(role, model, regime, experiment, ls=0.0):
+        name = f"teacher-{role}-{model}-{_slug(regime)}" + (f"-ls{ls:g}" if ls else "")
+        params = {"profile": profile, "dataset": role, "model": model, "regime": regime}
+        if ls:
+            params["label_smoothing"] = ls
+        return add(Task("teacher", name, params), experiment)
 
     experiments = grid.get("experiments") or {}
-    for ename, exp in experiments.items():
+    for ename in experiment_names(profile, grid):
+        exp = experiments[ename]
         source = experiments[exp["from"]] if "from" in exp else exp
         role = source.get("dataset", "main")
         tmodel = source["teachers"]["model"]
+        ls = float(source["teachers"].get("label_smoothing", 0.0))
         tregimes = exp.get("teacher_regimes", source["teachers"]["regimes"])
         for regime in source["teachers"]["regimes"] if "teachers" in exp else []:
-            teacher_task(role, tmodel, regime, ename)
+            teacher_task(role, tmodel, regime, ename, ls)
         if not exp.get("students"):
             continue
-        temperature = float(exp.get("temperature", defaults.get("temperature", 20.0)))
+        temperatures = [float(t) for t in exp.get("temperatures")
+                        or [exp.get("temperature", defaults.get("temperature", 20.0))]]
         alpha = float(exp.get("alpha", defaults.get("alpha", 0.5)))
+        calibration = exp.get("teacher_calibration", "none")
+        variant = (f"-ls{ls:g}" if ls else "") + ("-ts" if calibration == "temperature" else "")
         for tregime in tregimes:
-            t = teacher_task(role, tmodel, tregime, ename)
+            t = teacher_task(role, tmodel, tregime, ename, ls)
             sregimes = [tregime] if exp.get("same_regime") else exp.get("student_regimes", ["none"])
             for sregime in sregimes:
-                name = f"students-{role}-{tmodel}-{_slug(tregime)}-to-{_slug(sregime)}-a{alpha:g}-T{temperature:g}"
-                add(Task("students", name, {"profile": profile, "dataset": role, "teacher_model": tmodel,
-                                            "teacher_regime": tregime, "students": list(exp["students"]),
-                                            "regime": sregime, "temperature": temperature, "alpha": alpha},
-                         depends=[t.name]), ename)
+                for temperature in temperatures:
+                    name = (f"students-{role}-{tmodel}-{_slug(tregime)}{variant}-to-{_slug(sregime)}-a{alpha:g}"
+                            f"-T{temperature:g}")
+                    params = {"profile": profile, "dataset": role, "teacher_model": tmodel, "teacher_regime": tregime,
+                              "students": list(exp["students"]), "regime": sregime, "temperature": temperature,
+                              "alpha": alpha}
+                    if ls:
+                        params["teacher_label_smoothing"] = ls
+                    if calibration != "none":
+                        params["teacher_calibration"] = calibration
+                    add(Task("students", name, params, depends=[t.name]), ename)
         if exp.get("no_teacher"):
             for sregime in exp.get("student_regimes", ["none"]):
                 name = f"students-{role}-noteacher-to-{_slug(sregime)}"
                 add(Task("students", name, {"profile": profile, "dataset": role, "teacher_model": None,
                                             "teacher_regime": None, "students": list(exp["students"]),
-                                            "regime": sregime, "temperature": temperature, "alpha": 0.0}), ename)
+                                            "regime": sregime, "alpha": 0.0,
+                                            "temperature": float(exp.get("temperature", defaults.get("temperature", 20.0)))}),
+                    ename)
     ordered = [t for t in tasks.values() if t.kind == "teacher"] + [t for t in tasks.values() if t.kind != "teacher"]
     return ordered
 
 
 # --------------------------------------------------------------------------- execution
 _PARAM_TYPES = {
-    "teacher": {"profile": str, "dataset": str, "model": str, "regime": str, "seeds": (list, type(None)),
+    "teacher": {"profile": str, "dataset": str, "model": str, "regime": str, "label_smoothing": (int, float),
+                "seeds": (list, type(None)),
                 "runs": (str, type(None)), "device": str, "progress": bool, "grid": (str, type(None)), "train": bool},
     "students": {"profile": str, "dataset": str, "teacher_model": (str, type(None)),
                  "teacher_regime": (str, type(None)), "students": list, "regime": str, "temperature": (int, float),
-                 "alpha": (int, float), "seeds": (list, type(None)), "runs": (str, type(None)), "device": str,
+                 "alpha": (int, float), "teacher_label_smoothing": (int, float), "teacher_calibration": str,
+                 "seeds": (list, type(None)), "runs": (str, type(None)), "device": str,
                  "progress": bool, "grid": (str, type(None)), "train": bool},
 }
 
@@ -256,11 +311,11 @@ def run_task(task: Task | dict, runs=None, device=None, progress=True, grid_path
     # the profile's thread count, the same on every path that trains (recorded in provenance.json)
     with torch_threads(_profile(grid, p["profile"]).get("threads")):
         if kind == "teacher":
-            cfgs = teacher_configs(grid, p["profile"], p["dataset"], p["model"], p["regime"], seeds)
+            cfgs = teacher_configs(grid, p["profile"], p["dataset"], p["model"], p["regime"], seeds,
+                                   p.get("label_smoothing", 0.0))
             return [run_teacher(c, store, device, progress) for c in cfgs]
         out = []
-        for tcfg, group in student_groups(grid, p["profile"], p["dataset"], p["teacher_model"], p["teacher_regime"],
-                                          p["students"], p["regime"], p["temperature"], p["alpha"], seeds):
+        for tcfg, group in _groups(grid, p, seeds):
             if tcfg is not None:
                 run_teacher(tcfg, store, device, progress)  # a cache hit when the teacher task ran first
             out.extend(run_students(group, store, device, progress))
@@ -306,6 +361,13 @@ def run_grid(profile: str, runs=None, device=None, progress=True, grid_path=None
     if only:
         unknown = set(only) - {e for t in tasks for e in t.experiments}
         if unknown:
+            grid = load_grid(grid_path)
+            elsewhere = {e: [p for p in grid["profiles"] if e in experiment_names(p, grid)]
+                         for e in sorted(unknown) if e in (grid.get("experiments") or {})}
+            if elsewhere:
+                raise ValueError("; ".join(f"profile {profile!r} does not run {e} (its experiments: "
+                                           f"{experiment_names(profile, grid)}); profiles that do: {ps}"
+                                           for e, ps in elsewhere.items()))
             raise ValueError(f"unknown experiment(s) {sorted(unknown)}; the grid has "
                              f"{sorted({e for t in tasks for e in t.experiments})}")
         tasks = [t for t in tasks if set(t.experiments) & set(only)]

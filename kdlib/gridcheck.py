@@ -27,9 +27,11 @@ MAX_THREADS = 1024
 TOP = {"defaults", "experiments", "profiles"}
 DEFAULTS = {"temperature", "alpha"}
 EXPERIMENT = {"title", "dataset", "teachers", "from", "teacher_regimes", "students", "student_regimes",
-              "no_teacher", "same_regime", "temperature", "alpha"}
-TEACHERS = {"model", "regimes"}
-PROFILE = {"description", "datasets", "seeds", "models", "recipes", "failed_runs", "flipcrop_fill", "threads"}
+              "no_teacher", "same_regime", "temperature", "alpha", "temperatures", "teacher_calibration", "extension"}
+TEACHERS = {"model", "regimes", "label_smoothing"}
+PROFILE = {"description", "datasets", "seeds", "models", "recipes", "failed_runs", "flipcrop_fill", "threads",
+           "experiments", "reuse"}
+CALIBRATIONS = ("none", "temperature")  # kdlib.grid.CALIBRATIONS
 DATASET = {"name", "subset", "test_subset", "subset_seed"}
 RECIPE = set(Recipe.__dataclass_fields__)
 MODEL_ARGS = {"resnet18": {"width"}, "alexnet": {"width", "dropout"}, "lenet": set()}
@@ -129,6 +131,11 @@ def _check_experiments(path, experiments: dict, roles: set):
             _model(f"{where}.teachers", exp["teachers"]["model"])
             for regime in _list(f"{where}.teachers.regimes", exp["teachers"]["regimes"]):
                 _regime(f"{where}.teachers.regimes", regime)
+            if "label_smoothing" in exp["teachers"]:
+                ls = _number(f"{where}.teachers.label_smoothing", exp["teachers"]["label_smoothing"])
+                if not 0 <= ls < 1:
+                    raise ValueError(f"{where}.teachers.label_smoothing must be in [0, 1) (0.1 is the usual control), "
+                                     f"got {ls!r}")
         elif "from" not in exp:
             raise ValueError(f"{where} needs 'teachers' or 'from' (an experiment whose teachers it reuses)")
         if "from" in exp:
@@ -148,9 +155,20 @@ def _check_experiments(path, experiments: dict, roles: set):
             if key in exp:
                 for item in _list(f"{where}.{key}", exp[key]):
                     (_model if key == "students" else _regime)(f"{where}.{key}", item)
-        for key in ("no_teacher", "same_regime"):
+        for key in ("no_teacher", "same_regime", "extension"):
             if key in exp:
                 _bool(f"{where}.{key}", exp[key])
+        if "temperatures" in exp:
+            if "temperature" in exp:
+                raise ValueError(f"{where} has both 'temperature' and 'temperatures'; keep one")
+            for t in _list(f"{where}.temperatures", exp["temperatures"]):
+                try:
+                    check_kd_params(t, exp.get("alpha", 0.5))
+                except ValueError as err:
+                    raise ValueError(f"{where}.temperatures: {err}") from None
+        if exp.get("teacher_calibration", "none") not in CALIBRATIONS:
+            raise ValueError(f"{where}.teacher_calibration must be one of {list(CALIBRATIONS)} (temperature: distil "
+                             f"from the teacher after post-hoc temperature scaling), got {exp['teacher_calibration']!r}")
         if "temperature" in exp or "alpha" in exp:
             try:
                 check_kd_params(exp.get("temperature", 20.0), exp.get("alpha", 0.5))
@@ -216,6 +234,8 @@ def _check_profile(where: str, prof):
         raise ValueError(f"{where}: failed_runs must be 'exclude' (the default) or 'keep' (smoke profiles, whose "
                          f"runs are at chance by design), got {prof['failed_runs']!r}")
     check_threads(f"{where}.threads", prof.get("threads"))
+    if "reuse" in prof:
+        _str(f"{where}.reuse", prof["reuse"])
 
 
 def check_grid(grid, path) -> dict:
@@ -235,4 +255,15 @@ def check_grid(grid, path) -> dict:
         _check_profile(f"{path}: profiles.{pname}", prof)
     roles = set.intersection(*(set(p["datasets"]) for p in profiles.values())) if profiles else set()
     _check_experiments(path, grid.get("experiments") or {}, roles)
+    experiments = grid.get("experiments") or {}
+    for pname, prof in profiles.items():
+        where = f"{path}: profiles.{pname}"
+        for name in _list(f"{where}.experiments", prof["experiments"]) if "experiments" in prof else []:
+            if name not in experiments:
+                near = difflib.get_close_matches(str(name), list(experiments), n=1)
+                raise ValueError(f"{where}.experiments: {name!r} is not an experiment of the grid"
+                                 + (f"; did you mean {near[0]!r}?" if near else "") + f" Known: {sorted(experiments)}")
+        if "reuse" in prof and (prof["reuse"] not in profiles or prof["reuse"] == pname):
+            raise ValueError(f"{where}.reuse: {prof['reuse']!r} must name another profile of the grid (whose finished "
+                             f"runs this one reads when their configs match); known: {sorted(set(profiles) - {pname})}")
     return grid

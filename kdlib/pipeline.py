@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .augment import build_augmentation
+from .calibration import ScaledTeacher, temperature_scaling_report
 from .data import NORMALIZATION, DataError, DatasetNotFoundError, human_labels_for, load_dataset, load_human_labels
 from .loader import DeviceLoader
 from .metrics import (agreement, class_discrimination, class_kl_to_human, class_separability,
@@ -224,9 +225,10 @@ def run_students(configs: list[dict], store: RunStore, device=None, progress=Tru
     if not configs:
         return []
     keys = {(c.get("teacher"), c["augment"], c["seed"], c["recipe"]["epochs"], c["recipe"]["batch_size"],
-             str(c["dataset"])) for c in configs}
+             str(c["dataset"]), c.get("teacher_calibration", "none")) for c in configs}
     if len(keys) != 1:
-        raise ValueError("students of one group must share teacher, augment, seed, epochs, batch size and dataset")
+        raise ValueError("students of one group must share teacher, teacher calibration, augment, seed, epochs, "
+                         "batch size and dataset")
     runs = [store.run(c) for c in configs]
     pending = [r for r in runs if not r.done]
     if not pending:
@@ -254,10 +256,17 @@ def run_students(configs: list[dict], store: RunStore, device=None, progress=Tru
             model = _build(cfg["model"], cfg["dataset"]["name"])
             learners.append(Learner(f"{cfg['model']['name']} a={cfg['alpha']}", model, Recipe(**cfg["recipe"]),
                                     temperature=cfg["temperature"], alpha=cfg["alpha"], checkpoint=r.checkpoint))
+        if teacher is not None and first.get("teacher_calibration", "none") == "temperature":
+            report = _teacher_scaling(teacher_run, teacher_preds)
+            teacher = ScaledTeacher(teacher, report["temperature"])
+            teacher_prov["teacher_calibration"] = {"method": "temperature", **report}
         cached = None
         if teacher is not None and first["augment"] == "none":
             n_train = len(split_of(first["dataset"], "train", "subset"))
-            cached = torch.as_tensor(read_train_logits(teacher_run, n_train), device=device)
+            logits = read_train_logits(teacher_run, n_train)
+            if isinstance(teacher, ScaledTeacher):
+                logits = logits / np.float32(teacher.scale)
+            cached = torch.as_tensor(logits, device=device)
         # learners resumed from different epochs train in separate lockstep groups
         by_epoch: dict = {}
         for r, lr in zip(pending, learners):
@@ -278,6 +287,16 @@ def run_students(configs: list[dict], store: RunStore, device=None, progress=Tru
             metrics, arrays = evaluate_model(lr.model, r.config, device, teacher_preds)
             _finish(r, lr, metrics, arrays, device, t0, t_train, teacher_prov)
     return runs
+
+
+def _teacher_scaling(teacher_run: Run, preds: dict) -> dict:
+    """The post-hoc temperature of a teacher, fitted on the even-index half of its test predictions
+    (:func:`kdlib.calibration.temperature_scaling_report`)."""
+    missing = [k for k in ("test_logits", "test_labels", "test_indices") if k not in preds]
+    if missing:
+        raise ArtifactError(f"teacher {teacher_run.folder}: predictions lack {missing}, which temperature scaling "
+                            f"needs; retrain the teacher (delete its folder) or import a complete record")
+    return temperature_scaling_report(preds["test_logits"], preds["test_labels"], preds["test_indices"])
 
 
 def read_train_logits(run: Run, n: int, num_classes: int = 10) -> np.ndarray:

@@ -37,13 +37,18 @@ def task_title(task, dataset: str | None = None) -> str:
     kind = task.kind if hasattr(task, "kind") else p["kind"]
     data = DATASET_NAMES.get(dataset, dataset) if dataset else f"{p['dataset']} data"
     if kind == "teacher":
-        return (f"Teacher: {MODEL_NAMES.get(p['model'], p['model'])}, {regime_name(p['regime'])} "
+        ls = f", label smoothing {p['label_smoothing']:g}" if p.get("label_smoothing") else ""
+        return (f"Teacher: {MODEL_NAMES.get(p['model'], p['model'])}, {regime_name(p['regime'])}{ls} "
                 f"({data}, profile {p['profile']})")
     students = ", ".join(MODEL_NAMES.get(m, m) for m in p["students"])
     if p.get("teacher_model") is None or p["alpha"] == 0:
         source = "no teacher (α = 0)"
     else:
         source = f"{MODEL_NAMES.get(p['teacher_model'], p['teacher_model'])} {regime_name(p['teacher_regime'])} teacher"
+        if p.get("teacher_label_smoothing"):
+            source += f" (label smoothing {p['teacher_label_smoothing']:g})"
+        if p.get("teacher_calibration", "none") != "none":
+            source += " after temperature scaling"
     extra = "" if p["temperature"] == 20 or source.startswith("no") else f", T = {p['temperature']:g}"
     trained = "" if p["regime"] == "none" else f", students trained with {regime_name(p['regime'])}"
     return f"Students {students} ← {source}{trained}{extra} ({data}, profile {p['profile']})"

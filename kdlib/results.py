@@ -36,8 +36,8 @@ def regime_key(spec: str) -> str:
     return names[-1]
 
 
-def collect(store: RunStore, grid: dict | None = None, plan_only: bool = True, include_failed: bool | None = None
-            ) -> list[dict]:
+def collect(store: RunStore, grid: dict | None = None, plan_only: bool = True, include_failed: bool | None = None,
+            extensions: bool = False) -> list[dict]:
     """One flat record per finished run: config fields, teacher regime and test metrics.
 
     ``plan_only`` (the default): only the runs the current grid plans for ``store.profile``, so a
@@ -45,19 +45,30 @@ def collect(store: RunStore, grid: dict | None = None, plan_only: bool = True, i
     Failed runs (:func:`kdlib.records.run_health`: at chance, a non-finite or flat loss) are left
     out unless ``include_failed`` (default: the profile's ``failed_runs`` setting: ``keep`` only for the
     smoke profiles, whose runs are at chance by design); each row says ``failed`` and why (``failure``).
+    Each row names the ``experiments`` that plan it. Runs that only the extension experiments plan
+    (``extension: true`` in grid.yaml: paper-literal and label-smoothed teachers, other temperatures, the
+    cross of regimes, calibrated teachers) are left out unless ``extensions``: the paper's chapters never
+    see them.
     """
-    from .grid import load_grid, planned_configs
+    from .grid import extension_experiments, load_grid, plan, task_configs
     from .records import run_health
     from .runs import run_id
 
     grid = grid or load_grid()
     if include_failed is None:
         include_failed = (grid.get("profiles", {}).get(store.profile, {}).get("failed_runs") == "keep")
-    planned = {run_id(c) for c in planned_configs(store.profile, grid)} if plan_only else None
+    experiments_of: dict = {}
+    for task in plan(store.profile, grid):
+        for c in task_configs(task, grid):
+            experiments_of.setdefault(run_id(c), set()).update(task.experiments)
+    extension = set(extension_experiments(grid))
     teachers = {r.id: r.config for r in store.runs("teacher")}
     rows = []
     for run in store.runs():
-        if planned is not None and run.id not in planned:
+        if plan_only and run.id not in experiments_of:
+            continue
+        exps = experiments_of.get(run.id, set())
+        if not extensions and exps and exps <= extension:
             continue
         cfg = run.config
         try:
@@ -77,6 +88,14 @@ def collect(store: RunStore, grid: dict | None = None, plan_only: bool = True, i
         row["teacher"] = cfg.get("teacher") if cfg["kind"] == "student" else None
         row["teacher_model"] = tcfg["model"]["name"] if tcfg else None
         row["teacher_regime"] = regime_key(tcfg["augment"]) if tcfg else None
+        row["experiments"] = sorted(exps)
+        row["augment"] = cfg["augment"]
+        row["teacher_augment"] = tcfg["augment"] if tcfg else None
+        row["label_smoothing"] = cfg["recipe"].get("label_smoothing", 0.0)
+        row["teacher_label_smoothing"] = tcfg["recipe"].get("label_smoothing", 0.0) if tcfg else None
+        row["teacher_calibration"] = cfg.get("teacher_calibration", "none")
+        prov = run.provenance()
+        row["teacher_scale"] = (prov.get("teacher_calibration") or {}).get("temperature", math.nan)
         for k in ("accuracy", "precision", "recall", "f1", "nll", "ece", "ece10", "class_separability",
                   "kl_to_human", "class_kl_to_human", "agreement_with_teacher", "kl_teacher_student"):
             row[k] = test.get(k, math.nan)
@@ -88,7 +107,7 @@ def collect(store: RunStore, grid: dict | None = None, plan_only: bool = True, i
         row["failed"] = health["failed"]
         row["failure"] = "; ".join(health["reasons"])
         row["record"] = run.record
-        row["device"] = run.provenance().get("device_name")
+        row["device"] = prov.get("device_name")
         rows.append(row)
     return rows
 
@@ -422,14 +441,19 @@ __all__ += ["claim_summary", "holm", "preconditions", "combine_verdicts", "TOLER
             "METRIC_NAMES"]
 
 
-def missing_runs(store: RunStore, grid: dict | None = None, gpu: bool = False) -> list[dict]:
+def missing_runs(store: RunStore, grid: dict | None = None, gpu: bool = False, experiments=None) -> list[dict]:
     """The tasks of ``store.profile`` whose runs are not all finished, with the command that fills each
-    (``gpu``: the profile is made for a GPU, so the command is the GPU machine's)."""
-    from .grid import load_grid, plan, task_configs
+    (``gpu``: the profile is made for a GPU, so the command is the GPU machine's). ``experiments``: only the
+    tasks of these; by default the paper's (every experiment not marked ``extension``)."""
+    from .grid import extension_experiments, load_grid, plan, task_configs
 
     grid = grid or load_grid()
+    wanted = set(experiments) if experiments is not None else set(grid.get("experiments") or {}) - set(
+        extension_experiments(grid))
     missing = []
     for task in plan(store.profile, grid):
+        if not set(task.experiments) & wanted:
+            continue
         configs = task_configs(task, grid)
         absent = [c for c in configs if not store.run(c).done]
         if absent:

@@ -335,14 +335,17 @@ def _json_default(o):
 class RunStore:
     """``root/<profile>/<kind>/<run_id>/``. The root is ``runs`` unless ``root`` or ``$KDLIB_RUNS`` says otherwise."""
 
-    def __init__(self, root=None, profile: str = "quick", results="default"):
+    def __init__(self, root=None, profile: str = "quick", results="default", reuse="default"):
         """``results``: the folder of committed records read as finished runs (``"default"``:
-        :func:`default_results_root`; ``None``: none)."""
+        :func:`default_results_root`; ``None``: none). ``reuse``: another profile whose finished runs (and
+        records) this store reads as its own when their configs match, i.e. when their run ids are equal
+        (``"default"``: the profile's ``reuse:`` in grid.yaml; ``None``: none). A reused run is only read."""
         self.root = Path(root or os.environ.get("KDLIB_RUNS", "runs"))
         self.profile = profile
         self.results = default_results_root() if results == "default" else (Path(results) if results else None)
         if self.results is not None and self.results.resolve() == self.root.resolve():
             self.results = None  # the store *is* the results folder (export/import write there)
+        self.reuse = _reused_profile(profile) if reuse == "default" else reuse
 
     def run(self, config: dict) -> Run:
         """The run of ``config``: this store's folder, or the committed record when only that is finished."""
@@ -352,15 +355,20 @@ class RunStore:
         rid = run_id(config)
         own = Run(self.root / self.profile / kind / rid, config)
         if not own.done:
-            record = self._record(kind, rid)
-            if record is not None:
-                return Run(record, config, record=True)
+            for profile in [self.profile] + ([self.reuse] if self.reuse else []):
+                if profile != self.profile:
+                    other = Run(self.root / profile / kind / rid, config)
+                    if other.done:
+                        return other
+                record = self._record(kind, rid, profile)
+                if record is not None:
+                    return Run(record, config, record=True)
         return own
 
-    def _record(self, kind: str, rid: str) -> Path | None:
+    def _record(self, kind: str, rid: str, profile: str | None = None) -> Path | None:
         if self.results is None:
             return None
-        folder = self.results / self.profile / kind / rid
+        folder = self.results / (profile or self.profile) / kind / rid
         if not (folder / DONE).is_file():
             return None
         problems = run_problems(folder, kind, record=True)
@@ -393,12 +401,14 @@ class RunStore:
         """Runs of this profile (finished ones unless ``done_only=False``), this store's first, then the
         committed records whose id this store has not finished (``records=False``: none)."""
         kinds = [kind] if kind else ["teacher", "student"]
-        bases = [(self.root / self.profile, False)]
-        if records and self.results is not None:
-            bases.append((self.results / self.profile, True))
+        bases = []  # (folder, holds records, belongs to this profile)
+        for profile in [self.profile] + ([self.reuse] if self.reuse else []):
+            bases.append((self.root / profile, False, profile == self.profile))
+            if records and self.results is not None:
+                bases.append((self.results / profile, True, profile == self.profile))
         out, seen = [], set()
         for k in kinds:
-            for base, is_record in bases:
+            for base, is_record, own in bases:
                 for folder in sorted((base / k).glob("*")) if (base / k).is_dir() else []:
                     if (k, folder.name) in seen or not (folder / "config.json").is_file():
                         continue
@@ -408,7 +418,7 @@ class RunStore:
                         if problems:  # a swapped config, a missing or truncated artifact: not a result
                             _report_broken(folder, problems, is_record)
                             done = False
-                    if is_record and not done:
+                    if (is_record or not own) and not done:  # another profile's unfinished run is not ours
                         continue
                     if done_only and not done:
                         continue
@@ -425,6 +435,19 @@ class RunStore:
     def find(self, rid: str, kind: str | None = None) -> Run | None:
         """The finished run (or record) with id ``rid``."""
         return next((r for r in self.runs(kind) if r.id == rid), None)
+
+
+def _reused_profile(profile: str) -> str | None:
+    """The ``reuse:`` of ``profile`` in the project's grid.yaml (None when absent or unreadable)."""
+    from .grid import GRID_PATH
+
+    try:
+        import yaml
+
+        grid = yaml.safe_load(GRID_PATH.read_text()) or {}
+        return ((grid.get("profiles") or {}).get(profile) or {}).get("reuse")
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        return None
 
 
 def _git(*args) -> str | None:

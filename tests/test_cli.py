@@ -74,7 +74,7 @@ def test_every_option_of_every_subcommand_has_help_and_a_shown_default(monkeypat
 
 def test_unknown_profile_experiment_and_device_are_one_line_with_a_suggestion():
     for args, needle in ((["grid", "--profile", "quik"], "did you mean 'quick'"),
-                         (["grid", "--profile", "smoke", "--only", "E7"], "did you mean 'E"),
+                         (["grid", "--profile", "smoke", "--only", "E71"], "did you mean 'E"),
                          (["grid", "--profile", "smoke", "--device", "gpu"], "did you mean 'cuda'"),
                          (["notebook", "teacher-main-resnet18-none", "--profile", "smok"], "did you mean 'smoke'"),
                          (["notebook", "teacher-main-resnet18-nne", "--profile", "smoke"],
