@@ -65,7 +65,7 @@ def _tasks(part):
 
 
 TASKS = {part: _tasks(part) for part in PROFILES}
-CHAPTERS = ["results", "experiments", "dichotomy", "fidelity", "explorer", "methods", "reproducibility"]
+CHAPTERS = ["results", "experiments", "dichotomy", "fidelity", "extensions", "explorer", "methods", "reproducibility"]
 
 
 def reports(part):

@@ -190,7 +190,7 @@ def test_snakemake_dry_run_builds_the_dag(tmp_path):
         if len(parts) == 2 and parts[1].isdigit():
             jobs[parts[0]] = int(parts[1])
     assert jobs["teacher"] + jobs["students"] == n_part1 + n_part2, jobs
-    assert jobs["chapter"] == 14 and jobs["audit"] == 1 and jobs["conclusion"] == 1
+    assert jobs["chapter"] == 2 * 8 and jobs["audit"] == 1 and jobs["conclusion"] == 1
     assert "--no-train" in res.stdout or "teacher" in res.stdout
 
 

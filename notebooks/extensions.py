@@ -1,0 +1,330 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Beyond the paper: when does an augmented teacher make a worse student?
+#
+# The paper explains its result with pictures of latent spaces; these experiments test explanations.
+# Each is planned in `grid.yaml` (E6–E10) and run by the same pipeline as the paper's:
+#
+# | | question | experiment |
+# |---|---|---|
+# | E6 | Does the dichotomy depend on training the Cutout, Mixup and CutMix teachers **without flip+crop**, as the paper apparently did? | paper-literal teachers and their students |
+# | E7 | Does the penalty of a mixed-sample teacher **shrink at low temperature**, as the label-smoothing literature predicts (Müller et al. 2019; Chandrasegaran et al. 2022)? | students of every teacher at T ∈ {1, 2, 4, 8, 20} |
+# | E8 | **Where does augmentation belong**: in the teacher, in the student's distillation inputs, or both (function matching, Beyer et al. 2022)? | 5 × 5 cross, LeNet students, teacher queried online on the student's own augmented batch |
+# | E9 | Is a **softer teacher without augmentation** (label smoothing, ε = 0.1) enough to move the student? | label-smoothing teacher |
+# | E10 | Is it the teacher's **calibration**? | students of every teacher after post-hoc temperature scaling |
+#
+# Every comparison pairs runs of one seed (same batch stream) and gives the mean difference with its
+# 95% Student-t interval over seeds. *Holds*: the interval excludes zero in the stated direction;
+# *reversed*: it excludes zero the other way; *inconclusive*: it contains zero (or one seed only).
+# Students are those of the paper (α = 0.5; T = 20 unless the section varies it).
+
+# %% tags=["parameters", "hide-input"]
+profile = "quick"
+runs = None
+part = "II"
+
+# %% tags=["hide-input"]
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+
+from kdlib.calibration import temperature_scaling_report
+from kdlib.extensions import MIXERS, contrast, difference, penalty, students, teacher_spec, teachers
+from kdlib.grid import experiment_names, extension_experiments, load_grid, resolve_dataset
+from kdlib.report import MODEL_NAMES, REGIME_NAMES, part_header, regime_color
+from kdlib.results import (REGIMES, collect, fill_command, fmt_ci, load_predictions, missing_runs, paper_tables,
+                           verdict)
+from kdlib.runs import RunStore
+
+grid = load_grid()
+store = RunStore(runs, profile)
+main = resolve_dataset(grid, profile, "main")["name"]
+rows = [r for r in collect(store, grid, extensions=True) if r["dataset"] == main]
+display(Markdown(part_header(part, profile, rows, main)))
+EXT = extension_experiments(grid)
+planned = [e for e in EXT if e in experiment_names(profile, grid)]
+gpu_profile = profile == "paper"
+if not planned:
+    display(Markdown(
+        f"**The `{profile}` profile runs only the paper's experiments** (it keeps `make book` within 15 minutes "
+        f"on 2 cores), so the sections below are empty. `make book PROFILE={profile}-ext` builds this part with "
+        f"the extensions: it reads this profile's finished runs and trains only E6–E10 "
+        f"(`python -m kdlib grid --profile {profile}-ext --only {' '.join(EXT)}` trains them without the book)."
+        if f"{profile}-ext" in grid["profiles"] else
+        f"**The `{profile}` profile runs none of the extension experiments {EXT}.**"))
+missing = {e: missing_runs(store, grid, gpu=gpu_profile, experiments=[e]) for e in planned}
+
+
+def show_missing(experiment):
+    gaps = missing.get(experiment) or []
+    if not gaps:
+        return
+    n = sum(g["missing runs"] for g in gaps)
+    seeds = sorted({int(s) for g in gaps for s in g["seeds"].split(", ")})
+    command = (fill_command(profile, seeds, [experiment]) if gpu_profile
+               else f"python -m kdlib grid --profile {profile} --only {experiment}")
+    display(Markdown(f"*{n} runs of {len(gaps)} tasks of {experiment} are missing* (e.g. `{gaps[0]['task']}`); "
+                     f"the comparisons that need them read *not tested*. Fill them with `{command}`."))
+
+
+def ci_text(d, fmt="{:+.3f}"):
+    if d["n"] == 0:
+        return "-"
+    if math.isinf(d["high"]) or math.isnan(d["high"]):
+        return fmt.format(d["mean"]) + f" (1 seed)"
+    return fmt.format(d["mean"]) + f" [{fmt.format(d['low'])}, {fmt.format(d['high'])}]"
+
+
+def says(d, direction):
+    v = verdict(d, direction)
+    return {"reproduced": "holds", "contradicted": "reversed"}.get(v, v)
+
+
+summary = []
+MODELS = [m for m in ("lenet", "alexnet") if any(r["model"] == m for r in rows)] or ["lenet", "alexnet"]
+
+# %% [markdown]
+# ## E6 · Paper-literal teachers: Cutout, Mixup and CutMix without flip+crop
+#
+# The paper's Cutout (0.880) and Mixup (0.868) teachers sit far below its flip+crop teacher (0.940),
+# which points to their training without flip+crop (the flags of its public code). Our E1 teachers
+# stack every mixer on flip+crop. Here the same mixers are trained alone. For each, the table gives the
+# teacher's accuracy in both forms and the **penalty**: its student's accuracy minus the plain teacher's
+# student's (negative: the augmented teacher makes the worse student, the paper's claim for Mixup and
+# CutMix).
+
+# %% tags=["hide-input"]
+if "E6" in planned:
+    show_missing("E6")
+    table = []
+    for m in MIXERS:
+        t_with, t_lit = teachers(rows, teacher_spec(m)), teachers(rows, teacher_spec(m, literal=True))
+        for model in MODELS:
+            with_fc = penalty(rows, model, teacher_spec(m))
+            literal = penalty(rows, model, teacher_spec(m, literal=True))
+            change = difference(students(rows, model, m), students(rows, model, teacher_spec(m)))
+            table.append({"teacher": REGIME_NAMES[m], "student": MODEL_NAMES[model],
+                          "teacher acc. (with flip+crop)": fmt_ci([r["accuracy"] for r in t_with]),
+                          "teacher acc. (alone)": fmt_ci([r["accuracy"] for r in t_lit]),
+                          "penalty, with flip+crop": ci_text(with_fc), "penalty, alone": ci_text(literal),
+                          "alone − with": ci_text(change)})
+            if m in ("mixup", "cutmix"):
+                summary.append({"experiment": "E6", "claim": f"{REGIME_NAMES[m]} teacher alone (no flip+crop) makes a "
+                                f"worse {MODEL_NAMES[model]} student than the plain teacher",
+                                "difference [95% CI]": ci_text(literal), "verdict": says(literal, -1)})
+    display(pd.DataFrame(table).style.hide(axis="index"))
+
+# %% [markdown]
+# ## E7 · Temperature: does the penalty shrink when the teacher's targets are sharper?
+#
+# Students of every E1 teacher at T ∈ {1, 2, 4, 8, 20}, from the cached teacher logits (clean inputs).
+# Mixed-sample training, like label smoothing, erases information about class similarity from a
+# teacher's logits; at high T the student is asked to copy exactly that information, so the penalty
+# should be largest at T = 20 and shrink at T = 1.
+
+# %% tags=["hide-input"]
+TEMPS = [1.0, 2.0, 4.0, 8.0, 20.0]
+if "E7" in planned:
+    show_missing("E7")
+    fig, axes = plt.subplots(1, len(MODELS), figsize=(5.2 * len(MODELS), 3.8), constrained_layout=True,
+                             squeeze=False)
+    for ax, model in zip(axes[0], MODELS):
+        for regime in REGIMES:
+            per = {t: [r["accuracy"] for r in students(rows, model, teacher_spec(regime), temperature=t)]
+                   for t in TEMPS}
+            ts = [t for t in TEMPS if per[t]]
+            if not ts:
+                continue
+            ax.plot(ts, [np.mean(per[t]) for t in ts], marker="o", color=regime_color(regime),
+                    label=REGIME_NAMES[regime])
+            ax.fill_between(ts, [min(per[t]) for t in ts], [max(per[t]) for t in ts], color=regime_color(regime),
+                            alpha=0.15, linewidth=0)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(TEMPS, [f"{t:g}" for t in TEMPS])
+        ax.set_xlabel("distillation temperature T")
+        ax.set_ylabel(f"{MODEL_NAMES[model]} test accuracy")
+        ax.set_title(f"{MODEL_NAMES[model]} students by teacher regime", fontsize=10)
+    axes[0, -1].legend(title="teacher", fontsize=8, frameon=False, loc="best")
+    plt.show()
+    display(Markdown("*Figure: mean test accuracy over seeds (line) and the range of the seeds (band) of "
+                     "students distilled at each temperature, by the regime of their teacher.*"))
+    table = []
+    for model in MODELS:
+        for m in ["flipcrop"] + MIXERS:
+            row = {"student": MODEL_NAMES[model], "teacher": REGIME_NAMES[m]}
+            for t in TEMPS:
+                row[f"T={t:g}"] = ci_text(penalty(rows, model, teacher_spec(m), temperature=t))
+            shrink = contrast(penalty(rows, model, teacher_spec(m), temperature=1.0),
+                              penalty(rows, model, teacher_spec(m), temperature=20.0))
+            row["T=1 minus T=20"] = ci_text(shrink)
+            table.append(row)
+            if m in ("mixup", "cutmix"):
+                summary.append({"experiment": "E7", "claim": f"the {REGIME_NAMES[m]} teacher's {MODEL_NAMES[model]} "
+                                f"penalty is smaller at T = 1 than at T = 20", "difference [95% CI]": ci_text(shrink),
+                                "verdict": says(shrink, +1)})
+    display(Markdown("Penalty of each augmented teacher (its student − the plain teacher's student, same T), "
+                     "and how it changes from T = 20 to T = 1 (positive: the penalty shrinks at T = 1)."))
+    display(pd.DataFrame(table).style.hide(axis="index"))
+
+# %% [markdown]
+# ## E8 · Where augmentation belongs: the teacher's regime × the student's inputs
+#
+# LeNet students of every E1 teacher, each trained on inputs of every regime; the teacher is queried
+# online on exactly the student's augmented batch, so teacher and student always see the same image
+# (function matching). The diagonal is the paper's Table 8, the first row its Table 7 (CIFAR-10 values
+# beside ours in Part I only).
+
+# %% tags=["hide-input"]
+if "E8" in planned:
+    show_missing("E8")
+    model = "lenet"
+    mean = np.full((5, 5), np.nan)
+    text = [["" for _ in REGIMES] for _ in REGIMES]
+    for i, tr in enumerate(REGIMES):
+        for j, sr in enumerate(REGIMES):
+            acc = [r["accuracy"] for r in students(rows, model, teacher_spec(tr), regime=teacher_spec(sr))]
+            if acc:
+                mean[i, j] = np.mean(acc)
+                text[i][j] = fmt_ci(acc)
+    if np.isfinite(mean).any():
+        fig, ax = plt.subplots(figsize=(7.6, 5.2), constrained_layout=True)
+        im = ax.imshow(mean, cmap="viridis")
+        for i in range(5):
+            for j in range(5):
+                if text[i][j]:
+                    ax.text(j, i, text[i][j].replace(" ± ", "\n± "), ha="center", va="center", fontsize=8,
+                            color="white" if mean[i, j] < np.nanmean(mean) else "black")
+        names = [REGIME_NAMES[r] for r in REGIMES]
+        ax.set_xticks(range(5), names, rotation=20)
+        ax.set_yticks(range(5), names)
+        ax.set_xlabel("regime of the student's distillation inputs")
+        ax.set_ylabel("regime the teacher was trained with")
+        fig.colorbar(im, ax=ax, label="LeNet test accuracy (mean over seeds)")
+        plt.show()
+        display(Markdown("*Figure: LeNet test accuracy, mean ± 95% half-width over seeds, for each teacher "
+                         "regime (rows) and distillation-input regime (columns).*"))
+        if main == "cifar10":  # the paper's one-seed CIFAR-10 values of these cells (Tables 7 and 8, accuracy)
+            paper = paper_tables()
+            display(Markdown("The paper's LeNet accuracy (one seed): plain teacher, student inputs of each regime "
+                             "(Table 7): " + ", ".join(f"{REGIME_NAMES[r]} {paper['table7']['lenet'][r]['cifar10'][0]:.3f}"
+                                                       for r in REGIMES)
+                             + "; teacher and student inputs of the same regime (Table 8): "
+                             + ", ".join(f"{REGIME_NAMES[r]} {paper['table8']['lenet'][r]['cifar10'][0]:.3f}"
+                                         for r in REGIMES) + "."))
+        table = []
+        for m in ["flipcrop"] + MIXERS:
+            t_only = students(rows, model, teacher_spec(m), regime="none")
+            s_only = students(rows, model, "none", regime=teacher_spec(m))
+            both = students(rows, model, teacher_spec(m), regime=teacher_spec(m))
+            d_ts, d_bt = difference(t_only, s_only), difference(both, t_only)
+            table.append({"regime": REGIME_NAMES[m], "teacher only": fmt_ci([r["accuracy"] for r in t_only]),
+                          "student inputs only": fmt_ci([r["accuracy"] for r in s_only]),
+                          "both": fmt_ci([r["accuracy"] for r in both]),
+                          "teacher only − student only": ci_text(d_ts), "both − teacher only": ci_text(d_bt)})
+            summary.append({"experiment": "E8", "claim": f"{REGIME_NAMES[m]}: augmenting the teacher beats "
+                            f"augmenting the LeNet student's inputs", "difference [95% CI]": ci_text(d_ts),
+                            "verdict": says(d_ts, +1)})
+        display(pd.DataFrame(table).style.hide(axis="index"))
+
+# %% [markdown]
+# ## E9 · A softer teacher without augmentation: label smoothing (ε = 0.1)
+#
+# Label smoothing makes a teacher less confident and, by Müller et al. (2019), erases the information
+# about class similarity that distillation transmits. If the mixed-sample penalty comes from soft,
+# information-poor targets, the label-smoothing teacher should carry a penalty too, without any
+# augmentation.
+
+# %% tags=["hide-input"]
+if "E9" in planned:
+    show_missing("E9")
+    plain_t, ls_t = teachers(rows, "none"), teachers(rows, "none", label_smoothing=0.1)
+    table = [{"teacher": name, "seeds": len(ts), "accuracy": fmt_ci([r["accuracy"] for r in ts]),
+              "ECE": fmt_ci([r["ece"] for r in ts]), "NLL": fmt_ci([r["nll"] for r in ts])}
+             for name, ts in (("plain", plain_t), ("label smoothing 0.1", ls_t))]
+    display(pd.DataFrame(table).style.hide(axis="index"))
+    table = []
+    for model in MODELS:
+        d = difference(students(rows, model, "none", label_smoothing=0.1), students(rows, model, "none"))
+        mix = penalty(rows, model, teacher_spec("mixup"))
+        table.append({"student": MODEL_NAMES[model], "label-smoothing teacher − plain teacher": ci_text(d),
+                      "Mixup teacher − plain teacher (E2)": ci_text(mix)})
+        summary.append({"experiment": "E9", "claim": f"a label-smoothing teacher makes a worse {MODEL_NAMES[model]} "
+                        f"student than the plain teacher", "difference [95% CI]": ci_text(d), "verdict": says(d, -1)})
+    display(Markdown("Students' accuracy, paired by seed:"))
+    display(pd.DataFrame(table).style.hide(axis="index"))
+
+# %% [markdown]
+# ## E10 · Calibration: students of temperature-scaled teachers
+#
+# Each E1 teacher's logits are divided by the one temperature that minimises its NLL on half of the
+# test set (images of even index; `kdlib.calibration`), then distilled as before (T = 20). Scaling never
+# changes the teacher's predictions, only its confidence. The teacher's ECE before and after is
+# measured on the other half. If calibration is what moves the student, scaling should close the gap
+# between the students of augmented and plain teachers. (The scale is one number fitted on test labels;
+# the students are still evaluated on the whole test set.)
+
+# %% tags=["hide-input"]
+if "E10" in planned:
+    show_missing("E10")
+    table = []
+    for regime in REGIMES:
+        for t in teachers(rows, teacher_spec(regime)):
+            pred = load_predictions(store, t["id"])
+            if "test_logits" not in pred:
+                continue
+            rep = temperature_scaling_report(pred["test_logits"], pred["test_labels"], pred["test_indices"])
+            table.append({"teacher": REGIME_NAMES[regime], "seed": t["seed"], "fitted scale": f"{rep['temperature']:.2f}",
+                          "ECE before": f"{rep['ece_before']:.3f}", "ECE after": f"{rep['ece_after']:.3f}",
+                          "NLL before": f"{rep['nll_before']:.3f}", "NLL after": f"{rep['nll_after']:.3f}"})
+    if table:
+        display(Markdown("Teachers, on the held-out half (odd test indices):"))
+        display(pd.DataFrame(table).style.hide(axis="index"))
+    table = []
+    for model in MODELS:
+        for m in ["none", "flipcrop"] + MIXERS:
+            scaled = students(rows, model, teacher_spec(m), calibration="temperature")
+            effect = difference(scaled, students(rows, model, teacher_spec(m)))
+            after = penalty(rows, model, teacher_spec(m), calibration="temperature") if m != "none" else None
+            before = penalty(rows, model, teacher_spec(m)) if m != "none" else None
+            table.append({"student": MODEL_NAMES[model], "teacher": REGIME_NAMES[m],
+                          "scaled − unscaled teacher's student": ci_text(effect),
+                          "penalty before scaling": ci_text(before) if before else "",
+                          "penalty after scaling": ci_text(after) if after else ""})
+            if m in ("mixup", "cutmix"):
+                change = contrast(after, before)
+                summary.append({"experiment": "E10", "claim": f"temperature scaling shrinks the {REGIME_NAMES[m]} "
+                                f"teacher's {MODEL_NAMES[model]} penalty", "difference [95% CI]": ci_text(change),
+                                "verdict": says(change, +1)})
+    display(Markdown("Students' accuracy, paired by seed (penalty: the augmented teacher's student − the plain "
+                     "teacher's student, both teachers scaled or both not):"))
+    display(pd.DataFrame(table).style.hide(axis="index"))
+
+# %% [markdown]
+# ## Summary
+#
+# One line per question and student model; the difference is in accuracy (fractions), paired by seed.
+
+# %% tags=["hide-input"]
+if summary:
+    display(pd.DataFrame(summary).style.hide(axis="index"))
+    counts = pd.Series([s["verdict"] for s in summary]).value_counts()
+    display(Markdown(", ".join(f"**{v}**: {n}" for v, n in counts.items()) + f" of {len(summary)} comparisons "
+                     f"(profile `{profile}`, seeds {sorted({r['seed'] for r in rows})})."))
+else:
+    display(Markdown("No extension run of this profile is finished: nothing to summarise yet."))
