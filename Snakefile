@@ -148,6 +148,9 @@ rule audit:
 
 rule teacher:
     input:
+        # a teacher stopped at another teacher's accuracy (E11) waits for that teacher
+        lambda w: ([f"book/runs/{w.part}/{d}.ipynb" for d in TASKS[w.part][f"teacher-{w.name}"].depends]
+                   if w.part in TRAIN else []),
         source("teacher"),
         KDLIB_SOURCES,
     output:

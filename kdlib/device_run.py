@@ -25,8 +25,8 @@ from pathlib import Path
 __all__ = ["device_run", "main", "ORDER"]
 
 # the order the book needs the experiments in: the paper's, then the extensions by their priority (issue 13:
-# paper-literal teachers E6, temperatures E7, the regime cross E8, the controls E9 and E10)
-ORDER = ["E1", "E2", "E4", "E5", "E3", "E6", "E7", "E8", "E9", "E10"]
+# paper-literal teachers E6, temperatures E7, the regime cross E8, the controls E9, E10 and E11)
+ORDER = ["E1", "E2", "E4", "E5", "E3", "E6", "E7", "E8", "E9", "E10", "E11"]
 
 
 def _ordered_tasks(profile: str, grid: dict, only=None):

@@ -33,9 +33,11 @@ def _base(spec: str | None) -> str | None:
 
 
 def students(rows, model: str, teacher: str | None, regime: str = "none", temperature: float = 20.0,
-             label_smoothing: float = 0.0, calibration: str = "none", dataset: str | None = None) -> list[dict]:
+             label_smoothing: float = 0.0, calibration: str = "none", matched: bool = False,
+             dataset: str | None = None) -> list[dict]:
     """Distilled students (alpha > 0) of ``model`` whose teacher was trained with ``teacher`` (a grid
-    regime such as ``flipcrop+mixup``), whose own inputs had ``regime``, at ``temperature``."""
+    regime such as ``flipcrop+mixup``), whose own inputs had ``regime``, at ``temperature``; ``matched``:
+    the teacher was stopped early at the plain teacher's accuracy (E11)."""
     out = []
     for r in rows:
         if (r["kind"] != "student" or r["model"] != model or not r["alpha"] or r.get("teacher") is None
@@ -44,16 +46,18 @@ def students(rows, model: str, teacher: str | None, regime: str = "none", temper
         if (_base(r.get("teacher_augment")) == teacher and _base(r.get("augment")) == regime
                 and math.isclose(float(r["temperature"]), float(temperature))
                 and math.isclose(float(r.get("teacher_label_smoothing") or 0.0), float(label_smoothing))
-                and r.get("teacher_calibration", "none") == calibration):
+                and r.get("teacher_calibration", "none") == calibration
+                and bool(r.get("teacher_matched")) == matched):
             out.append(r)
     return out
 
 
-def teachers(rows, regime: str, label_smoothing: float = 0.0, model: str = "resnet18", dataset: str | None = None
-             ) -> list[dict]:
+def teachers(rows, regime: str, label_smoothing: float = 0.0, model: str = "resnet18", dataset: str | None = None,
+             matched: bool = False) -> list[dict]:
     """Teachers trained with the grid regime ``regime`` (e.g. ``flipcrop+cutout`` or ``cutout``)."""
     return [r for r in rows if r["kind"] == "teacher" and r["model"] == model and _base(r.get("augment")) == regime
             and math.isclose(float(r.get("label_smoothing") or 0.0), float(label_smoothing))
+            and bool(r.get("matched_to")) == matched
             and (dataset is None or r["dataset"] == dataset)]
 
 

@@ -88,10 +88,12 @@ def _spec(regime: str, prof: dict | None = None) -> str:
     return build_augmentation("+".join(parts)).spec
 
 
-def teacher_configs(grid, profile, dataset_role, model, regime, seeds=None, label_smoothing: float = 0.0
-                    ) -> list[dict]:
+def teacher_configs(grid, profile, dataset_role, model, regime, seeds=None, label_smoothing: float = 0.0,
+                    match_accuracy_of: str | None = None) -> list[dict]:
     """``label_smoothing``: the teacher's cross-entropy targets smoothed by this much (a control of grid
-    experiment E9; 0 keeps the profile's recipe)."""
+    experiment E9; 0 keeps the profile's recipe). ``match_accuracy_of``: a regime whose teacher (same model,
+    seed and recipe) this one stops at, the first epoch its held-out accuracy reaches that teacher's
+    (experiment E11); the config names that teacher's run id."""
     prof = _profile(grid, profile)
     ds = resolve_dataset(grid, profile, dataset_role)
     if seeds is not None:
@@ -99,16 +101,27 @@ def teacher_configs(grid, profile, dataset_role, model, regime, seeds=None, labe
     recipe = _recipe(prof, "teacher")
     if label_smoothing:
         recipe = vars(Recipe(**{**recipe, "label_smoothing": float(label_smoothing)}))
-    return [{"kind": "teacher", "dataset": ds, "model": _model(prof, model), "augment": _spec(regime, prof),
-             "recipe": recipe, "seed": int(s)} for s in (seeds or prof["seeds"])]
+    seeds = seeds or prof["seeds"]
+    configs = [{"kind": "teacher", "dataset": ds, "model": _model(prof, model), "augment": _spec(regime, prof),
+                "recipe": recipe, "seed": int(s)} for s in seeds]
+    if match_accuracy_of is not None:
+        targets = teacher_configs(grid, profile, dataset_role, model, match_accuracy_of, seeds)
+        for c, t in zip(configs, targets):
+            c["stop_at_accuracy_of"] = run_id(t)
+    return configs
+
+
+def _teacher_args(p: dict, prefix: str = "") -> tuple:
+    """(label_smoothing, match_accuracy_of) of a task's params (``prefix``: 'teacher_' in a students task)."""
+    return p.get(prefix + "label_smoothing", 0.0), p.get(prefix + "match_accuracy_of")
 
 
 CALIBRATIONS = ("none", "temperature")
 
 
 def student_groups(grid, profile, dataset_role, teacher_model, teacher_regime, students, regime, temperature,
-                   alpha, seeds=None, teacher_label_smoothing: float = 0.0, teacher_calibration: str = "none"
-                   ) -> list[tuple[dict | None, list[dict]]]:
+                   alpha, seeds=None, teacher_label_smoothing: float = 0.0, teacher_calibration: str = "none",
+                   teacher_match_accuracy_of: str | None = None) -> list[tuple[dict | None, list[dict]]]:
     """Per seed: (teacher config or None, [student configs that train in lockstep]).
 
     ``teacher_label_smoothing``: the teacher is the label-smoothed one (see :func:`teacher_configs`).
@@ -123,7 +136,7 @@ def student_groups(grid, profile, dataset_role, teacher_model, teacher_regime, s
         check_seeds("seeds", seeds)
     seeds = seeds or prof["seeds"]
     teachers = (teacher_configs(grid, profile, dataset_role, teacher_model, teacher_regime, seeds,
-                                teacher_label_smoothing)
+                                teacher_label_smoothing, teacher_match_accuracy_of)
                 if teacher_regime is not None and alpha > 0 else [None] * len(seeds))
     out = []
     for seed, tcfg in zip(seeds, teachers):
@@ -142,8 +155,7 @@ def task_configs(task, grid: dict, seeds=None) -> list[dict]:
     """Every run config of one task (all seeds; every student of every group)."""
     p = task.params if isinstance(task, Task) else task
     if (task.kind if isinstance(task, Task) else p["kind"]) == "teacher":
-        return teacher_configs(grid, p["profile"], p["dataset"], p["model"], p["regime"], seeds,
-                               p.get("label_smoothing", 0.0))
+        return teacher_configs(grid, p["profile"], p["dataset"], p["model"], p["regime"], seeds, *_teacher_args(p))
     return [c for _, group in _groups(grid, p, seeds) for c in group]
 
 
@@ -151,7 +163,7 @@ def _groups(grid, p: dict, seeds=None):
     """student_groups() of a students task's params."""
     return student_groups(grid, p["profile"], p["dataset"], p["teacher_model"], p["teacher_regime"], p["students"],
                           p["regime"], p["temperature"], p["alpha"], seeds, p.get("teacher_label_smoothing", 0.0),
-                          p.get("teacher_calibration", "none"))
+                          p.get("teacher_calibration", "none"), p.get("teacher_match_accuracy_of"))
 
 
 def planned_configs(profile: str, grid: dict | None = None) -> list[dict]:
@@ -214,12 +226,16 @@ def plan(profile: str, grid: dict | None = None) -> list[Task]:
             tasks[task.name].experiments.append(experiment)
         return tasks[task.name]
 
-    def teacher_task(role, model, regime, experiment, ls=0.0):
-        name = f"teacher-{role}-{model}-{_slug(regime)}" + (f"-ls{ls:g}" if ls else "")
+    def teacher_task(role, model, regime, experiment, ls=0.0, match=None):
+        depends = [teacher_task(role, model, match, experiment).name] if match is not None else []
+        name = (f"teacher-{role}-{model}-{_slug(regime)}" + (f"-ls{ls:g}" if ls else "")
+                + (f"-at-{_slug(match)}" if match is not None else ""))
         params = {"profile": profile, "dataset": role, "model": model, "regime": regime}
         if ls:
             params["label_smoothing"] = ls
-        return add(Task("teacher", name, params), experiment)
+        if match is not None:
+            params["match_accuracy_of"] = match
+        return add(Task("teacher", name, params, depends=depends), experiment)
 
     experiments = grid.get("experiments") or {}
     for ename in experiment_names(profile, grid):
@@ -228,18 +244,20 @@ def plan(profile: str, grid: dict | None = None) -> list[Task]:
         role = source.get("dataset", "main")
         tmodel = source["teachers"]["model"]
         ls = float(source["teachers"].get("label_smoothing", 0.0))
+        match = source["teachers"].get("match_accuracy_of")
         tregimes = exp.get("teacher_regimes", source["teachers"]["regimes"])
         for regime in source["teachers"]["regimes"] if "teachers" in exp else []:
-            teacher_task(role, tmodel, regime, ename, ls)
+            teacher_task(role, tmodel, regime, ename, ls, match)
         if not exp.get("students"):
             continue
         temperatures = [float(t) for t in exp.get("temperatures")
                         or [exp.get("temperature", defaults.get("temperature", 20.0))]]
         alpha = float(exp.get("alpha", defaults.get("alpha", 0.5)))
         calibration = exp.get("teacher_calibration", "none")
-        variant = (f"-ls{ls:g}" if ls else "") + ("-ts" if calibration == "temperature" else "")
+        variant = ((f"-ls{ls:g}" if ls else "") + (f"-at-{_slug(match)}" if match is not None else "")
+                   + ("-ts" if calibration == "temperature" else ""))
         for tregime in tregimes:
-            t = teacher_task(role, tmodel, tregime, ename, ls)
+            t = teacher_task(role, tmodel, tregime, ename, ls, match)
             sregimes = [tregime] if exp.get("same_regime") else exp.get("student_regimes", ["none"])
             for sregime in sregimes:
                 for temperature in temperatures:
@@ -252,6 +270,8 @@ def plan(profile: str, grid: dict | None = None) -> list[Task]:
                         params["teacher_label_smoothing"] = ls
                     if calibration != "none":
                         params["teacher_calibration"] = calibration
+                    if match is not None:
+                        params["teacher_match_accuracy_of"] = match
                     add(Task("students", name, params, depends=[t.name]), ename)
         if exp.get("no_teacher"):
             for sregime in exp.get("student_regimes", ["none"]):
@@ -268,11 +288,13 @@ def plan(profile: str, grid: dict | None = None) -> list[Task]:
 # --------------------------------------------------------------------------- execution
 _PARAM_TYPES = {
     "teacher": {"profile": str, "dataset": str, "model": str, "regime": str, "label_smoothing": (int, float),
+                "match_accuracy_of": (str, type(None)),
                 "seeds": (list, type(None)),
                 "runs": (str, type(None)), "device": str, "progress": bool, "grid": (str, type(None)), "train": bool},
     "students": {"profile": str, "dataset": str, "teacher_model": (str, type(None)),
                  "teacher_regime": (str, type(None)), "students": list, "regime": str, "temperature": (int, float),
                  "alpha": (int, float), "teacher_label_smoothing": (int, float), "teacher_calibration": str,
+                 "teacher_match_accuracy_of": (str, type(None)),
                  "seeds": (list, type(None)), "runs": (str, type(None)), "device": str,
                  "progress": bool, "grid": (str, type(None)), "train": bool},
 }
@@ -311,12 +333,19 @@ def run_task(task: Task | dict, runs=None, device=None, progress=True, grid_path
     # the profile's thread count, the same on every path that trains (recorded in provenance.json)
     with torch_threads(_profile(grid, p["profile"]).get("threads")):
         if kind == "teacher":
-            cfgs = teacher_configs(grid, p["profile"], p["dataset"], p["model"], p["regime"], seeds,
-                                   p.get("label_smoothing", 0.0))
+            ls, match = _teacher_args(p)
+            if match is not None:  # the teachers whose accuracy these stop at come first (cache hits when done)
+                for c in teacher_configs(grid, p["profile"], p["dataset"], p["model"], match, seeds):
+                    run_teacher(c, store, device, progress)
+            cfgs = teacher_configs(grid, p["profile"], p["dataset"], p["model"], p["regime"], seeds, ls, match)
             return [run_teacher(c, store, device, progress) for c in cfgs]
         out = []
         for tcfg, group in _groups(grid, p, seeds):
             if tcfg is not None:
+                if p.get("teacher_match_accuracy_of") is not None:  # the teacher whose accuracy it stops at
+                    run_teacher(teacher_configs(grid, p["profile"], p["dataset"], p["teacher_model"],
+                                                p["teacher_match_accuracy_of"], [tcfg["seed"]])[0], store, device,
+                                progress)
                 run_teacher(tcfg, store, device, progress)  # a cache hit when the teacher task ran first
             out.extend(run_students(group, store, device, progress))
         return out

@@ -28,7 +28,7 @@ TOP = {"defaults", "experiments", "profiles"}
 DEFAULTS = {"temperature", "alpha"}
 EXPERIMENT = {"title", "dataset", "teachers", "from", "teacher_regimes", "students", "student_regimes",
               "no_teacher", "same_regime", "temperature", "alpha", "temperatures", "teacher_calibration", "extension"}
-TEACHERS = {"model", "regimes", "label_smoothing"}
+TEACHERS = {"model", "regimes", "label_smoothing", "match_accuracy_of"}
 PROFILE = {"description", "datasets", "seeds", "models", "recipes", "failed_runs", "flipcrop_fill", "threads",
            "experiments", "reuse"}
 CALIBRATIONS = ("none", "temperature")  # kdlib.grid.CALIBRATIONS
@@ -131,6 +131,8 @@ def _check_experiments(path, experiments: dict, roles: set):
             _model(f"{where}.teachers", exp["teachers"]["model"])
             for regime in _list(f"{where}.teachers.regimes", exp["teachers"]["regimes"]):
                 _regime(f"{where}.teachers.regimes", regime)
+            if "match_accuracy_of" in exp["teachers"]:
+                _regime(f"{where}.teachers.match_accuracy_of", exp["teachers"]["match_accuracy_of"])
             if "label_smoothing" in exp["teachers"]:
                 ls = _number(f"{where}.teachers.label_smoothing", exp["teachers"]["label_smoothing"])
                 if not 0 <= ls < 1:

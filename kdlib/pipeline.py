@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .augment import build_augmentation
-from .calibration import ScaledTeacher, temperature_scaling_report
+from .calibration import ScaledTeacher, calibration_mask, temperature_scaling_report
 from .data import NORMALIZATION, DataError, DatasetNotFoundError, human_labels_for, load_dataset, load_human_labels
 from .loader import DeviceLoader
 from .metrics import (agreement, class_discrimination, class_kl_to_human, class_separability,
@@ -206,18 +206,62 @@ def run_teacher(config: dict, store: RunStore, device=None, progress=True) -> Ru
         model = _build(config["model"], config["dataset"]["name"])
         learner = Learner("teacher", model, Recipe(**config["recipe"]), alpha=0.0, checkpoint=run.checkpoint)
         loader = _train_loader(config, device)
+        stop, matched = (None, None)
+        if config.get("stop_at_accuracy_of"):
+            stop, matched = _accuracy_stop(model, config, store, device)
         try:
-            fit([learner], loader, progress=progress, desc=f"teacher {config['model']['name']} {config['augment']}")
+            fit([learner], loader, progress=progress, desc=f"teacher {config['model']['name']} {config['augment']}",
+                stop=stop)
         except NumericalError as err:
             run.record_failure(err)
             raise
         t_train = time.perf_counter() - t0
+        if stop is not None:
+            stop(0)  # the held-out accuracy of the final model (the last epoch is not checked inside fit)
         metrics, arrays = evaluate_model(model, config, device)
+        if matched is not None:
+            metrics["accuracy_match"] = {**matched, "stopped_at_epoch": len(learner.history),
+                                         "heldout_accuracy": matched["last"],
+                                         "reached": matched["last"] >= matched["target"]}
+            metrics["accuracy_match"].pop("last")
         # teacher logits on the clean training split, once per teacher: exact for every clean student
         clean = _train_loader(config, device, shuffle=False, augment="none")
         run.write_arrays("train_logits.npz", logits=teacher_logits_on(model, clean).cpu().numpy())
         _finish(run, learner, metrics, arrays, device, t0, t_train)
     return run
+
+
+def _heldout(config: dict):
+    """The held-out half of the test split (even dataset index; :func:`kdlib.calibration.calibration_mask`)."""
+    ds = split_of(config["dataset"], "test", "test_subset")
+    return ds, calibration_mask(ds.indices)
+
+
+def _accuracy_stop(model, config: dict, store: RunStore, device):
+    """``stop(epoch)`` for a teacher stopped early at another teacher's accuracy (grid E11): True once the
+    model's accuracy on the held-out half of the test split reaches that of the finished teacher run
+    ``config["stop_at_accuracy_of"]`` on the same images; and the dict it fills (target, last, run)."""
+    tid = config["stop_at_accuracy_of"]
+    target_run = store.find(tid, "teacher")
+    if target_run is None:
+        raise FileNotFoundError(f"this teacher stops at the accuracy of teacher run {tid}, which is not finished in "
+                                f"{store.root / store.profile}; train it first (python -m kdlib grid --profile "
+                                f"{store.profile} --only E1)")
+    pred = target_run.read_predictions()
+    keep = calibration_mask(pred["test_indices"])
+    target = float((pred["test_probs"][keep].argmax(1) == pred["test_labels"][keep]).mean())
+    ds, mask = _heldout(config)
+    mean, std = NORMALIZATION[config["dataset"]["name"]]
+    loader = DeviceLoader(ds.images[mask], ds.labels[mask], 1000, "none", mean=mean, std=std, device=device,
+                          num_classes=10, shuffle=False)
+    state = {"target": target, "last": 0.0, "of": tid, "n_heldout": int(mask.sum())}
+
+    def stop(epoch: int) -> bool:
+        out = predict(model, loader)
+        state["last"] = float((out["probs"].argmax(1) == out["labels"]).mean())
+        return state["last"] >= target
+
+    return stop, state
 
 
 def run_students(configs: list[dict], store: RunStore, device=None, progress=True) -> list[Run]:

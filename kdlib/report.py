@@ -38,6 +38,8 @@ def task_title(task, dataset: str | None = None) -> str:
     data = DATASET_NAMES.get(dataset, dataset) if dataset else f"{p['dataset']} data"
     if kind == "teacher":
         ls = f", label smoothing {p['label_smoothing']:g}" if p.get("label_smoothing") else ""
+        if p.get("match_accuracy_of"):
+            ls += f", stopped at the {regime_name(p['match_accuracy_of'])} teacher's accuracy"
         return (f"Teacher: {MODEL_NAMES.get(p['model'], p['model'])}, {regime_name(p['regime'])}{ls} "
                 f"({data}, profile {p['profile']})")
     students = ", ".join(MODEL_NAMES.get(m, m) for m in p["students"])
@@ -49,6 +51,8 @@ def task_title(task, dataset: str | None = None) -> str:
             source += f" (label smoothing {p['teacher_label_smoothing']:g})"
         if p.get("teacher_calibration", "none") != "none":
             source += " after temperature scaling"
+        if p.get("teacher_match_accuracy_of"):
+            source += f" (stopped at the {regime_name(p['teacher_match_accuracy_of'])} teacher's accuracy)"
     extra = "" if p["temperature"] == 20 or source.startswith("no") else f", T = {p['temperature']:g}"
     trained = "" if p["regime"] == "none" else f", students trained with {regime_name(p['regime'])}"
     return f"Students {students} ← {source}{trained}{extra} ({data}, profile {p['profile']})"

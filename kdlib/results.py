@@ -94,6 +94,8 @@ def collect(store: RunStore, grid: dict | None = None, plan_only: bool = True, i
         row["label_smoothing"] = cfg["recipe"].get("label_smoothing", 0.0)
         row["teacher_label_smoothing"] = tcfg["recipe"].get("label_smoothing", 0.0) if tcfg else None
         row["teacher_calibration"] = cfg.get("teacher_calibration", "none")
+        row["matched_to"] = cfg.get("stop_at_accuracy_of")  # a teacher stopped at that teacher's accuracy (E11)
+        row["teacher_matched"] = bool(tcfg.get("stop_at_accuracy_of")) if tcfg else None
         prov = run.provenance()
         row["teacher_scale"] = (prov.get("teacher_calibration") or {}).get("temperature", math.nan)
         for k in ("accuracy", "precision", "recall", "f1", "nll", "ece", "ece10", "class_separability",

@@ -259,14 +259,16 @@ def _loss(learner: Learner, logits, y_soft, teacher_logits):
 
 def fit(learners: list[Learner], loader: DeviceLoader, teacher: nn.Module | None = None,
         cached_teacher_logits: torch.Tensor | None = None, progress: bool = True, desc: str = "train",
-        on_epoch=None, checkpoint_every: float = 60.0):
+        on_epoch=None, checkpoint_every: float = 60.0, stop=None):
     """Train ``learners`` in lockstep on ``loader`` and return them.
 
     All learners must be at the same epoch (fresh, or resumed from checkpoints of one epoch).
     Distilling learners get the teacher's logits on the very batch tensor they see: looked up in
     ``cached_teacher_logits`` by row (exact for a clean stream) or computed online by ``teacher``
     in eval mode under ``inference_mode``. ``checkpoint_every``: seconds between checkpoints
-    (0: every epoch); the last epoch is always saved.
+    (0: every epoch); the last epoch is always saved. ``stop(epoch) -> bool``, called after each
+    epoch: True ends training there (that epoch is checkpointed, as a last epoch would be); it may
+    evaluate the models, which are set back to training mode after it.
     """
     from tqdm.auto import tqdm
 
@@ -303,6 +305,10 @@ def fit(learners: list[Learner], loader: DeviceLoader, teacher: nn.Module | None
     epochs = learners[0].recipe.epochs
     if any(lr.recipe.epochs != epochs for lr in learners):
         raise ValueError("learners in one lockstep group must share the number of epochs")
+    if stop is not None and 0 < start < epochs and stop(start):  # it had stopped there before an interruption
+        for lr in learners:
+            lr.model.eval()
+        return learners
     bar = tqdm(range(start, epochs), desc=desc, disable=not progress, initial=start, total=epochs, unit="epoch")
     last_saved, last_save_time = start, time.perf_counter()
     for epoch in bar:
@@ -358,7 +364,10 @@ def fit(learners: list[Learner], loader: DeviceLoader, teacher: nn.Module | None
                 "loss_kd": acc["loss_kd"] / seen, "train_acc": acc["correct"] / seen,
                 "lr": opt.param_groups[0]["lr"], "seconds": seconds, "images_per_s": seen / seconds,
             })
-        if epoch + 1 == epochs or time.perf_counter() - last_save_time >= checkpoint_every:
+        stop_now = bool(stop(epoch + 1)) if stop is not None and epoch + 1 < epochs else False
+        for lr in learners:
+            lr.model.train()
+        if epoch + 1 == epochs or stop_now or time.perf_counter() - last_save_time >= checkpoint_every:
             for lr, opt, sched in zip(learners, opts, scheds):
                 _save_checkpoint(lr, opt, sched, loader, epoch + 1)
             last_saved, last_save_time = epoch + 1, time.perf_counter()
@@ -367,6 +376,8 @@ def fit(learners: list[Learner], loader: DeviceLoader, teacher: nn.Module | None
                             acc=f"{learners[0].history[-1]['train_acc']:.3f}", img_s=f"{seen / seconds:,.0f}")
         if on_epoch is not None:
             on_epoch(epoch + 1)
+        if stop_now:
+            break
     for lr in learners:
         lr.model.eval()
     return learners

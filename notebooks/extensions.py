@@ -16,7 +16,7 @@
 # # Beyond the paper: when does an augmented teacher make a worse student?
 #
 # The paper explains its result with pictures of latent spaces; these experiments test explanations.
-# Each is planned in `grid.yaml` (E6–E10) and run by the same pipeline as the paper's:
+# Each is planned in `grid.yaml` (E6–E11) and run by the same pipeline as the paper's:
 #
 # | | question | experiment |
 # |---|---|---|
@@ -25,6 +25,7 @@
 # | E8 | **Where does augmentation belong**: in the teacher, in the student's distillation inputs, or both (function matching, Beyer et al. 2022)? | 5 × 5 cross, LeNet students, teacher queried online on the student's own augmented batch |
 # | E9 | Is a **softer teacher without augmentation** (label smoothing, ε = 0.1) enough to move the student? | label-smoothing teacher |
 # | E10 | Is it the teacher's **calibration**? | students of every teacher after post-hoc temperature scaling |
+# | E11 | Is it the teacher's **accuracy**? | augmented teachers stopped early at the plain teacher's accuracy |
 #
 # Every comparison pairs runs of one seed (same batch stream) and gives the mean difference with its
 # 95% Student-t interval over seeds. *Holds*: the interval excludes zero in the stated direction;
@@ -64,7 +65,7 @@ if not planned:
     display(Markdown(
         f"**The `{profile}` profile runs only the paper's experiments** (it keeps `make book` within 15 minutes "
         f"on 2 cores), so the sections below are empty. `make book PROFILE={profile}-ext` builds this part with "
-        f"the extensions: it reads this profile's finished runs and trains only E6–E10 "
+        f"the extensions: it reads this profile's finished runs and trains only E6–E11 "
         f"(`python -m kdlib grid --profile {profile}-ext --only {' '.join(EXT)}` trains them without the book)."
         if f"{profile}-ext" in grid["profiles"] else
         f"**The `{profile}` profile runs none of the extension experiments {EXT}.**"))
@@ -313,6 +314,49 @@ if "E10" in planned:
                                 "verdict": says(change, +1)})
     display(Markdown("Students' accuracy, paired by seed (penalty: the augmented teacher's student − the plain "
                      "teacher's student, both teachers scaled or both not):"))
+    display(pd.DataFrame(table).style.hide(axis="index"))
+
+# %% [markdown]
+# ## E11 · Accuracy: augmented teachers stopped at the plain teacher's accuracy
+#
+# Each augmented E1 teacher is trained again with its own schedule but stopped at the first epoch its
+# accuracy on the held-out half of the test set (even indices) reaches the plain teacher's on the same
+# images (`kdlib.pipeline`; a teacher that never reaches it trains to the end and is flagged). Its
+# students are then distilled as in E2. If the augmented teachers' students differ from the plain
+# teacher's only because their teachers are more accurate, the difference vanishes here.
+
+# %% tags=["hide-input"]
+if "E11" in planned:
+    show_missing("E11")
+    table = []
+    for m in ["flipcrop"] + MIXERS:
+        for t in teachers(rows, teacher_spec(m), matched=True):
+            match = store.find(t["id"], "teacher").read_json("metrics.json").get("accuracy_match", {})
+            full = teachers(rows, teacher_spec(m))
+            table.append({"teacher": REGIME_NAMES[m], "seed": t["seed"],
+                          "stopped at epoch": f"{match.get('stopped_at_epoch', '?')}",
+                          "held-out accuracy": f"{match.get('heldout_accuracy', math.nan):.3f}",
+                          "plain teacher's": f"{match.get('target', math.nan):.3f}",
+                          "reached": "yes" if match.get("reached") else "no (trained to the end)",
+                          "test accuracy": f"{t['accuracy']:.3f}",
+                          "fully trained": fmt_ci([r["accuracy"] for r in full if r["seed"] == t["seed"]])})
+    if table:
+        display(Markdown("Teachers stopped early (test accuracy on the whole test set):"))
+        display(pd.DataFrame(table).style.hide(axis="index"))
+    table = []
+    for model in MODELS:
+        for m in ["flipcrop"] + MIXERS:
+            matched = students(rows, model, teacher_spec(m), matched=True)
+            d_matched = difference(matched, students(rows, model, "none"))
+            d_full = penalty(rows, model, teacher_spec(m))
+            table.append({"student": MODEL_NAMES[model], "teacher": REGIME_NAMES[m],
+                          "penalty, fully trained teacher": ci_text(d_full),
+                          "penalty, accuracy-matched teacher": ci_text(d_matched)})
+            if m in ("mixup", "cutmix"):
+                summary.append({"experiment": "E11", "claim": f"the {REGIME_NAMES[m]} teacher, stopped at the plain "
+                                f"teacher's accuracy, still makes a worse {MODEL_NAMES[model]} student",
+                                "difference [95% CI]": ci_text(d_matched), "verdict": says(d_matched, -1)})
+    display(Markdown("Penalty: the augmented teacher's student − the plain teacher's student, paired by seed:"))
     display(pd.DataFrame(table).style.hide(axis="index"))
 
 # %% [markdown]

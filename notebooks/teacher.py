@@ -24,6 +24,7 @@ dataset = "main"
 model = "resnet18"
 regime = "flipcrop"
 label_smoothing = 0.0  # > 0: the teacher's targets are smoothed (the control of experiment E9)
+match_accuracy_of = None  # a regime: stop at the first epoch this teacher reaches that teacher's accuracy (E11)
 seeds = None
 runs = None
 device = "auto"
@@ -42,11 +43,14 @@ from IPython.display import Markdown, display
 from kdlib.grid import task_runs
 from kdlib.report import history_figure, metrics_table, missing_table, provenance_table, run_location
 
-task = {"kind": "teacher", **{k: params[k] for k in ("profile", "dataset", "model", "regime", "label_smoothing")}}
+task = {"kind": "teacher", **{k: params[k] for k in ("profile", "dataset", "model", "regime", "label_smoothing",
+                                                    "match_accuracy_of")}}
 done, missing = task_runs(task, train, runs=runs, device=device, progress=progress, grid_path=grid, seeds=seeds)
 if done:
     display(Markdown(f"**{model}**, regime `{done[0].config['augment']}`"
-                     + (f", label smoothing {label_smoothing:g}" if label_smoothing else "") + ", dataset "
+                     + (f", label smoothing {label_smoothing:g}" if label_smoothing else "")
+                     + (f", stopped at the `{match_accuracy_of}` teacher's accuracy" if match_accuracy_of else "")
+                     + ", dataset "
                      f"`{done[0].config['dataset']['name']}`, profile `{profile}`, seeds "
                      f"{[r.config['seed'] for r in done]}; runs: " + ", ".join(run_location(r) for r in done)))
 if missing:

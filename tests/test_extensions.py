@@ -19,7 +19,7 @@ from kdlib.metrics import ece
 from kdlib.runs import RunStore, run_id
 from kdlib.train import Learner, Recipe, _loss
 
-EXTENSIONS = ["E6", "E7", "E8", "E9", "E10"]
+EXTENSIONS = ["E6", "E7", "E8", "E9", "E10", "E11"]
 
 
 # ------------------------------------------------------------------ temperature scaling
@@ -253,8 +253,39 @@ def test_the_extensions_chapter_answers_each_question_or_says_how_to_fill_it(ext
         assert needle in text, needle
     assert all(f"{e} " in text or f'"{e}"' in text or f">{e}<" in text for e in EXTENSIONS)
     # seed 1 of smoke-ext is planned but was not run here: every section names what is missing and the command
-    assert text.count("are missing") == 5 and "python -m kdlib grid --profile smoke-ext --only E7" in text
+    assert text.count("are missing") == len(EXTENSIONS) and "python -m kdlib grid --profile smoke-ext --only E7" in text
     # a profile that plans none of them says so, and which command builds them
     out = execute_chapter("extensions", "smoke", runs=ext_store.root, output=tmp_path / "ext-smoke.ipynb")
     text, errors = _outputs(out)
     assert not errors and "runs only the paper's experiments" in text and "make book PROFILE=smoke-ext" in text
+
+
+def test_accuracy_matched_teachers_stop_at_the_plain_teachers_heldout_accuracy(tmp_path):
+    """E11 at smoke size with 3-epoch teachers: the target is the plain teacher's accuracy on the even-index
+    half of the test split, recomputed here from its predictions; the history ends where the record says."""
+    def longer(g):
+        g["profiles"]["smoke-ext"]["recipes"] = {**g["profiles"]["smoke"]["recipes"],
+                                                 "teacher": {**g["profiles"]["smoke"]["recipes"]["teacher"],
+                                                             "epochs": 3}}
+    path = grid_with(tmp_path, longer)
+    root = tmp_path / "runs"
+    run_grid("smoke-ext", runs=root, device="cpu", progress=False, only=["E11"], seeds=[0], results=None,
+             grid_path=path, names=["students-main-resnet18-flipcrop-mixup-at-none-to-none-a0.5-T20"])
+    grid = load_grid(path)
+    store = RunStore(root, "smoke-ext", results=None, reuse=None)
+    task = next(t for t in plan("smoke-ext", grid) if t.name == "teacher-main-resnet18-flipcrop-mixup-at-none")
+    cfg = task_configs(task, grid, seeds=[0])[0]
+    plain = store.find(cfg["stop_at_accuracy_of"], "teacher")
+    assert plain is not None and plain.config["augment"] == "none"
+    pred = plain.read_predictions()
+    even = pred["test_indices"] % 2 == 0
+    target = (pred["test_probs"][even].argmax(1) == pred["test_labels"][even]).mean()
+    run = store.run(cfg)
+    match = run.read_json("metrics.json")["accuracy_match"]
+    assert match["target"] == pytest.approx(target) and match["n_heldout"] == even.sum()
+    assert match["stopped_at_epoch"] == len(run.read_history()) <= 3
+    assert match["reached"] == (match["heldout_accuracy"] >= match["target"])
+    assert match["reached"] or match["stopped_at_epoch"] == 3
+    # its students were distilled from it
+    students = [r for r in store.runs("student") if r.config["teacher"] == run.id]
+    assert {r.config["model"]["name"] for r in students} == {"lenet", "alexnet"}

@@ -294,3 +294,29 @@ def test_resume_on_the_gpu_puts_momentum_buffers_beside_the_parameters(tmp_path)
     with pytest.raises(KeyboardInterrupt):
         run(stop_after=1)
     assert [h["epoch"] for h in run().history] == [1, 2, 3]
+
+
+def test_a_stop_callback_ends_training_at_that_epoch_checkpointed_and_a_resume_stays_there(tmp_path):
+    calls = []
+
+    def stop(epoch):
+        calls.append(epoch)
+        return epoch >= 2
+
+    model = lenet(3)
+    learner = Learner("m", model, Recipe(epochs=5, batch_size=32), checkpoint=tmp_path / "ck.pt")
+    fit([learner], loader(), progress=False, stop=stop, checkpoint_every=1e9)
+    assert [h["epoch"] for h in learner.history] == [1, 2] and calls == [1, 2]
+    saved = torch.load(tmp_path / "ck.pt", weights_only=True)
+    assert saved["epoch"] == 2  # the stop epoch is saved although checkpoint_every was not reached
+    # what an interrupted run (killed after the checkpoint, before its DONE) does when resumed: nothing more
+    again = Learner("m", lenet(9), Recipe(epochs=5, batch_size=32), checkpoint=tmp_path / "ck.pt")
+    fit([again], loader(), progress=False, stop=stop)
+    assert len(again.history) == 2 and calls[-1] == 2
+    for u, v in zip(again.model.state_dict().values(), model.state_dict().values()):
+        assert torch.equal(u, v)
+    # without a stop the same recipe trains all five epochs, and the last epoch is never asked about
+    calls.clear()
+    full = Learner("m", lenet(3), Recipe(epochs=5, batch_size=32))
+    fit([full], loader(), progress=False, stop=lambda e: calls.append(e) or False)
+    assert len(full.history) == 5 and calls == [1, 2, 3, 4]
