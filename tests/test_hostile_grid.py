@@ -39,7 +39,7 @@ BAD_GRIDS = {
     "tiny mixup alpha": (lambda g: E(g)["E4"].update(student_regimes=["mixup(alpha=1e-9)"]), "alpha must lie in"),
     "from itself": (lambda g: E(g)["E2"].update({"from": "E2"}), "from 'E2' refers to itself"),
     "from a chain": (lambda g: E(g)["E4"].update({"from": "E2"}), "from 'E2', which itself reuses.*write from: 'E1'"),
-    "from nowhere": (lambda g: E(g)["E4"].update({"from": "E9"}), "from 'E9' is not an experiment"),
+    "from nowhere": (lambda g: E(g)["E4"].update({"from": "E99"}), "from 'E99' is not an experiment"),
     "no_teacher not boolean": (lambda g: E(g)["E2"].update(no_teacher="yes"), "no_teacher must be true or false"),
     "students not a list": (lambda g: E(g)["E2"].update(students="lenet"), "students must be a non-empty list"),
     "unknown dataset role": (lambda g: E(g)["E3"].update(dataset="cifar"), "dataset: 'cifar' is not a dataset role"),
