@@ -44,6 +44,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
+from myst_nb import glue
 
 from kdlib.calibration import temperature_scaling_report
 from kdlib.extensions import MIXERS, contrast, difference, penalty, students, teacher_spec, teachers
@@ -368,7 +369,13 @@ if "E11" in planned:
 if summary:
     display(pd.DataFrame(summary).style.hide(axis="index"))
     counts = pd.Series([s["verdict"] for s in summary]).value_counts()
-    display(Markdown(", ".join(f"**{v}**: {n}" for v, n in counts.items()) + f" of {len(summary)} comparisons "
-                     f"(profile `{profile}`, seeds {sorted({r['seed'] for r in rows})})."))
-else:
+    sentence = (", ".join(f"{v}: {n}" for v, n in counts.items()) + f" of {len(summary)} comparisons (profile "
+                f"{profile}, seeds {', '.join(map(str, sorted({r['seed'] for r in rows if set(r['experiments']) & set(EXT)})))})")
+    display(Markdown(sentence + "."))
+elif planned:
+    sentence = f"not run yet (profile {profile}: {sum(len(g) for g in missing.values())} tasks missing)"
     display(Markdown("No extension run of this profile is finished: nothing to summarise yet."))
+else:
+    sentence = f"not planned in profile {profile} (make book PROFILE={profile}-ext runs them)"
+    display(Markdown("No extension run of this profile is finished: nothing to summarise yet."))
+glue("ext_summary", sentence, display=False)
