@@ -361,6 +361,75 @@ if "E11" in planned:
     display(pd.DataFrame(table).style.hide(axis="index"))
 
 # %% [markdown]
+# ## Teacher training length: do the verdicts move with 4× longer teachers?
+#
+# The paper trained its teachers for 218 epochs with a step schedule; ours train for 35 (`paper`) or 40
+# (`quick`) epochs of a one-cycle schedule. The sibling profile with 4× longer teachers (`paper-long`,
+# `quick-long`: same recipe otherwise, experiments E1 and E2) is compared here, seed by seed, with this
+# profile's runs.
+
+# %% tags=["hide-input"]
+base_profile = profile[:-len("-ext")] if profile.endswith("-ext") else profile
+long_profile = f"{base_profile}-long"
+if long_profile in grid["profiles"]:
+    long_store = RunStore(runs, long_profile)
+    rows_long = [r for r in collect(long_store, grid) if r["dataset"] == main]
+    epochs = (grid["profiles"][base_profile]["recipes"]["teacher"]["epochs"],
+              grid["profiles"][long_profile]["recipes"]["teacher"]["epochs"])
+    seeds_long = sorted({r["seed"] for r in rows_long})
+    if not rows_long:
+        display(Markdown(f"No run of `{long_profile}` is here yet. Fill it with "
+                         + (f"`{fill_command(long_profile, grid['profiles'][long_profile]['seeds'])}`" if gpu_profile
+                            else f"`python -m kdlib grid --profile {long_profile}`") + "."))
+    else:
+        table = []
+        for m in REGIMES:
+            short_t, long_t = teachers(rows, teacher_spec(m)), teachers(rows_long, teacher_spec(m))
+            if not long_t:
+                continue
+            row = {"teacher": REGIME_NAMES[m], f"teacher, {epochs[0]} epochs": fmt_ci([r["accuracy"] for r in short_t]),
+                   f"teacher, {epochs[1]} epochs": fmt_ci([r["accuracy"] for r in long_t]),
+                   "gain": ci_text(difference(long_t, short_t))}
+            for model in MODELS:
+                s_long = students(rows_long, model, teacher_spec(m))
+                if s_long:
+                    row[f"{MODEL_NAMES[model]} student, gain"] = ci_text(difference(s_long,
+                                                                                 students(rows, model, teacher_spec(m))))
+            table.append(row)
+        if table:
+            display(Markdown(f"`{long_profile}`: seeds {seeds_long}, {len(rows_long)} finished runs. Accuracy "
+                             f"(mean ± 95% half-width) and the gain of the long teacher over this profile's, paired "
+                             f"by seed:"))
+            display(pd.DataFrame(table).style.hide(axis="index"))
+        else:
+            display(Markdown(f"`{long_profile}` has no finished teacher yet ({len(rows_long)} other runs)."))
+        table = []
+        for model in MODELS:
+            for m in ["flipcrop"] + MIXERS:
+                p_short = penalty([r for r in rows if r["seed"] in seeds_long], model, teacher_spec(m))
+                p_long = penalty(rows_long, model, teacher_spec(m))
+                if p_long["n"] == 0:
+                    continue
+                same = says(p_short, -1) == says(p_long, -1)
+                table.append({"student": MODEL_NAMES[model], "teacher": REGIME_NAMES[m],
+                              f"penalty, {epochs[0]}-epoch teachers": ci_text(p_short),
+                              f"penalty, {epochs[1]}-epoch teachers": ci_text(p_long),
+                              "verdict (worse student) at 1× → 4×": f"{says(p_short, -1)} → {says(p_long, -1)}"})
+                if m in ("mixup", "cutmix"):
+                    summary.append({"experiment": f"{long_profile}", "claim": f"the {REGIME_NAMES[m]} teacher makes a "
+                                    f"worse {MODEL_NAMES[model]} student with {epochs[1]}-epoch teachers "
+                                    f"({'same verdict' if same else 'verdict moved'} from {epochs[0]} epochs)",
+                                    "difference [95% CI]": ci_text(p_long), "verdict": says(p_long, -1)})
+        if table:
+            display(Markdown("Penalty (augmented teacher's student − plain teacher's student) with short and long "
+                             "teachers, on the seeds both have:"))
+            display(pd.DataFrame(table).style.hide(axis="index"))
+        else:
+            display(Markdown(f"`{long_profile}` has no distilled student yet: only the teachers compare."))
+else:
+    display(Markdown(f"No 4×-teacher profile `{long_profile}` in the grid."))
+
+# %% [markdown]
 # ## Summary
 #
 # One line per question and student model; the difference is in accuracy (fractions), paired by seed.
