@@ -55,11 +55,24 @@ from kdlib.results import (REGIMES, collect, fill_command, fmt_ci, load_predicti
 from kdlib.runs import RunStore
 
 grid = load_grid()
+EXT = extension_experiments(grid)
+asked = profile
 store = RunStore(runs, profile)
+if not set(EXT) & set(experiment_names(profile, grid)) and f"{profile}-ext" in grid["profiles"]:
+    # a profile without the extensions (quick: make book stays within 15 minutes) shows its -ext sibling's
+    # committed records, when results/ holds them
+    sibling = RunStore(runs, f"{profile}-ext")
+    if sibling.results is not None and (sibling.results / sibling.profile).is_dir():
+        store, profile = sibling, sibling.profile
 main = resolve_dataset(grid, profile, "main")["name"]
 rows = [r for r in collect(store, grid, extensions=True) if r["dataset"] == main]
 display(Markdown(part_header(part, profile, rows, main)))
-EXT = extension_experiments(grid)
+if profile != asked:
+    display(Markdown(f"The `{asked}` profile of this part runs only the paper's experiments (so that `make book` "
+                     f"stays within 15 minutes on 2 cores). This chapter shows the **committed records of the "
+                     f"`{profile}` profile** (`results/{profile}/`: the same data, models and recipes, with E6–E11), "
+                     f"trained on the machine and at the commit their provenance names. `make book PROFILE={profile}` "
+                     f"retrains them here."))
 planned = [e for e in EXT if e in experiment_names(profile, grid)]
 gpu_profile = profile == "paper"
 if not planned:
@@ -71,6 +84,11 @@ if not planned:
         if f"{profile}-ext" in grid["profiles"] else
         f"**The `{profile}` profile runs none of the extension experiments {EXT}.**"))
 missing = {e: missing_runs(store, grid, gpu=gpu_profile, experiments=[e]) for e in planned}
+if planned and gpu_profile and any(missing.values()):
+    display(Markdown("On a GPU: a student needs its teacher's weights (or its cached training-set logits), which the "
+                     "compact records in `results/` do not keep, so `device-run` trains the extension experiments for "
+                     "the seeds whose E1 teachers it trains in the same run (a new seed, e.g. `--seeds 2`); the "
+                     "students of a recorded teacher cannot be added later without retraining that teacher."))
 
 
 def show_missing(experiment):
@@ -99,6 +117,19 @@ def says(d, direction):
 
 
 summary = []
+
+
+def claim(experiment, text, diff, direction):
+    """One line of the summary: the comparison, its interval and verdict (direction +1: diff > 0 claimed)."""
+    summary.append({"experiment": experiment, "claim": text, "difference [95% CI]": ci_text(diff),
+                    "verdict": says(diff, direction)})
+
+
+def show_table(caption, table):
+    display(Markdown(caption))
+    display(pd.DataFrame(table).style.hide(axis="index"))
+
+
 MODELS = [m for m in ("lenet", "alexnet") if any(r["model"] == m for r in rows)] or ["lenet", "alexnet"]
 
 # %% [markdown]
@@ -127,9 +158,8 @@ if "E6" in planned:
                           "penalty, with flip+crop": ci_text(with_fc), "penalty, alone": ci_text(literal),
                           "alone − with": ci_text(change)})
             if m in ("mixup", "cutmix"):
-                summary.append({"experiment": "E6", "claim": f"{REGIME_NAMES[m]} teacher alone (no flip+crop) makes a "
-                                f"worse {MODEL_NAMES[model]} student than the plain teacher",
-                                "difference [95% CI]": ci_text(literal), "verdict": says(literal, -1)})
+                claim("E6", f"{REGIME_NAMES[m]} teacher alone (no flip+crop) makes a worse {MODEL_NAMES[model]} "
+                      f"student than the plain teacher", literal, -1)
     display(pd.DataFrame(table).style.hide(axis="index"))
 
 # %% [markdown]
@@ -177,12 +207,10 @@ if "E7" in planned:
             row["T=1 minus T=20"] = ci_text(shrink)
             table.append(row)
             if m in ("mixup", "cutmix"):
-                summary.append({"experiment": "E7", "claim": f"the {REGIME_NAMES[m]} teacher's {MODEL_NAMES[model]} "
-                                f"penalty is smaller at T = 1 than at T = 20", "difference [95% CI]": ci_text(shrink),
-                                "verdict": says(shrink, +1)})
-    display(Markdown("Penalty of each augmented teacher (its student − the plain teacher's student, same T), "
-                     "and how it changes from T = 20 to T = 1 (positive: the penalty shrinks at T = 1)."))
-    display(pd.DataFrame(table).style.hide(axis="index"))
+                claim("E7", f"the {REGIME_NAMES[m]} teacher's {MODEL_NAMES[model]} "
+                      f"penalty is smaller at T = 1 than at T = 20", shrink, +1)
+    show_table("Penalty of each augmented teacher (its student − the plain teacher's student, same T), "
+               "and how it changes from T = 20 to T = 1 (positive: the penalty shrinks at T = 1).", table)
 
 # %% [markdown]
 # ## E8 · Where augmentation belongs: the teacher's regime × the student's inputs
@@ -239,9 +267,8 @@ if "E8" in planned:
                           "student inputs only": fmt_ci([r["accuracy"] for r in s_only]),
                           "both": fmt_ci([r["accuracy"] for r in both]),
                           "teacher only − student only": ci_text(d_ts), "both − teacher only": ci_text(d_bt)})
-            summary.append({"experiment": "E8", "claim": f"{REGIME_NAMES[m]}: augmenting the teacher beats "
-                            f"augmenting the LeNet student's inputs", "difference [95% CI]": ci_text(d_ts),
-                            "verdict": says(d_ts, +1)})
+            claim("E8", f"{REGIME_NAMES[m]}: augmenting the teacher beats "
+                  f"augmenting the LeNet student's inputs", d_ts, +1)
         display(pd.DataFrame(table).style.hide(axis="index"))
 
 # %% [markdown]
@@ -266,10 +293,9 @@ if "E9" in planned:
         mix = penalty(rows, model, teacher_spec("mixup"))
         table.append({"student": MODEL_NAMES[model], "label-smoothing teacher − plain teacher": ci_text(d),
                       "Mixup teacher − plain teacher (E2)": ci_text(mix)})
-        summary.append({"experiment": "E9", "claim": f"a label-smoothing teacher makes a worse {MODEL_NAMES[model]} "
-                        f"student than the plain teacher", "difference [95% CI]": ci_text(d), "verdict": says(d, -1)})
-    display(Markdown("Students' accuracy, paired by seed:"))
-    display(pd.DataFrame(table).style.hide(axis="index"))
+        claim("E9", f"a label-smoothing teacher makes a worse {MODEL_NAMES[model]} "
+              f"student than the plain teacher", d, -1)
+    show_table("Students' accuracy, paired by seed:", table)
 
 # %% [markdown]
 # ## E10 · Calibration: students of temperature-scaled teachers
@@ -295,8 +321,7 @@ if "E10" in planned:
                           "ECE before": f"{rep['ece_before']:.3f}", "ECE after": f"{rep['ece_after']:.3f}",
                           "NLL before": f"{rep['nll_before']:.3f}", "NLL after": f"{rep['nll_after']:.3f}"})
     if table:
-        display(Markdown("Teachers, on the held-out half (odd test indices):"))
-        display(pd.DataFrame(table).style.hide(axis="index"))
+        show_table("Teachers, on the held-out half (odd test indices):", table)
     table = []
     for model in MODELS:
         for m in ["none", "flipcrop"] + MIXERS:
@@ -310,12 +335,10 @@ if "E10" in planned:
                           "penalty after scaling": ci_text(after) if after else ""})
             if m in ("mixup", "cutmix"):
                 change = contrast(after, before)
-                summary.append({"experiment": "E10", "claim": f"temperature scaling shrinks the {REGIME_NAMES[m]} "
-                                f"teacher's {MODEL_NAMES[model]} penalty", "difference [95% CI]": ci_text(change),
-                                "verdict": says(change, +1)})
-    display(Markdown("Students' accuracy, paired by seed (penalty: the augmented teacher's student − the plain "
-                     "teacher's student, both teachers scaled or both not):"))
-    display(pd.DataFrame(table).style.hide(axis="index"))
+                claim("E10", f"temperature scaling shrinks the {REGIME_NAMES[m]} "
+                      f"teacher's {MODEL_NAMES[model]} penalty", change, +1)
+    show_table("Students' accuracy, paired by seed (penalty: the augmented teacher's student − the plain "
+               "teacher's student, both teachers scaled or both not):", table)
 
 # %% [markdown]
 # ## E11 · Accuracy: augmented teachers stopped at the plain teacher's accuracy
@@ -342,8 +365,7 @@ if "E11" in planned:
                           "test accuracy": f"{t['accuracy']:.3f}",
                           "fully trained": fmt_ci([r["accuracy"] for r in full if r["seed"] == t["seed"]])})
     if table:
-        display(Markdown("Teachers stopped early (test accuracy on the whole test set):"))
-        display(pd.DataFrame(table).style.hide(axis="index"))
+        show_table("Teachers stopped early (test accuracy on the whole test set):", table)
     table = []
     for model in MODELS:
         for m in ["flipcrop"] + MIXERS:
@@ -354,11 +376,9 @@ if "E11" in planned:
                           "penalty, fully trained teacher": ci_text(d_full),
                           "penalty, accuracy-matched teacher": ci_text(d_matched)})
             if m in ("mixup", "cutmix"):
-                summary.append({"experiment": "E11", "claim": f"the {REGIME_NAMES[m]} teacher, stopped at the plain "
-                                f"teacher's accuracy, still makes a worse {MODEL_NAMES[model]} student",
-                                "difference [95% CI]": ci_text(d_matched), "verdict": says(d_matched, -1)})
-    display(Markdown("Penalty: the augmented teacher's student − the plain teacher's student, paired by seed:"))
-    display(pd.DataFrame(table).style.hide(axis="index"))
+                claim("E11", f"the {REGIME_NAMES[m]} teacher, stopped at the plain "
+                      f"teacher's accuracy, still makes a worse {MODEL_NAMES[model]} student", d_matched, -1)
+    show_table("Penalty: the augmented teacher's student − the plain teacher's student, paired by seed:", table)
 
 # %% [markdown]
 # ## Teacher training length: do the verdicts move with 4× longer teachers?
@@ -416,14 +436,12 @@ if long_profile in grid["profiles"]:
                               f"penalty, {epochs[1]}-epoch teachers": ci_text(p_long),
                               "verdict (worse student) at 1× → 4×": f"{says(p_short, -1)} → {says(p_long, -1)}"})
                 if m in ("mixup", "cutmix"):
-                    summary.append({"experiment": f"{long_profile}", "claim": f"the {REGIME_NAMES[m]} teacher makes a "
-                                    f"worse {MODEL_NAMES[model]} student with {epochs[1]}-epoch teachers "
-                                    f"({'same verdict' if same else 'verdict moved'} from {epochs[0]} epochs)",
-                                    "difference [95% CI]": ci_text(p_long), "verdict": says(p_long, -1)})
+                    claim(f"{long_profile}", f"the {REGIME_NAMES[m]} teacher makes a "
+                          f"worse {MODEL_NAMES[model]} student with {epochs[1]}-epoch teachers "
+                          f"({'same verdict' if same else 'verdict moved'} from {epochs[0]} epochs)", p_long, -1)
         if table:
-            display(Markdown("Penalty (augmented teacher's student − plain teacher's student) with short and long "
-                             "teachers, on the seeds both have:"))
-            display(pd.DataFrame(table).style.hide(axis="index"))
+            show_table("Penalty (augmented teacher's student − plain teacher's student) with short and long "
+                       "teachers, on the seeds both have:", table)
         else:
             display(Markdown(f"`{long_profile}` has no distilled student yet: only the teachers compare."))
 else:
