@@ -62,8 +62,16 @@ def teachers(rows, regime: str, label_smoothing: float = 0.0, model: str = "resn
 
 
 def by_seed(selected: list[dict], metric: str = "accuracy") -> dict:
-    """{seed: value} of the selected rows (NaN values left out)."""
-    return {r["seed"]: r[metric] for r in selected if not (isinstance(r.get(metric), float) and math.isnan(r[metric]))}
+    """{seed: value} of the selected rows (NaN values left out). Two rows of one seed mean the selection is
+    ambiguous (two variants of a run matched it): an error, never a silent pick."""
+    out = {}
+    for r in selected:
+        if r["seed"] in out:
+            raise ValueError(f"two runs of seed {r['seed']} match one selection ({out[r['seed']][0]} and {r['id']}); "
+                             f"select by every variant key (teacher regime, inputs, T, smoothing, calibration, match)")
+        if not (isinstance(r.get(metric), float) and math.isnan(r[metric])):
+            out[r["seed"]] = (r["id"], r[metric])
+    return {s: v for s, (_, v) in out.items()}
 
 
 def difference(a: list[dict], b: list[dict], metric: str = "accuracy") -> dict:

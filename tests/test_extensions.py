@@ -289,3 +289,32 @@ def test_accuracy_matched_teachers_stop_at_the_plain_teachers_heldout_accuracy(t
     # its students were distilled from it
     students = [r for r in store.runs("student") if r.config["teacher"] == run.id]
     assert {r.config["model"]["name"] for r in students} == {"lenet", "alexnet"}
+
+
+def test_extension_selections_pair_by_seed_and_refuse_ambiguity():
+    from kdlib.extensions import by_seed, contrast, penalty, students
+
+    def row(seed, teacher, acc, **kw):
+        base = {"id": f"{teacher}{seed}{kw}", "kind": "student", "model": "lenet", "alpha": 0.5, "teacher": "t",
+                "dataset": "d", "seed": seed, "accuracy": acc, "augment": "none", "temperature": 20.0,
+                "teacher_augment": teacher, "teacher_label_smoothing": 0.0, "teacher_calibration": "none",
+                "teacher_matched": False}
+        return {**base, **kw}
+
+    rows = [row(0, "none", 0.70), row(1, "none", 0.72), row(2, "none", 0.71),
+            row(0, "flipcrop(padding=4,flip=True,fill=black)+mixup(alpha=1.0)", 0.68),
+            row(1, "flipcrop(padding=4,flip=True,fill=black)+mixup(alpha=1.0)", 0.69),
+            row(0, "none", 0.60, temperature=1.0), row(1, "none", 0.61, temperature=1.0),
+            row(0, "flipcrop(padding=4,flip=True,fill=black)+mixup(alpha=1.0)", 0.60, temperature=1.0),
+            row(1, "flipcrop(padding=4,flip=True,fill=black)+mixup(alpha=1.0)", 0.62, temperature=1.0)]
+    p20 = penalty(rows, "lenet", "flipcrop+mixup")
+    assert p20["seeds"] == [0, 1] and p20["per_seed"] == pytest.approx([-0.02, -0.03])  # seed 2 has no pair
+    p1 = penalty(rows, "lenet", "flipcrop+mixup", temperature=1.0)
+    assert p1["per_seed"] == pytest.approx([0.0, 0.01])
+    c = contrast(p1, p20)
+    # hand: differences 0.02 and 0.04, mean 0.03, sd 0.01414, t(0.975, 1) = 12.706 -> half-width 0.127
+    assert c["mean"] == pytest.approx(0.03) and c["high"] - c["mean"] == pytest.approx(12.7062 * 0.0141421 / 2 ** 0.5,
+                                                                                        rel=1e-3)
+    assert len(students(rows, "lenet", "none")) == 3  # T = 1 students are not T = 20 students
+    with pytest.raises(ValueError, match="two runs of seed 0"):
+        by_seed([rows[0], row(0, "none", 0.5, id="other")])
