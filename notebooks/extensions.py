@@ -71,8 +71,9 @@ if profile != asked:
     display(Markdown(f"The `{asked}` profile of this part runs only the paper's experiments (so that `make book` "
                      f"stays within 15 minutes on 2 cores). This chapter shows the **committed records of the "
                      f"`{profile}` profile** (`results/{profile}/`: the same data, models and recipes, with E6–E11), "
-                     f"trained on the machine and at the commit their provenance names. `make book PROFILE={profile}` "
-                     f"retrains them here."))
+                     f"trained on the machine and at the commit their provenance names (each run report's provenance "
+                     f"table). `make book PROFILE={profile}` builds this part from them and trains only what they lack; "
+                     f"`python -m kdlib grid --profile {profile} --ignore-results` retrains every run here."))
 planned = [e for e in EXT if e in experiment_names(profile, grid)]
 gpu_profile = profile == "paper"
 if not planned:
