@@ -35,12 +35,16 @@ def test_plan_covers_every_experiment():
             "teacher-mnist-alexnet-mixup", "students-main-noteacher-to-none",
             "students-main-resnet18-flipcrop-mixup-to-flipcrop-mixup-a0.5-T20"} <= names
     exps = {e for t in tasks for e in t.experiments}
-    assert exps == set(grid["experiments"])
-    # teachers come before the students that depend on them
-    order = [t.name for t in tasks]
-    for t in tasks:
-        for d in t.depends:
-            assert order.index(d) < order.index(t.name)
+    assert exps == set(grid["profiles"]["smoke"]["experiments"]) == {"E1", "E2", "E3", "E4", "E5"}
+    # the extensions are the smoke-ext profile's: together they plan every experiment of the grid
+    ext = plan("smoke-ext", grid)
+    assert exps | {e for t in ext for e in t.experiments} == set(grid["experiments"])
+    # teachers come before the tasks that depend on them (students; E11's teachers stop at E1's accuracy)
+    for tasks_ in (tasks, ext):
+        order = [t.name for t in tasks_]
+        for t in tasks_:
+            for d in t.depends:
+                assert order.index(d) < order.index(t.name)
     # E2's students are both archs; E4's no-teacher students cover every student regime
     e2 = [t for t in tasks if "E2" in t.experiments and t.kind == "students"]
     assert all(t.params["students"] == ["lenet", "alexnet"] for t in e2)
