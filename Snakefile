@@ -22,13 +22,16 @@
 # `snakemake --lint` leaves one warning per rule, by design:
 #   * "Specify a conda environment or container": the environment is the project's .venv (requirements.txt),
 #     the one `make book` creates; a second, per-rule environment would only drift from it.
+import json
 import os
+import shlex
 import sys
 from glob import glob
 
 sys.path.insert(0, workflow.basedir)
 from kdlib.cli import DEFAULT_PROFILE  # noqa: E402
-from kdlib.grid import load_grid, plan, task_configs, task_status  # noqa: E402
+from kdlib.grid import load_grid, plan, resolve_dataset, task_configs, task_status  # noqa: E402
+from kdlib.report import task_title  # noqa: E402
 from kdlib.runs import run_id  # noqa: E402
 
 _KNOWN = {"part1", "part2", "train", "threads", "runs", "device", "profile"}
@@ -70,6 +73,17 @@ CHAPTERS = ["results", "experiments", "dichotomy", "fidelity", "extensions", "ex
 
 def reports(part):
     return [f"book/runs/{part}/{name}.ipynb" for name in sorted(TASKS[part])]
+
+
+def task_args(part, name):
+    """The planned task for `kdlib notebook --kind`: its title and every parameter (-p NAME VALUE, VALUE as JSON,
+    which YAML reads back), shell-quoted. The job then neither plans the grid again nor imports torch before
+    its kernel does (about 2 s a job on a 2-core CPU)."""
+    task = TASKS[part][name]
+    dataset = resolve_dataset(GRID, PROFILES[part], task.params["dataset"])["name"]
+    args = [f"--kind {task.kind}", f"--title {shlex.quote(task_title(task, dataset))}"]
+    args += [f"-p {k} {shlex.quote(json.dumps(v))}" for k, v in task.params.items() if k != "profile"]
+    return " ".join(args)
 
 
 def run_ids(part, task):
@@ -164,13 +178,14 @@ rule teacher:
         profile=lambda w: PROFILES[w.part],
         train=lambda w: "" if w.part in TRAIN else "--no-train",
         run_ids=lambda w: run_ids(w.part, f"teacher-{w.name}"),
+        task=lambda w: task_args(w.part, f"teacher-{w.name}"),
         runs=RUNS,
         device=DEVICE,
     resources:
         gpu=1,
     shell:
         f'{NOTEBOOK} teacher-{{wildcards.name}} --profile {{params.profile}} --runs "{{params.runs}}" '
-        f'--device {{params.device}} {{params.train}} --output {{output}} > {{log}} 2>&1'
+        f'--device {{params.device}} {{params.train}} {{params.task}} --output {{output}} > {{log}} 2>&1'
 
 
 rule students:
@@ -187,10 +202,11 @@ rule students:
         profile=lambda w: PROFILES[w.part],
         train=lambda w: "" if w.part in TRAIN else "--no-train",
         run_ids=lambda w: run_ids(w.part, f"students-{w.name}"),
+        task=lambda w: task_args(w.part, f"students-{w.name}"),
         runs=RUNS,
         device=DEVICE,
     resources:
         gpu=1,
     shell:
         f'{NOTEBOOK} students-{{wildcards.name}} --profile {{params.profile}} --runs "{{params.runs}}" '
-        f'--device {{params.device}} {{params.train}} --output {{output}} > {{log}} 2>&1'
+        f'--device {{params.device}} {{params.train}} {{params.task}} --output {{output}} > {{log}} 2>&1'

@@ -1,7 +1,18 @@
-"""kdlib: the building blocks of kd-augment (models, mixers, distillation loss, metrics)."""
-from .augment import build_augmentation
-from .distill import kd_loss
-from .models import build_model, count_parameters
+"""kdlib: the building blocks of kd-augment (models, mixers, distillation loss, metrics).
 
+The names below load their module (and torch) on first use, so that commands which only plan or
+launch notebooks (``python -m kdlib notebook`` under Snakemake) start without importing torch.
+"""
 __all__ = ["build_augmentation", "kd_loss", "build_model", "count_parameters"]
 __version__ = "0.2.0"
+
+_LAZY = {"build_augmentation": "augment", "kd_loss": "distill", "build_model": "models",
+         "count_parameters": "models"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

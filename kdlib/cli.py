@@ -47,9 +47,11 @@ def _nearest(word: str, choices) -> str:
 
 
 def check_profile(profile: str, grid: dict | None = None) -> str:
-    from .grid import load_grid
+    if grid is None:
+        from .grid import load_grid
 
-    profiles = sorted((grid or load_grid()).get("profiles") or {})
+        grid = load_grid()
+    profiles = sorted(grid.get("profiles") or {})
     if profile not in profiles:
         raise CliError(f"unknown profile {profile!r}{_nearest(profile, profiles)} Profiles in grid.yaml: "
                        f"{', '.join(profiles)}")
@@ -69,7 +71,9 @@ def check_experiments(names, grid: dict | None = None):
 
 def check_device(device: str) -> str:
     """auto, cpu, cuda, cuda:N or mps; a device that is not here is named with the fix."""
-    if device in ("auto", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", device or ""):
+    if device in ("auto", "cpu"):
+        return device  # always usable: no need to import torch to say so
+    if device in ("cuda", "mps") or re.fullmatch(r"cuda:\d+", device or ""):
         import torch
 
         if device.startswith("cuda") and not torch.cuda.is_available():

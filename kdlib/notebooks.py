@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["execute", "execute_task", "execute_chapter", "NOTEBOOKS", "main", "task_output"]
+__all__ = ["execute", "execute_task", "execute_prepared", "execute_chapter", "NOTEBOOKS", "main", "task_output"]
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 _SOURCES = {"teacher": "teacher.py", "students": "students.py"}
@@ -134,7 +134,21 @@ def execute_task(task_name: str, profile: str, runs=None, device="auto", output=
         raise ValueError(f"no task {task_name!r} in profile {profile!r}" + (f"; did you mean {near[0]!r}?" if near else "")
                          + f" (kdlib grid --profile {profile} --plan lists them)")
     task = tasks[task_name]
-    params = dict(task.params)
+    from .grid import resolve_dataset
+
+    dataset = resolve_dataset(grid, profile, task.params["dataset"])["name"]
+    return execute_prepared(task.kind, task_name, profile, task.params, task_title(task, dataset), runs, device,
+                            output, grid_path, train, extra)
+
+
+def execute_prepared(kind: str, task_name: str, profile: str, params: dict, title: str, runs=None, device="auto",
+                     output=None, grid_path=None, train: bool = True, extra: dict | None = None):
+    """Execute a task's notebook from parameters already planned (what Snakemake passes: it planned the grid
+    once, so each job starts without planning it again, and without importing torch before the kernel)."""
+    if kind not in _SOURCES:
+        raise ValueError(f"task kind must be one of {sorted(_SOURCES)}, got {kind!r}")
+    params = dict(params)
+    params["profile"] = profile
     params["runs"] = str(Path(runs or os.environ.get("KDLIB_RUNS", "runs")).resolve())
     if grid_path:
         params["grid"] = str(Path(grid_path).resolve())
@@ -142,10 +156,21 @@ def execute_task(task_name: str, profile: str, runs=None, device="auto", output=
     params["train"] = bool(train)
     params.update(extra or {})
     out = Path(output) if output else task_output(task_name, profile)
-    from .grid import resolve_dataset
+    return execute(NOTEBOOKS / _SOURCES[kind], out, params, title=title)
 
-    dataset = resolve_dataset(grid, profile, task.params["dataset"])["name"]
-    return execute(NOTEBOOKS / _SOURCES[task.kind], out, params, title=task_title(task, dataset))
+
+def _raw_grid(path=None) -> dict:
+    """grid.yaml as YAML, unvalidated: enough to name a profile; the notebook validates the grid itself."""
+    import yaml
+
+    from .cli import CliError
+
+    path = Path(path) if path else NOTEBOOKS.parent / "grid.yaml"
+    try:
+        grid = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise CliError(f"cannot read the grid {path}: {' '.join(str(err).split())[:200]}; pass --grid PATH") from None
+    return grid if isinstance(grid, dict) else {}
 
 
 def execute_chapter(chapter: str, profile: str, runs=None, output=None, part=None, extra: dict | None = None):
@@ -183,15 +208,17 @@ def main(argv=None):
                    help="papermill's progress bar and every cell's output on stderr (for a log file)")
     p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="a papermill parameter of the notebook, repeatable (VALUE read as YAML: 4.0, true, [lenet])")
+    p.add_argument("--kind", default=None, choices=sorted(_SOURCES),
+                   help="with --title: TASK is already planned, its parameters all given by -p (what Snakemake "
+                        "does); the grid is not planned again")
+    p.add_argument("--title", default=None, help="the run report's title (with --kind)")
     args = p.parse_args(argv)
     import yaml
-
-    from .grid import load_grid
 
     if args.progress:
         os.environ["KDLIB_NOTEBOOK_PROGRESS"] = "1"
     try:
-        check_profile(args.profile, load_grid(args.grid))
+        check_profile(args.profile, _raw_grid(args.grid))
         check_device(args.device)
         extra = {}
         for name, value in args.parameter:
@@ -202,6 +229,11 @@ def main(argv=None):
                                f"quote strings with spaces or colons") from None
         if args.chapter:
             out = execute_chapter(args.chapter, args.profile, args.runs, args.output, args.part, extra)
+        elif args.task and args.kind:
+            if not args.title:
+                p.error("--kind needs --title")
+            out = execute_prepared(args.kind, args.task, args.profile, extra, args.title, args.runs, args.device,
+                                   args.output, args.grid, train=not args.no_train)
         elif args.task:
             out = execute_task(args.task, args.profile, args.runs, args.device, args.output, args.grid,
                                train=not args.no_train, extra=extra)

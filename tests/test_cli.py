@@ -1,6 +1,8 @@
 """The command line: help lists the subcommands, typos get a suggestion, the version prints."""
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import REPO
 
@@ -103,3 +105,38 @@ def test_notebook_passes_papermill_parameters(monkeypatch, tmp_path, capsys):
                  "-p", "temperature", "4.0", "-p", "students", "[lenet]", "--output", str(tmp_path / "o.ipynb")])
     assert rc == 0 and seen["temperature"] == 4.0 and seen["students"] == ["lenet"] and seen["device"] == "cpu"
     assert seen["profile"] == "smoke" and seen["_source"].name == "students.py"
+
+
+def test_the_notebook_launcher_names_a_profile_without_importing_torch():
+    """Snakemake starts one `kdlib notebook` per job: planning and torch are the kernel's business (2 s a job)."""
+    code = ("import sys\n"
+            "from kdlib.notebooks import _raw_grid\n"
+            "from kdlib.cli import check_profile, check_device\n"
+            "check_profile('quick', _raw_grid()); check_device('auto'); check_device('cpu')\n"
+            "import kdlib, papermill, jupytext\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n"
+            "assert callable(kdlib.build_model) and 'torch' in sys.modules\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+
+
+def test_a_prepared_task_runs_the_notebook_with_the_planned_parameters(tmp_path, monkeypatch):
+    """`kdlib notebook TASK --kind K --title T -p ...` (Snakemake's call) executes what `kdlib notebook TASK` does."""
+    from kdlib import notebooks
+    from kdlib.grid import load_grid, plan
+
+    seen = []
+    monkeypatch.setattr(notebooks, "execute", lambda source, out, params, **kw: seen.append(
+        (Path(source).name, Path(out), params, kw.get("title"))) or out)
+    task = next(t for t in plan("smoke", load_grid()) if t.name == "students-main-resnet18-flipcrop-to-none-a0.5-T20")
+    runs = str(tmp_path / "runs")
+    assert notebooks.main([task.name, "--profile", "smoke", "--runs", runs, "--device", "cpu",
+                           "--output", str(tmp_path / "a.ipynb")]) == 0
+    args = [task.name, "--profile", "smoke", "--runs", runs, "--device", "cpu", "--output", str(tmp_path / "b.ipynb"),
+            "--kind", "students", "--title", seen[0][3]]
+    for k, v in task.params.items():
+        if k != "profile":
+            args += ["-p", k, json.dumps(v)]
+    assert notebooks.main(args) == 0
+    (sa, _, pa, ta), (sb, _, pb, tb) = seen
+    assert (sa, pa, ta) == (sb, pb, tb) and pa["students"] == ["lenet", "alexnet"] and pa["temperature"] == 20.0
