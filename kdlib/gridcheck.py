@@ -30,7 +30,7 @@ EXPERIMENT = {"title", "dataset", "teachers", "from", "teacher_regimes", "studen
               "no_teacher", "same_regime", "temperature", "alpha", "temperatures", "teacher_calibration", "extension"}
 TEACHERS = {"model", "regimes", "label_smoothing", "match_accuracy_of"}
 PROFILE = {"description", "datasets", "seeds", "models", "recipes", "failed_runs", "flipcrop_fill", "threads",
-           "experiments", "reuse"}
+           "experiments", "reuse", "record_embeddings"}
 CALIBRATIONS = ("none", "temperature")  # kdlib.grid.CALIBRATIONS
 DATASET = {"name", "subset", "test_subset", "subset_seed"}
 RECIPE = set(Recipe.__dataclass_fields__)
@@ -238,6 +238,8 @@ def _check_profile(where: str, prof):
     check_threads(f"{where}.threads", prof.get("threads"))
     if "reuse" in prof:
         _str(f"{where}.reuse", prof["reuse"])
+    if "record_embeddings" in prof:
+        _bool(f"{where}.record_embeddings", prof["record_embeddings"])
 
 
 def check_grid(grid, path) -> dict:

@@ -3,9 +3,10 @@
 A *record* is a finished run without its weights, in the run store's layout
 (``results/<profile>/<kind>/<run_id>/``): ``config.json``, ``history.csv``, ``metrics.json``,
 ``provenance.json``, ``DONE``, ``predictions-fp16.npz`` and ``manifest.json``. The predictions
-are compact: float16 test probabilities and logits, int labels and indices, and for teachers the
+are compact: float16 test logits (or probabilities, where a run kept no logits: the probabilities
+are the logits' softmax, derived when read), int labels and indices, and for teachers the
 penultimate embeddings of a fixed stratified subset of the test images (:func:`embedding_subset`,
-enough for the t-SNE and explorer figures). Budgets: :data:`BUDGET` bytes per record.
+enough for the t-SNE and explorer figures; none where the profile sets ``record_embeddings: false``). Budgets: :data:`BUDGET` bytes per record.
 
 * :func:`export_store` writes the records of a full run store (``python -m kdlib export``);
 * :func:`import_records` adds records from a folder or an archive (``python -m kdlib import``).
@@ -81,11 +82,15 @@ def embedding_subset(labels, per_class: int = EMBED_PER_CLASS, seed: int = 0) ->
     return np.sort(np.concatenate(out)) if out else np.zeros(0, dtype=np.int64)
 
 
-def compact_arrays(arrays: dict, kind: str, per_class: int = EMBED_PER_CLASS) -> dict:
-    """The arrays of a full ``predictions.npz`` in record form (see the module docstring)."""
+def compact_arrays(arrays: dict, kind: str, per_class: int = EMBED_PER_CLASS, embeddings: bool = True) -> dict:
+    """The arrays of a full ``predictions.npz`` in record form (see the module docstring). Where a split has
+    logits its probabilities are not stored (they are their softmax: :meth:`kdlib.runs.Run.read_predictions`
+    derives them); ``embeddings=False`` keeps no teacher embeddings (a profile's ``record_embeddings``)."""
     out = {}
     for key, arr in arrays.items():
         split, _, what = key.rpartition("_")
+        if what == "probs" and f"{split}_logits" in arrays:
+            continue
         if what == "probs" or what == "logits":
             out[key] = np.asarray(arr, dtype=np.float16)
         elif what == "labels":
@@ -94,7 +99,7 @@ def compact_arrays(arrays: dict, kind: str, per_class: int = EMBED_PER_CLASS) ->
             out[key] = np.asarray(arr, dtype=np.int32)
         elif key.endswith("_embedding_index"):
             continue
-        elif what == "embeddings" and kind == "teacher" and split == "test":
+        elif what == "embeddings" and kind == "teacher" and split == "test" and embeddings:
             labels = arrays["test_labels"]
             if "test_embedding_index" in arrays:  # already a subset
                 keep = np.arange(len(arr))
@@ -177,14 +182,17 @@ def _load_npz(data: bytes, where: Path) -> dict:
 
 
 def _check_predictions(arrays: dict, where: Path, metrics: dict):
-    probs, labels = arrays.get("test_probs"), arrays.get("test_labels")
+    # the scores: probabilities, or logits (whose softmax they are: the same order, the same ties)
+    key = "test_probs" if "test_probs" in arrays else "test_logits"
+    probs, labels = arrays.get(key), arrays.get("test_labels")
     if probs is None or labels is None or "test_indices" not in arrays:
-        raise RecordError(f"{where} lacks test_probs, test_labels or test_indices; export the record again")
+        raise RecordError(f"{where} lacks test_probs (or test_logits), test_labels or test_indices; export the "
+                          f"record again")
     if probs.ndim != 2 or labels.shape != (len(probs),) or arrays["test_indices"].shape != labels.shape:
-        raise RecordError(f"{where}: test_probs {probs.shape}, test_labels {labels.shape} and test_indices "
+        raise RecordError(f"{where}: {key} {probs.shape}, test_labels {labels.shape} and test_indices "
                           f"{arrays['test_indices'].shape} disagree")
     if not np.isfinite(probs.astype(np.float32)).all():
-        raise RecordError(f"{where}: test_probs holds NaN or Inf")
+        raise RecordError(f"{where}: {key} holds NaN or Inf")
     for key, arr in arrays.items():
         if arr.dtype.kind not in "fiu":
             raise RecordError(f"{where}: array {key!r} has dtype {arr.dtype}; records hold numbers only")
@@ -195,7 +203,7 @@ def _check_predictions(arrays: dict, where: Path, metrics: dict):
     test = metrics.get("test", {})
     if not isinstance(test.get("accuracy"), (int, float)):
         raise RecordError(f"{where.parent / 'metrics.json'} has no test accuracy")
-    # float16 rounding is monotonic: it can merge close probabilities into ties but never reorder them, so
+    # float16 rounding is monotonic: it can merge close scores into ties but never reorder them, so
     # the accuracy of the run lies between "the label is the unique maximum" and "the label is a maximum"
     p = probs.astype(np.float32)
     top = p.max(axis=1)
@@ -209,6 +217,20 @@ def _check_predictions(arrays: dict, where: Path, metrics: dict):
                           f"files; it is refused")
     if test.get("n") is not None and int(test["n"]) != len(labels):
         raise RecordError(f"{where.parent}: metrics.json counts {test['n']} test images, predictions {len(labels)}")
+
+
+def _record_embeddings(profile: str) -> bool:
+    """Whether the records of ``profile`` keep teacher embeddings (grid.yaml's ``record_embeddings``, default
+    true: the t-SNE and explorer chapters read them)."""
+    from .grid import GRID_PATH
+
+    try:
+        import yaml
+
+        prof = ((yaml.safe_load(GRID_PATH.read_text()) or {}).get("profiles") or {}).get(profile) or {}
+    except (OSError, ValueError, AttributeError):
+        return True
+    return bool(prof.get("record_embeddings", True))
 
 
 class _Candidate:
@@ -249,14 +271,14 @@ class _Candidate:
         if (f / COMPACT_PREDICTIONS).is_file() and not (f / FULL_PREDICTIONS).is_file():
             raw = (f / COMPACT_PREDICTIONS).read_bytes()
             arrays = _load_npz(raw, f / COMPACT_PREDICTIONS)
-            compact = compact_arrays(arrays, self.kind)
+            compact = compact_arrays(arrays, self.kind, embeddings=_record_embeddings(self.profile))
             same = set(compact) == set(arrays) and all(
                 np.array_equal(compact[k], arrays[k]) and (arrays[k].dtype.kind != "f" or arrays[k].dtype == np.float16)
                 for k in arrays)
             pred = raw if same else _npz_bytes(compact)
         elif (f / FULL_PREDICTIONS).is_file():
             arrays = _load_npz((f / FULL_PREDICTIONS).read_bytes(), f / FULL_PREDICTIONS)
-            compact = compact_arrays(arrays, self.kind)
+            compact = compact_arrays(arrays, self.kind, embeddings=_record_embeddings(self.profile))
             pred = _npz_bytes(compact)
         else:
             raise RecordError(f"{f} has no predictions ({FULL_PREDICTIONS} or {COMPACT_PREDICTIONS})")

@@ -188,7 +188,7 @@ class Run:
         """Test (and CINIC) predictions as float32/int64 arrays, from the full or the compact file.
 
         Keys per evaluation set ``S``: ``S_probs`` (rows renormalised: float16 rows do not sum to 1
-        exactly), ``S_labels``, ``S_indices``, and where stored ``S_logits``, ``S_human`` and
+        exactly; the softmax of ``S_logits`` where a record kept logits alone), ``S_labels``, ``S_indices``, and where stored ``S_logits``, ``S_human`` and
         ``S_embeddings`` with ``S_embedding_index`` (the rows of ``S`` the embeddings belong to:
         every row in a full run, a fixed stratified subset in a record).
         """
@@ -210,6 +210,12 @@ class Run:
                 out[key] = arr.astype(np.int64)
             else:
                 out[key] = arr.astype(np.float32)
+        for key in [k for k in out if k.endswith("_logits")]:  # records keep logits alone: probs are their softmax
+            probs = key[: -len("_logits")] + "_probs"
+            if probs not in out:
+                z = out[key] - out[key].max(axis=1, keepdims=True)
+                e = np.exp(z)
+                out[probs] = e / e.sum(axis=1, keepdims=True)
         for key in [k for k in out if k.endswith("_embeddings")]:
             idx = key[: -len("_embeddings")] + "_embedding_index"
             if idx not in out:

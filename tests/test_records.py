@@ -63,7 +63,7 @@ def test_embedding_subset_is_stratified_fixed_and_nested():
     assert len(embedding_subset(labels[:15], 100)) == 15  # fewer images than asked: all of them
 
 
-def test_compact_arrays_are_half_precision_and_keep_what_chapters_need():
+def test_compact_arrays_are_half_precision_and_keep_what_chapters_need(tmp_path):
     rng = np.random.default_rng(0)
     n = 300
     labels = np.repeat(np.arange(10), 30)
@@ -73,13 +73,26 @@ def test_compact_arrays_are_half_precision_and_keep_what_chapters_need():
             "test_embeddings": rng.normal(size=(n, 64)).astype(np.float16), "test_human": probs}
     t = compact_arrays(full, "teacher", per_class=7)
     s = compact_arrays(full, "student")
-    assert t["test_probs"].dtype == np.float16 and t["test_logits"].dtype == np.float16
+    # logits are kept and the probabilities, their softmax, are not stored twice; a run without logits keeps probs
+    assert t["test_logits"].dtype == np.float16 and "test_probs" not in t and "test_probs" not in s
+    kept = compact_arrays({k: v for k, v in full.items() if k != "test_logits"}, "student")
+    assert kept["test_probs"].dtype == np.float16 and "test_logits" not in kept
     assert "test_human" not in t and "test_embeddings" not in s  # humans live in the sidecar; students no features
     assert t["test_embeddings"].shape == (70, 64)
     rows = t["test_embedding_index"]
     assert np.array_equal(t["test_embeddings"], full["test_embeddings"][rows])
     assert np.bincount(labels[rows]).tolist() == [7] * 10
-    assert np.abs(t["test_probs"].astype(np.float32) - probs).max() < 1e-3
+    assert "test_embeddings" not in compact_arrays(full, "teacher", embeddings=False)  # record_embeddings: false
+    # read back as a record: the probabilities are the softmax of the float16 logits, within float16 rounding
+    from kdlib.records import _npz_bytes
+    from kdlib.runs import Run
+
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    (folder / COMPACT_PREDICTIONS).write_bytes(_npz_bytes(t))
+    back = Run(folder, {"kind": "teacher"}, record=True).read_predictions()
+    assert np.abs(back["test_probs"] - probs).max() < 2e-3
+    assert np.allclose(back["test_probs"].sum(1), 1.0, atol=1e-6)
 
 
 @pytest.mark.parametrize("acc,n,loss,failed", [
