@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from .runs import (COMPACT_PREDICTIONS, DONE, FULL_PREDICTIONS, REPO, RunStore, atomic_write_bytes,
-                   default_results_root, run_id)
+                   default_results_root, profile_settings, run_id)
 
 __all__ = ["RecordError", "embedding_subset", "compact_arrays", "run_health", "import_records", "export_store",
            "write_dataset_sidecar", "read_dataset_sidecar", "BUDGET", "EMBED_PER_CLASS", "EXPLORER_PER_CLASS",
@@ -222,15 +222,7 @@ def _check_predictions(arrays: dict, where: Path, metrics: dict):
 def _record_embeddings(profile: str) -> bool:
     """Whether the records of ``profile`` keep teacher embeddings (grid.yaml's ``record_embeddings``, default
     true: the t-SNE and explorer chapters read them)."""
-    from .grid import GRID_PATH
-
-    try:
-        import yaml
-
-        prof = ((yaml.safe_load(GRID_PATH.read_text()) or {}).get("profiles") or {}).get(profile) or {}
-    except (OSError, ValueError, AttributeError):
-        return True
-    return bool(prof.get("record_embeddings", True))
+    return bool(profile_settings(profile).get("record_embeddings", True))
 
 
 class _Candidate:

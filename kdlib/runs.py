@@ -443,17 +443,24 @@ class RunStore:
         return next((r for r in self.runs(kind) if r.id == rid), None)
 
 
-def _reused_profile(profile: str) -> str | None:
-    """The ``reuse:`` of ``profile`` in the project's grid.yaml (None when absent or unreadable)."""
+def profile_settings(profile: str) -> dict:
+    """``profile``'s section of the project's grid.yaml read as plain YAML ({} when absent or unreadable): the
+    settings the run store and the records read (``reuse``, ``record_embeddings``) without planning the grid."""
     from .grid import GRID_PATH
 
     try:
         import yaml
 
         grid = yaml.safe_load(GRID_PATH.read_text()) or {}
-        return ((grid.get("profiles") or {}).get(profile) or {}).get("reuse")
+        prof = (grid.get("profiles") or {}).get(profile) or {}
     except (OSError, ValueError, AttributeError, yaml.YAMLError):
-        return None
+        return {}
+    return prof if isinstance(prof, dict) else {}
+
+
+def _reused_profile(profile: str) -> str | None:
+    """The ``reuse:`` of ``profile`` in the project's grid.yaml (None when absent or unreadable)."""
+    return profile_settings(profile).get("reuse")
 
 
 def _git(*args) -> str | None:

@@ -354,9 +354,10 @@ if "E10" in planned:
 if "E11" in planned:
     show_missing("E11")
     table = []
+    teacher_runs = {r.id: r for r in store.runs("teacher")}
     for m in ["flipcrop"] + MIXERS:
         for t in teachers(rows, teacher_spec(m), matched=True):
-            match = store.find(t["id"], "teacher").read_json("metrics.json").get("accuracy_match", {})
+            match = teacher_runs[t["id"]].read_json("metrics.json").get("accuracy_match", {})
             full = teachers(rows, teacher_spec(m))
             table.append({"teacher": REGIME_NAMES[m], "seed": t["seed"],
                           "stopped at epoch": f"{match.get('stopped_at_epoch', '?')}",

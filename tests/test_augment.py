@@ -210,6 +210,12 @@ def test_spec_is_canonical_and_overridable():
         ("flipcrop(4)", "must be key=value"),
         ("", "non-empty string"),
         ("flipcrop+", "cannot parse"),
+        # parameters beyond their bounds (hostile values)
+        ("mixup(alpha=1e-9)", r"alpha must lie in \[0.0001, 10000\]"),
+        ("cutmix(beta=1e9)", r"beta must lie in"),
+        ("cutout(n_holes=100000)", "n_holes must be at most 64"),
+        ("cutout(length=100000)", "length must be at most 1024"),
+        ("flipcrop(padding=5000)", "padding must be at most 64"),
     ],
 )
 def test_bad_specs_raise_value_error_naming_the_cause(spec, needle):
@@ -256,18 +262,6 @@ def test_ordinary_beta_draws_are_unchanged_by_the_log_path():
     g = gen(0)
     got = [float(sample_beta(a, a, torch.zeros(1), g)) for a in (1.0, 0.2, 2.0)]
     assert got == [0.3633885599782783, 0.9389391589892341, 0.7521887045970167]
-
-
-@pytest.mark.parametrize("spec, needle", [
-    ("mixup(alpha=1e-9)", r"alpha must lie in \[0.0001, 10000\]"),
-    ("cutmix(beta=1e9)", r"beta must lie in"),
-    ("cutout(n_holes=100000)", "n_holes must be at most 64"),
-    ("cutout(length=100000)", "length must be at most 1024"),
-    ("flipcrop(padding=5000)", "padding must be at most 64"),
-])
-def test_parameters_beyond_their_bounds_are_refused(spec, needle):
-    with pytest.raises(ValueError, match=needle):
-        build_augmentation(spec)
 
 
 def test_flipcrop_pads_black_exactly_as_torchvision_randomcrop_before_normalize():
