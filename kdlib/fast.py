@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["GraphedStep", "StackedModels", "sgd_update_", "sgd_foreach_"]
+__all__ = ["GraphedStep", "StackedModels", "GroupStep", "sgd_update_", "sgd_foreach_", "lr_table", "check_engine", "ENGINES"]
 
 
 def sgd_update_(params: list[torch.Tensor], grads: list[torch.Tensor], bufs: list[torch.Tensor | None], lr: float,
@@ -189,3 +189,205 @@ class GraphedStep:
         self.static_y.copy_(y_soft)
         self.graph.replay()
         return self.static_loss
+
+
+ENGINES = ("auto", "plain", "static", "graphs")
+
+
+def check_engine(engine) -> str:
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {list(ENGINES)} (auto: CUDA graphs on a GPU, the plain "
+                         f"torch.optim step elsewhere), got {engine!r}")
+    return engine
+
+
+def lr_table(recipe, steps_per_epoch: int) -> list[float]:
+    """The learning rate of every step of ``recipe`` (``epochs * steps + 1`` values: entry ``k`` is the rate
+    after ``k`` scheduler steps), read off torch's own optimiser and scheduler stepped on a dummy parameter,
+    so the graphed and static engines follow :func:`kdlib.train.fit`'s plain schedule value for value."""
+    dummy = nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([dummy], lr=recipe.lr, momentum=recipe.momentum,
+                          nesterov=recipe.nesterov and recipe.momentum > 0, weight_decay=recipe.weight_decay)
+    sched = recipe.scheduler(opt, steps_per_epoch)
+    out = [opt.param_groups[0]["lr"]]
+    for _ in range(recipe.epochs * steps_per_epoch):
+        opt.step()  # no gradient: a no-op that keeps the scheduler from warning about the call order
+        sched.step()
+        out.append(opt.param_groups[0]["lr"])
+    return out
+
+
+class GroupStep:
+    """One training step of every learner of a lockstep group, on static buffers: the step
+    :func:`kdlib.train.fit` takes with ``engine="static"`` (run eagerly) or ``engine="graphs"`` (captured as
+    CUDA graphs, one per batch shape, so the short last batch of an epoch needs neither dropping nor
+    padding: the recipe is unchanged).
+
+    Everything a step reads or writes lives in device tensors the graph keeps pointers to: the batch
+    (copied in), each learner's parameters, momentum buffers and a "first step" flag, the learning-rate
+    table of the whole run indexed by a step counter on the device, the epoch's loss/accuracy sums and
+    the first non-finite step. The host only copies the batch in and replays, so an epoch never waits
+    for the device. The optimiser is ``torch.optim.SGD``'s update (:func:`sgd_foreach_`); ``sync_to``
+    writes the momentum buffers and the learning rate back into the learners' torch optimisers and
+    schedulers, so checkpoints are the plain path's and resume either way.
+    """
+
+    def __init__(self, learners, opts, device, steps_per_epoch: int, start_step: int, loss_fn, teacher=None,
+                 cached_teacher_logits=None, graphs: bool = False, warmup: int = 3):
+        self.learners, self.opts, self.device = learners, opts, torch.device(device)
+        self.loss_fn, self.teacher, self.cached = loss_fn, teacher, cached_teacher_logits
+        self.needs_teacher = any(lr.alpha > 0 for lr in learners)
+        self.graphs = bool(graphs)
+        if self.graphs and self.device.type != "cuda":
+            raise ValueError("engine 'graphs' needs a CUDA device; on the CPU use engine 'plain' or 'static'")
+        self.warmup = warmup
+        self.tables = [lr_table(lr.recipe, steps_per_epoch) for lr in learners]
+        self.lr_tab = [torch.tensor(t, device=self.device, dtype=torch.float32) for t in self.tables]
+        self.step_count = torch.full((), int(start_step), device=self.device, dtype=torch.long)
+        self.epoch_step = torch.zeros((), device=self.device, dtype=torch.long)
+        self.params, self.bufs, self.first = [], [], []
+        for lr, opt in zip(learners, opts):
+            ps = [p for p in lr.model.parameters() if p.requires_grad]
+            state = [opt.state.get(p, {}).get("momentum_buffer") for p in ps]
+            resumed = all(b is not None for b in state) and bool(state)
+            self.params.append(ps)
+            self.bufs.append([b.detach().clone() if resumed else torch.zeros_like(p) for b, p in zip(state, ps)])
+            self.first.append(torch.full((), 0.0 if resumed else 1.0, device=self.device))
+        k = len(learners)
+        self.sums = torch.zeros(k, 4, device=self.device, dtype=torch.float64)  # loss, loss_ce, loss_kd, correct
+        self.bad_step = torch.full((k,), -1, device=self.device, dtype=torch.long)
+        self.bad_value = torch.zeros(k, device=self.device)
+        self.statics: dict = {}  # batch shape -> static inputs
+        self.captured: dict = {}  # batch shape -> CUDA graph
+        self.pool = None
+        self.capture_error: str | None = None
+
+    # -- the step itself -------------------------------------------------------------------------
+    def _body(self, s: dict):
+        x = s["x"]
+        teacher_logits = None
+        if self.needs_teacher:
+            if self.cached is not None:
+                teacher_logits = self.cached[s["index"]]
+            else:
+                with torch.no_grad(), self._autocast():
+                    teacher_logits = self.teacher(x).float()
+        for i, lr in enumerate(self.learners):
+            for p in self.params[i]:
+                p.grad = None
+            with self._autocast():
+                logits = lr.model(x)
+            parts = self.loss_fn(lr, logits, s["y_soft"], teacher_logits)
+            loss = parts["loss"].detach()
+            first_bad = (self.bad_step[i] < 0) & ~torch.isfinite(loss)
+            self.bad_step[i] = torch.where(first_bad, self.epoch_step, self.bad_step[i])
+            self.bad_value[i] = torch.where(first_bad, loss.float(), self.bad_value[i])
+            parts["loss"].backward()
+            rec = lr.recipe
+            with torch.no_grad():
+                sgd_foreach_(self.params[i], [p.grad for p in self.params[i]], self.bufs[i], self.first[i],
+                             self.lr_tab[i].index_select(0, self.step_count.view(1)).squeeze(0), rec.momentum, rec.weight_decay,
+                             rec.nesterov and rec.momentum > 0)
+                n = x.shape[0]
+                self.sums[i] += torch.stack([parts["loss"].detach().double() * n, parts["loss_ce"].detach().double() * n,
+                                             parts["loss_kd"].detach().double() * n,
+                                             (logits.argmax(1) == s["labels"]).sum().double()])
+        self.step_count += 1
+        self.epoch_step += 1
+
+    def _autocast(self):
+        if self.device.type == "cuda":  # the weight-cast cache must be off while a graph is captured
+            return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=not self.graphs)
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    def _static_for(self, batch) -> dict:
+        key = tuple(batch.x.shape)
+        if key not in self.statics:
+            self.statics[key] = {"x": batch.x.clone(), "y_soft": batch.y_soft.clone(), "labels": batch.labels.clone(),
+                                 "index": batch.index.clone()}
+        return self.statics[key]
+
+    def _state_tensors(self) -> list[torch.Tensor]:
+        out = [self.step_count, self.epoch_step, self.sums, self.bad_step, self.bad_value, *self.first]
+        for lr, bufs in zip(self.learners, self.bufs):
+            out += list(lr.model.state_dict(keep_vars=True).values()) + list(bufs)
+        return [t.data if isinstance(t, nn.Parameter) else t for t in out]
+
+    def _capture(self, key, s):
+        """Warm up and capture the step for one batch shape; the state is restored afterwards, so the
+        first replay is the next real step. A failed capture leaves the eager step in charge."""
+        saved = [t.detach().clone() for t in self._state_tensors()]
+        try:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(self.warmup):
+                    self._body(s)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=self.pool):
+                self._body(s)
+            self.pool = graph.pool() if self.pool is None else self.pool
+            self.captured[key] = graph
+        except Exception as err:  # noqa: BLE001 - fall back to the same step, eagerly
+            self.graphs = False
+            self.capture_error = f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
+            import warnings
+
+            warnings.warn(f"CUDA graph capture failed ({self.capture_error}); training goes on with the same "
+                          f"step run eagerly (engine 'static')", stacklevel=3)
+        finally:
+            with torch.no_grad():
+                for t, v in zip(self._state_tensors(), saved):
+                    t.copy_(v)
+            for ps in self.params:
+                for p in ps:
+                    p.grad = None
+
+    def __call__(self, batch):
+        s = self._static_for(batch)
+        s["x"].copy_(batch.x)
+        s["y_soft"].copy_(batch.y_soft)
+        s["labels"].copy_(batch.labels)
+        s["index"].copy_(batch.index)
+        if self.graphs:
+            key = tuple(batch.x.shape)
+            if key not in self.captured:
+                self._capture(key, s)
+            if self.graphs:
+                self.captured[key].replay()
+                return
+        self._body(s)
+
+    @property
+    def engine(self) -> str:
+        return "graphs" if self.graphs else "static"
+
+    # -- epoch bookkeeping -----------------------------------------------------------------------
+    def begin_epoch(self):
+        self.sums.zero_()
+        self.bad_step.fill_(-1)
+        self.bad_value.zero_()
+        self.epoch_step.zero_()
+
+    def epoch_sums(self, i: int) -> dict:
+        v = self.sums[i].tolist()
+        return {"loss": v[0], "loss_ce": v[1], "loss_kd": v[2], "correct": v[3]}
+
+    @torch.no_grad()
+    def sync_to(self, scheds, step: int):
+        """Write the momentum buffers and the schedule position ``step`` into the torch optimisers and
+        schedulers (what the plain path would hold after ``step`` steps), for checkpoints and history."""
+        for i, (opt, sched) in enumerate(zip(self.opts, scheds)):
+            started = float(self.first[i]) == 0.0
+            for p, b in zip(self.params[i], self.bufs[i]):
+                if opt.param_groups[0]["momentum"]:
+                    opt.state[p]["momentum_buffer"] = b.detach().clone() if started else None
+            lr = self.tables[i][step]
+            for g in opt.param_groups:
+                g["lr"] = lr
+            sched.last_epoch = step
+            sched._step_count = step + 1
+            sched._last_lr = [lr for _ in opt.param_groups]

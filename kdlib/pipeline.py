@@ -219,6 +219,7 @@ def run_teacher(config: dict, store: RunStore, device=None, progress=True) -> Ru
         if stop is not None:
             stop(0)  # the held-out accuracy of the final model (the last epoch is not checked inside fit)
         metrics, arrays = evaluate_model(model, config, device)
+        extra = {"engine": learner.engine}
         if matched is not None:
             metrics["accuracy_match"] = {**matched, "stopped_at_epoch": len(learner.history),
                                          "heldout_accuracy": matched["last"],
@@ -227,7 +228,7 @@ def run_teacher(config: dict, store: RunStore, device=None, progress=True) -> Ru
         # teacher logits on the clean training split, once per teacher: exact for every clean student
         clean = _train_loader(config, device, shuffle=False, augment="none")
         run.write_arrays("train_logits.npz", logits=teacher_logits_on(model, clean).cpu().numpy())
-        _finish(run, learner, metrics, arrays, device, t0, t_train)
+        _finish(run, learner, metrics, arrays, device, t0, t_train, extra)
     return run
 
 
@@ -329,7 +330,7 @@ def run_students(configs: list[dict], store: RunStore, device=None, progress=Tru
         t_train = time.perf_counter() - t0
         for r, lr in zip(pending, learners):
             metrics, arrays = evaluate_model(lr.model, r.config, device, teacher_preds)
-            _finish(r, lr, metrics, arrays, device, t0, t_train, teacher_prov)
+            _finish(r, lr, metrics, arrays, device, t0, t_train, {**teacher_prov, "engine": lr.engine})
     return runs
 
 

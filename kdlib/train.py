@@ -34,7 +34,7 @@ from torch import nn
 from .distill import check_kd_params, kd_loss_parts
 from .loader import DeviceLoader
 
-__all__ = ["Recipe", "Learner", "fit", "NumericalError", "predict", "teacher_logits_on", "atomic_torch_save",
+__all__ = ["Recipe", "Learner", "fit", "resolve_engine", "NumericalError", "predict", "teacher_logits_on", "atomic_torch_save",
            "seed_everything", "autocast_for"]
 
 
@@ -117,6 +117,7 @@ class Learner:
     checkpoint: Path | None = None
     history: list = field(default_factory=list)
     start_epoch: int = 0
+    engine: str = ""  # set by fit: the engine that trained it (plain, static or graphs)
 
     def __post_init__(self):
         check_kd_params(self.temperature, self.alpha)
@@ -259,7 +260,7 @@ def _loss(learner: Learner, logits, y_soft, teacher_logits):
 
 def fit(learners: list[Learner], loader: DeviceLoader, teacher: nn.Module | None = None,
         cached_teacher_logits: torch.Tensor | None = None, progress: bool = True, desc: str = "train",
-        on_epoch=None, checkpoint_every: float = 60.0, stop=None):
+        on_epoch=None, checkpoint_every: float = 60.0, stop=None, engine: str = "auto"):
     """Train ``learners`` in lockstep on ``loader`` and return them.
 
     All learners must be at the same epoch (fresh, or resumed from checkpoints of one epoch).
@@ -269,6 +270,14 @@ def fit(learners: list[Learner], loader: DeviceLoader, teacher: nn.Module | None
     (0: every epoch); the last epoch is always saved. ``stop(epoch) -> bool``, called after each
     epoch: True ends training there (that epoch is checkpointed, as a last epoch would be); it may
     evaluate the models, which are set back to training mode after it.
+
+    ``engine`` says how each step runs (the results are the same up to float rounding; tested):
+    ``"plain"``: ``torch.optim.SGD`` and the scheduler, learner by learner; ``"static"``: the whole
+    group's step on static device buffers (:class:`kdlib.fast.GroupStep`) run eagerly; ``"graphs"``: that
+    step captured as CUDA graphs (one replay per batch for the whole group; a failed capture falls back to
+    ``"static"`` with a warning); ``"auto"`` (default): ``$KDLIB_ENGINE`` if set, else graphs on CUDA and
+    plain elsewhere. The engine used is in each learner's ``engine``. On CUDA, cuDNN's autotuner
+    (``cudnn.benchmark``) is on while training.
     """
     from tqdm.auto import tqdm
 
@@ -309,6 +318,16 @@ def fit(learners: list[Learner], loader: DeviceLoader, teacher: nn.Module | None
         for lr in learners:
             lr.model.eval()
         return learners
+    engine = resolve_engine(engine, device)
+    stepper = None
+    if engine in ("static", "graphs"):
+        from .fast import GroupStep
+
+        stepper = GroupStep(learners, opts, device, steps, start * steps, _loss,
+                            teacher=teacher if cached_teacher_logits is None else None,
+                            cached_teacher_logits=cached_teacher_logits, graphs=engine == "graphs")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels once
     bar = tqdm(range(start, epochs), desc=desc, disable=not progress, initial=start, total=epochs, unit="epoch")
     last_saved, last_save_time = start, time.perf_counter()
     for epoch in bar:
@@ -320,8 +339,14 @@ def fit(learners: list[Learner], loader: DeviceLoader, teacher: nn.Module | None
         bad_value = [torch.zeros((), device=device) for _ in learners]
         seen = 0
         batches = tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not progress, total=steps)
+        if stepper is not None:
+            stepper.begin_epoch()
         for step, batch in enumerate(batches):
             x = batch.x
+            if stepper is not None:
+                stepper(batch)
+                seen += x.shape[0]
+                continue
             teacher_logits = None
             if needs_teacher:
                 if cached_teacher_logits is not None:
@@ -347,6 +372,9 @@ def fit(learners: list[Learner], loader: DeviceLoader, teacher: nn.Module | None
                     acc[k] += parts[k].detach().to(torch.float64) * n
                 acc["correct"] += (logits.argmax(1) == batch.labels).sum()
             seen += x.shape[0]
+        if stepper is not None:
+            bad_step, bad_value = stepper.bad_step, stepper.bad_value
+            sums = [stepper.epoch_sums(i) for i in range(len(learners))]
         for i, lr in enumerate(learners):
             step_bad = int(bad_step[i])
             if step_bad >= 0:
@@ -356,6 +384,8 @@ def fit(learners: list[Learner], loader: DeviceLoader, teacher: nn.Module | None
                     + (f"last good checkpoint (epoch {last_saved}) is kept" if last_saved and lr.checkpoint else
                        "run had no checkpoint yet") + "; lower lr and run again."
                 )
+        if stepper is not None:  # the torch optimisers and schedulers where the plain path would have them
+            stepper.sync_to(scheds, (epoch + 1) * steps)
         seconds = time.perf_counter() - t0
         for lr, opt, sched, acc in zip(learners, opts, scheds, sums):
             acc = {k: float(v) for k, v in acc.items()}
@@ -380,7 +410,30 @@ def fit(learners: list[Learner], loader: DeviceLoader, teacher: nn.Module | None
             break
     for lr in learners:
         lr.model.eval()
+        lr.engine = stepper.engine if stepper is not None else "plain"
     return learners
+
+
+def resolve_engine(engine: str, device) -> str:
+    """The engine :func:`fit` uses: ``auto`` is ``$KDLIB_ENGINE`` when set, else ``graphs`` on CUDA and
+    ``plain`` elsewhere; ``graphs`` off CUDA is an error naming the fix."""
+    from .fast import check_engine
+
+    check_engine(engine)
+    if engine == "auto":
+        env = os.environ.get("KDLIB_ENGINE", "").strip()
+        if env:
+            try:
+                engine = check_engine(env)
+            except ValueError as err:
+                raise ValueError(f"$KDLIB_ENGINE: {err}") from None
+    device = torch.device(device)
+    if engine == "auto":
+        engine = "graphs" if device.type == "cuda" else "plain"
+    if engine == "graphs" and device.type != "cuda":
+        raise ValueError(f"engine 'graphs' (CUDA graphs) needs a CUDA device, and this run is on {device}; use "
+                         f"engine 'plain' or 'static' (or unset $KDLIB_ENGINE)")
+    return engine
 
 
 @torch.no_grad()
