@@ -26,7 +26,7 @@ import torch
 from .data import NORMALIZATION, load_dataset
 from .loader import DeviceLoader
 
-__all__ = ["bench_loader", "bench_training", "bench_distillation", "main", "PEAK_FLOPS"]
+__all__ = ["bench_loader", "bench_training", "bench_distillation", "bench_levers", "bench_pipeline", "main", "PEAK_FLOPS"]
 
 # dense bf16 peaks (FLOP/s) for MFU; H100 SXM from NVIDIA's datasheet
 PEAK_FLOPS = {"H100": 989.4e12, "H200": 989.4e12}
@@ -260,12 +260,13 @@ def measured_peak(device, n: int | None = None, reps: int = 10) -> dict:
 
 
 def bench_levers(device="cpu", batch_size=512, steps=20, cases=("lenet", "alexnet", "resnet18"),
-                 stacked=(1, 6)) -> dict:
+                 stacked=(1, 6), pipeline_images: int | None = None) -> dict:
     """One line per speed lever of :mod:`kdlib.fast` against the plain step, with the equality check.
 
     plain: autocast bf16 (CUDA) + channels_last, soft cross-entropy, ``torch.optim.SGD`` (Nesterov,
     weight decay), the step of :func:`kdlib.train.fit`; graphed: the same step as one CUDA graph
-    (CUDA only); stacked: K LeNets in one ``vmap`` step against K plain steps, on a shared batch.
+    (CUDA only); stacked: K LeNets in one ``vmap`` step against K plain steps, on a shared batch;
+    pipeline: :func:`bench_pipeline`, the epoch of ``fit`` with each engine.
     Equality: the loss curves of the plain and the lever path from the same start, max |difference|.
     """
     from .fast import GraphedStep, StackedModels
@@ -341,7 +342,76 @@ def bench_levers(device="cpu", batch_size=512, steps=20, cases=("lenet", "alexne
             continue
         result["stacked"][k] = {"sequential_model_images_per_s": k * batch_size / seq,
                                 "stacked_model_images_per_s": k * batch_size / vm, "speedup": seq / vm}
+    result["pipeline"] = bench_pipeline(device, pipeline_images, teacher_batch=batch_size)
     return result
+
+
+def bench_pipeline(device="cpu", images: int | None = None, epochs: int = 3, teacher_batch: int = 512,
+                   student_batch: int = 128) -> dict:
+    """The pipeline's own epoch, :func:`kdlib.train.fit` as the grid calls it, with each engine
+    (plain; static; CUDA graphs on a GPU): a ResNet-18 teacher on a flip+crop stream at batch
+    ``teacher_batch``, and the LeNet + AlexNet student group on a clean stream with cached teacher
+    logits at ``student_batch``, over ``images`` synthetic 32x32 images (50,000, CIFAR-10's training
+    split, on a GPU). Epoch seconds are the median of the epochs after the first (the first pays for
+    cuDNN's autotuning and the graph capture); the loss curve is compared with the plain engine's."""
+    from .loader import DeviceLoader
+    from .models import build_model
+    from .train import Learner, Recipe, fit
+
+    device = torch.device(device)
+    if device.type != "cuda":  # the code paths at a size a CPU runs in seconds
+        student_batch = min(student_batch, teacher_batch)
+    images = images or (50_000 if device.type == "cuda" else 2 * teacher_batch + teacher_batch // 2)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(images, 32, 32, 3), dtype=np.uint8)
+    y = np.arange(images) % 10
+    mean, std = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
+    logits = torch.randn(images, 10, generator=torch.Generator().manual_seed(1)).to(device)
+    engines = ["plain", "static"] + (["graphs"] if device.type == "cuda" else [])
+    setups = {
+        "resnet18 teacher": (["resnet18"], teacher_batch, "flipcrop", None),
+        "lenet+alexnet students": (["lenet", "alexnet"], student_batch, "none", logits),
+    }
+    out = {"device": str(device), "images": images, "epochs": epochs, "groups": {}}
+    for label, (names, batch, aug, cached) in setups.items():
+        rows = {}
+        for engine in engines:
+            torch.manual_seed(0)
+            learners = [Learner(n, build_model(n), Recipe(epochs=epochs, batch_size=batch, lr=0.05),
+                                alpha=0.5 if cached is not None else 0.0) for n in names]
+            ld = DeviceLoader(x, y, batch, aug, mean=mean, std=std, device=device, num_classes=10, order_seed=1,
+                              aug_seed=2)
+            try:
+                fit(learners, ld, cached_teacher_logits=cached, progress=False, engine=engine, checkpoint_every=1e9)
+            except Exception as err:  # noqa: BLE001 - an engine that fails is a figure too
+                rows[engine] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"}
+                continue
+            secs = sorted(h["seconds"] for h in learners[0].history[1:]) or [learners[0].history[0]["seconds"]]
+            rows[engine] = {"epoch_seconds": secs[len(secs) // 2], "first_epoch_seconds": learners[0].history[0]["seconds"],
+                            "engine_used": learners[0].engine,
+                            "losses": {lr.name: [h["loss"] for h in lr.history] for lr in learners}}
+        base = rows.get("plain", {}).get("losses")
+        for row in rows.values():
+            if base and "losses" in row:
+                row["max_rel_loss_diff"] = max(abs(a - b) / max(abs(a), 1e-12) for n in base
+                                               for a, b in zip(base[n], row["losses"][n]))
+        out["groups"][label] = {"batch_size": batch, "augment": aug, "engines": rows}
+    return out
+
+
+def _print_pipeline(r):
+    print(f"\nPipeline epoch (kdlib.train.fit), device {r['device']}, {r['images']:,} images, {r['epochs']} epochs")
+    print(f"{'group':<24}{'engine':<8}{'epoch s':>9}{'first s':>9}{'vs plain':>10}{'loss rel diff':>15}")
+    for label, g in r["groups"].items():
+        plain = g["engines"].get("plain", {}).get("epoch_seconds")
+        for engine, row in g["engines"].items():
+            if "error" in row:
+                print(f"{label:<24}{engine:<8} failed: {row['error']}")
+                continue
+            used = "" if row["engine_used"] == engine else f" (ran as {row['engine_used']})"
+            ratio = f"{plain / row['epoch_seconds']:.2f}x" if plain else "-"
+            print(f"{label:<24}{engine:<8}{row['epoch_seconds']:>9.3f}{row['first_epoch_seconds']:>9.3f}{ratio:>10}"
+                  f"{row.get('max_rel_loss_diff', 0.0):>15.1e}{used}")
 
 
 def _print_levers(r):
@@ -366,6 +436,8 @@ def _print_levers(r):
             continue
         print(f"{k} LeNets in one vmap step: {v['stacked_model_images_per_s']:,.0f} model-images/s against "
               f"{v['sequential_model_images_per_s']:,.0f} one after another ({v['speedup']:.2f}x)")
+    if "pipeline" in r:
+        _print_pipeline(r["pipeline"])
 
 
 def _print_training(r):

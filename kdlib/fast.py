@@ -205,16 +205,26 @@ def lr_table(recipe, steps_per_epoch: int) -> list[float]:
     """The learning rate of every step of ``recipe`` (``epochs * steps + 1`` values: entry ``k`` is the rate
     after ``k`` scheduler steps), read off torch's own optimiser and scheduler stepped on a dummy parameter,
     so the graphed and static engines follow :func:`kdlib.train.fit`'s plain schedule value for value."""
-    dummy = nn.Parameter(torch.zeros(1))
-    opt = torch.optim.SGD([dummy], lr=recipe.lr, momentum=recipe.momentum,
-                          nesterov=recipe.nesterov and recipe.momentum > 0, weight_decay=recipe.weight_decay)
-    sched = recipe.scheduler(opt, steps_per_epoch)
-    out = [opt.param_groups[0]["lr"]]
-    for _ in range(recipe.epochs * steps_per_epoch):
-        opt.step()  # no gradient: a no-op that keeps the scheduler from warning about the call order
-        sched.step()
-        out.append(opt.param_groups[0]["lr"])
-    return out
+    import dataclasses
+    import warnings
+
+    key = (dataclasses.astuple(recipe), int(steps_per_epoch))
+    if key not in _LR_TABLES:
+        dummy = nn.Parameter(torch.zeros(1))
+        opt = torch.optim.SGD([dummy], lr=recipe.lr, momentum=recipe.momentum,
+                              nesterov=recipe.nesterov and recipe.momentum > 0, weight_decay=recipe.weight_decay)
+        sched = recipe.scheduler(opt, steps_per_epoch)
+        out = [opt.param_groups[0]["lr"]]
+        with warnings.catch_warnings():  # the dummy optimiser never steps: torch warns about the call order
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(recipe.epochs * steps_per_epoch):
+                sched.step()
+                out.append(opt.param_groups[0]["lr"])
+        _LR_TABLES[key] = out
+    return list(_LR_TABLES[key])
+
+
+_LR_TABLES: dict = {}
 
 
 class GroupStep:

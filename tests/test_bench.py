@@ -18,8 +18,19 @@ def test_levers_report_on_cpu(tmp_path, capsys):
     assert plain["mfu_measured"] == plain["images_per_s"] * lenet["train_flop_per_image"] / r["measured_peak"]["flop_per_s"]
     assert "graphed" not in lenet["variants"]  # CUDA only
     assert set(r["stacked"]) == {"1", "6"} and all(v["speedup"] > 0 for v in r["stacked"].values())
+    # the pipeline's own epoch with each engine (graphs: CUDA only); 20 images at batch 8: two full batches
+    # and a short one, so both static batch shapes are used
+    pipe = r["pipeline"]
+    assert pipe["images"] == 20 and set(pipe["groups"]) == {"resnet18 teacher", "lenet+alexnet students"}
+    for g in pipe["groups"].values():
+        assert set(g["engines"]) == {"plain", "static"}
+        for engine, row in g["engines"].items():
+            assert row["engine_used"] == engine and row["epoch_seconds"] > 0
+            assert len(next(iter(row["losses"].values()))) == pipe["epochs"]
+        # the static engine is the plain step on other buffers: the same loss curve up to float rounding
+        assert g["engines"]["static"]["max_rel_loss_diff"] < 1e-2
     text = capsys.readouterr().out
-    assert "measured peak" in text and "LeNets in one vmap step" in text
+    assert "measured peak" in text and "LeNets in one vmap step" in text and "Pipeline epoch" in text
 
 
 def test_bench_runs_on_any_checkout_with_the_fixture(tmp_path, monkeypatch, capsys):
