@@ -144,14 +144,16 @@ def device_run(profile: str, seeds: list[int], budget: float, out, runs=None, de
                 trained = [r for r in done if not getattr(r, "record", False)]
                 per_run = {r.id: round(r.provenance().get("wall_seconds", {}).get("train", 0.0), 2) for r in trained}
                 epoch_s = {r.id: _median_epoch_seconds(r) for r in trained}
+                engines = sorted({str(r.provenance().get("engine", "plain")) for r in trained})
                 if trained:  # a cache hit says nothing about how long training takes
                     seconds_by_kind.setdefault(_kind_key(task), []).append(took)
                     seconds_by_kind.setdefault(task.kind, []).append(took)
                 summary["tasks"].append({"task": task.name, "seed": seed, "seconds": round(took, 2),
                                          "runs": [r.id for r in done], "train_seconds": per_run,
-                                         "epoch_seconds": epoch_s, "cache_hit": not trained})
+                                         "epoch_seconds": epoch_s, "engines": engines, "cache_hit": not trained})
                 note(f"{task.name} seed {seed}: {took:.1f}s" + (" (cache hit)" if not trained else
-                                                                 f", train {per_run}, epoch {epoch_s}"))
+                                                                 f", engine {'/'.join(engines)}, train {per_run}, "
+                                                                 f"epoch {epoch_s}"))
             if summary["stopped"]:
                 break
             pack(f"seed {seed} done")
@@ -197,6 +199,8 @@ def main(argv=None):
                    help="experiments to run (None: all, in the book's order)")
     p.add_argument("--bench", action="store_true", help="run kdlib bench first into bench.json")
     p.add_argument("--ignore-results", action="store_true", help="set the committed records aside")
+    p.add_argument("--engine", default="auto", choices=["auto", "plain", "static", "graphs"],
+                   help="how fit takes each step (auto: CUDA graphs on a GPU, plain elsewhere; sets $KDLIB_ENGINE)")
     p.add_argument("--estimate", type=float, default=60.0,
                    help="seconds assumed for a task of a kind not yet timed in this slice")
     args = p.parse_args(argv)
@@ -209,6 +213,8 @@ def main(argv=None):
         return 2
     if args.budget <= 0:
         p.error("--budget must be > 0 seconds")
+    if args.engine != "auto":
+        os.environ["KDLIB_ENGINE"] = args.engine
     try:
         device_run(args.profile, args.seeds, args.budget, args.out, args.runs, args.device, args.only,
                    None if args.ignore_results else "default", args.bench, args.estimate)

@@ -118,6 +118,23 @@ for path in bench_files:
         display(pd.DataFrame(table).style.format({"stacked (vmap) model-images/s": "{:,.0f}",
                                                   "one after another": "{:,.0f}", "speed-up": "{:.2f}"},
                                                  na_rep="-").hide(axis="index"))
+        if "pipeline" in lv:  # the grid's own epoch (kdlib.train.fit) with each engine
+            pl = lv["pipeline"]
+            display(Markdown(f"The pipeline's epoch (`kdlib.train.fit` as the grid calls it) over {pl['images']:,} "
+                             f"images with each engine: `plain` (torch.optim, model by model), `static` (the "
+                             f"group's step on fixed device buffers), `graphs` (that step as CUDA graphs). Epoch "
+                             f"seconds are the median after the first epoch, which pays for autotuning and capture; "
+                             f"the loss difference is relative, against the plain engine's curve."))
+            table = [{"group": g, "batch": v["batch_size"], "engine": e, "epoch s": r.get("epoch_seconds"),
+                      "first epoch s": r.get("first_epoch_seconds"),
+                      "speed-up": (v["engines"]["plain"]["epoch_seconds"] / r["epoch_seconds"])
+                      if "epoch_seconds" in r and "epoch_seconds" in v["engines"].get("plain", {}) else None,
+                      "loss difference": r.get("max_rel_loss_diff"), "error": r.get("error", "")}
+                     for g, v in pl["groups"].items() for e, r in v["engines"].items()]
+            table = [{k: v for k, v in row.items() if k != "error" or any(r["error"] for r in table)} for row in table]
+            display(pd.DataFrame(table).style.format({"epoch s": "{:.3f}", "first epoch s": "{:.3f}",
+                                                      "speed-up": "{:.2f}", "loss difference": "{:.1e}"},
+                                                     na_rep="-").hide(axis="index"))
 
 # %% [markdown]
 # ## How far from converged are the teachers?

@@ -8,6 +8,7 @@
 #     FILL0=1 ...    first the seed-0 runs that need no teacher weights (the E2 no-teacher students)
 #     LONG=1 ...     also one flip+crop teacher of 140 epochs (profile paper-long), in a second process
 #                    started when the first seed's teachers are done (students leave the GPU idle)
+#     KDLIB_ENGINE=plain ...   train without CUDA graphs (the default on a GPU is fit's 'graphs' engine)
 #     SCALE=tiny OUT=/tmp/x bash scripts/device_check.sh              # the same code at smoke size, on a CPU
 # Then, here: python -m kdlib import $OUT/records.tar.gz (and $OUT/long.tar.gz); git add results; git commit
 # $OUT receives at most 6 files (the device tool returns 8 at most: a 9th is silently left behind):

@@ -36,6 +36,8 @@ def test_device_run_end_to_end(tmp_path, monkeypatch):
     assert seed0.index("teacher-main-resnet18-none") < seed0.index("students-main-resnet18-none-to-none-a0.5-T20")
     log = (out / "log.txt").read_text()
     assert "train {" in log and "packed" in log
+    assert {e for t in summary["tasks"] for e in t["engines"]} == {"plain"}  # auto on a CPU
+    assert "engine plain" in log
     # the archive is what `python -m kdlib import` takes
     report = import_records(out / "records.tar.gz", tmp_path / "results")
     runs = [r for r in report if r["kind"] in ("teacher", "student")]
@@ -74,9 +76,11 @@ def test_a_failing_task_is_logged_and_the_rest_still_runs_and_packs(tmp_path, mo
         return real(task, **kw)
 
     monkeypatch.setattr(G, "run_task", flaky)
+    monkeypatch.setenv("KDLIB_ENGINE", "static")  # what device-run --engine static sets: every run takes it
     out = tmp_path / "out"
     summary = device_run(PROFILE, [0], budget=900, out=out, runs=tmp_path / "runs", device="cpu", only=["E1", "E2"],
                          results=None, default_estimate=1.0, log=lambda *_: None)
+    assert {e for t in summary["tasks"] for e in t["engines"]} == {"static"}
     assert [f["task"] for f in summary["failed"]] == ["teacher-main-resnet18-flipcrop"]
     assert summary["failed"][0]["why"] == "RuntimeError: CUDA error: an illegal memory access was encountered"
     done = {t["task"] for t in summary["tasks"]}
