@@ -1,12 +1,12 @@
 """The engines of :func:`kdlib.train.fit`: the group step on static buffers (``static``; captured as CUDA
-graphs by ``graphs``) against the plain ``torch.optim`` step, checkpoints that resume across engines, the
-first non-finite step, and the engine's choice and errors."""
+graphs by ``graphs``) against the plain ``torch.optim`` step, checkpoints that resume across engines, and
+the engine's choice and errors (the first non-finite step: tests/test_train.py, with each engine)."""
 import pytest
 import torch
 
 from kdlib.fast import GroupStep, lr_table
 from kdlib.models import build_model
-from kdlib.train import Learner, NumericalError, Recipe, fit, resolve_engine, teacher_logits_on
+from kdlib.train import Learner, Recipe, fit, resolve_engine, teacher_logits_on
 from test_train import loader, lenet, toy_split, trained_teacher
 
 RECIPE = Recipe(epochs=3, batch_size=50, lr=0.05)  # 240 images: four batches of 50 and a short one of 40
@@ -102,34 +102,6 @@ def test_a_checkpoint_of_one_engine_resumes_in_the_other(first, then, teacher, t
     resumed = train(then, teacher, **case, checkpoints=tmp_path / "mix")
     assert {lr.engine for lr in resumed} == {then}
     assert_same_training(ref, resumed)
-
-
-def test_the_static_engine_names_the_first_non_finite_step(tmp_path):
-    import kdlib.train as train_mod
-
-    x, y = toy_split()
-    from kdlib.loader import DeviceLoader
-    from test_train import MEAN, STD
-
-    ld = DeviceLoader(x, y, 32, "none", mean=MEAN, std=STD, num_classes=10, shuffle=False)
-    real = train_mod._loss
-    calls = {"n": 0}
-
-    def poisoned(lr, logits, y_soft, t):
-        calls["n"] += 1
-        parts = real(lr, logits, y_soft, t)
-        if calls["n"] == len(ld) + 3:  # epoch 2, step 3
-            parts = dict(parts, loss=parts["loss"] * float("nan"))
-        return parts
-
-    learner = Learner("m", lenet(), Recipe(epochs=2, batch_size=32, lr=0.05), checkpoint=tmp_path / "m.pt")
-    train_mod._loss = poisoned
-    try:
-        with pytest.raises(NumericalError, match=r"loss is nan at epoch 2, step 3.*checkpoint \(epoch 1\) is kept"):
-            fit([learner], ld, progress=False, checkpoint_every=0, engine="static")
-    finally:
-        train_mod._loss = real
-    assert torch.load(tmp_path / "m.pt", weights_only=True)["epoch"] == 1
 
 
 def test_the_learning_rate_table_is_the_schedule_by_hand():
