@@ -227,6 +227,22 @@ def lr_table(recipe, steps_per_epoch: int) -> list[float]:
 _LR_TABLES: dict = {}
 
 
+def _cuda_capture(fn, pool, warmup: int):
+    """``fn`` run ``warmup`` times on a side stream (cuDNN autotuning, lazy allocations), then captured as a
+    CUDA graph in ``pool`` (None: a new private pool). Returns the graph and the pool for the next capture.
+    The warm-up changes whatever ``fn`` changes; the caller restores it."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(warmup):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, pool=pool):
+        fn()
+    return graph, (graph.pool() if pool is None else pool)
+
+
 class GroupStep:
     """One training step of every learner of a lockstep group, on static buffers: the step
     :func:`kdlib.train.fit` takes with ``engine="static"`` (run eagerly) or ``engine="graphs"`` (captured as
@@ -330,17 +346,7 @@ class GroupStep:
         first replay is the next real step. A failed capture leaves the eager step in charge."""
         saved = [t.detach().clone() for t in self._state_tensors()]
         try:
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                for _ in range(self.warmup):
-                    self._body(s)
-            torch.cuda.current_stream().wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, pool=self.pool):
-                self._body(s)
-            self.pool = graph.pool() if self.pool is None else self.pool
-            self.captured[key] = graph
+            self.captured[key], self.pool = _cuda_capture(lambda: self._body(s), self.pool, self.warmup)
         except Exception as err:  # noqa: BLE001 - fall back to the same step, eagerly
             self.graphs = False
             self.capture_error = f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"

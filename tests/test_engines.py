@@ -128,6 +128,80 @@ def test_the_engine_is_chosen_and_checked(monkeypatch):
         GroupStep([Learner("m", lenet(), RECIPE)], [RECIPE.optimizer(lenet())], "cpu", 5, 0, None, graphs=True)
 
 
+class FakeGraph:
+    """Stands in for a captured CUDA graph on the CPU: a replay runs the captured step again, eagerly."""
+
+    def __init__(self, fn):
+        self.fn, self.replays = fn, 0
+
+    def replay(self):
+        self.replays += 1
+        self.fn()
+
+
+def run_group_step(graphs: bool, monkeypatch, fail_capture=False):
+    """Two epochs of a ResNet (batch norm) + LeNet group through GroupStep by hand, as fit drives it, with the
+    CUDA capture replaced by one that, like the real warm-up, changes the state: it runs the step
+    ``warmup`` times and once more "while capturing". GroupStep must undo all of that."""
+    import kdlib.fast as fast
+    from kdlib.train import _loss
+
+    captures = []
+
+    def fake_capture(fn, pool, warmup):
+        if fail_capture:
+            raise RuntimeError("CUDA error: operation not permitted when stream is capturing")
+        for _ in range(warmup + 1):
+            fn()
+        captures.append(FakeGraph(fn))
+        return captures[-1], "pool"
+
+    monkeypatch.setattr(fast, "_cuda_capture", fake_capture)
+    torch.manual_seed(11)
+    models = [build_model("resnet18", in_channels=1, image_size=16, width=8), lenet(2)]
+    recipe = Recipe(epochs=2, batch_size=50, lr=0.002)
+    learners = [Learner(f"m{i}", m.train(), recipe) for i, m in enumerate(models)]
+    opts = [recipe.optimizer(m) for m in models]
+    scheds = [recipe.scheduler(o, 5) for o in opts]
+    ld = loader("flipcrop+cutmix", bs=50)
+    step = GroupStep(learners, opts, "cpu", len(ld), 0, _loss)
+    step.graphs = graphs  # on a CPU only the fake capture above can stand behind it
+    sums = []
+    for epoch in range(2):
+        step.begin_epoch()
+        for batch in ld:
+            step(batch)
+        step.sync_to(scheds, (epoch + 1) * len(ld))
+        sums.append([step.epoch_sums(i) for i in range(2)])
+    return learners, sums, captures, step
+
+
+def test_graph_capture_leaves_the_state_as_it_found_it(monkeypatch):
+    """The warm-up and capture run on the real parameters, momentum buffers, batch-norm statistics and
+    counters; after them the first replay must be the first real step: with captures that change the state
+    (as on a GPU), training equals the static engine's bit for bit, for the full and the short batch shape."""
+    eager, eager_sums, _, _ = run_group_step(False, monkeypatch)
+    graphed, graphed_sums, captures, step = run_group_step(True, monkeypatch)
+    assert step.engine == "graphs" and len(captures) == 2  # one graph per batch shape: 50 and the last 40
+    assert sorted(g.replays for g in captures) == [2, 8]  # 2 epochs x (4 full batches, 1 short one)
+    assert graphed_sums == eager_sums
+    for a, b in zip(eager, graphed):
+        for (name, u), v in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+            assert torch.equal(u, v), name
+    assert int(step.step_count) == 10
+
+
+def test_a_failed_capture_falls_back_to_the_same_step_eagerly(monkeypatch):
+    eager, eager_sums, _, _ = run_group_step(False, monkeypatch)
+    with pytest.warns(UserWarning, match="capture failed.*operation not permitted.*engine 'static'"):
+        fell, fell_sums, _, step = run_group_step(True, monkeypatch, fail_capture=True)
+    assert step.engine == "static" and "operation not permitted" in step.capture_error
+    assert fell_sums == eager_sums
+    for a, b in zip(eager, fell):
+        for u, v in zip(a.model.state_dict().values(), b.model.state_dict().values()):
+            assert torch.equal(u, v)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
 @pytest.mark.parametrize("case", ["cached teacher", "resnet, smoothing, cosine"])
 def test_cuda_graphs_follow_the_plain_loss_curve(case, teacher):
