@@ -1,8 +1,9 @@
 """Benchmarks that print figures: ``python -m kdlib bench``.
 
 Levers (``--only levers``): the measured bf16 matmul peak beside the datasheet's, and for each
-model the plain training step against the levers of :mod:`kdlib.fast` (a CUDA-graphed step; K
-LeNets in one ``vmap`` step), with MFU against both peaks and the loss-curve difference.
+model's plain training step with its MFU against both peaks; K LeNets in one ``vmap`` step; and the
+pipeline's own epoch with each engine of :func:`kdlib.train.fit` (plain, static, CUDA graphs), with the
+loss-curve difference.
 
 Loader: images/s of :class:`~kdlib.loader.DeviceLoader` with each regime against torchvision's
 ``DataLoader`` with per-sample ``RandomCrop(32, padding=4)``, ``RandomHorizontalFlip``,
@@ -11,7 +12,6 @@ reported as ratios. Results are printed as a table and written as JSON.
 """
 from __future__ import annotations
 
-import copy
 import json
 import os
 import platform
@@ -264,12 +264,11 @@ def bench_levers(device="cpu", batch_size=512, steps=20, cases=("lenet", "alexne
     """One line per speed lever of :mod:`kdlib.fast` against the plain step, with the equality check.
 
     plain: autocast bf16 (CUDA) + channels_last, soft cross-entropy, ``torch.optim.SGD`` (Nesterov,
-    weight decay), the step of :func:`kdlib.train.fit`; graphed: the same step as one CUDA graph
-    (CUDA only); stacked: K LeNets in one ``vmap`` step against K plain steps, on a shared batch;
-    pipeline: :func:`bench_pipeline`, the epoch of ``fit`` with each engine.
-    Equality: the loss curves of the plain and the lever path from the same start, max |difference|.
+    weight decay), the step of :func:`kdlib.train.fit`'s plain engine, with its MFU; stacked: K LeNets
+    in one ``vmap`` step against K plain steps, on a shared batch; pipeline: :func:`bench_pipeline`, the
+    epoch of ``fit`` with each engine and its loss curve against the plain engine's.
     """
-    from .fast import GraphedStep, StackedModels
+    from .fast import StackedModels
     from .models import build_model
     from .train import autocast_for
 
@@ -300,21 +299,8 @@ def bench_levers(device="cpu", batch_size=512, steps=20, cases=("lenet", "alexne
         torch.manual_seed(0)
         model = build_model(case).to(device).to(memory_format=cl)
         flops = _step_flops(model, x, y.argmax(1)) / batch_size
-        start = copy.deepcopy(model.state_dict())
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
-        curve_plain = [float(plain_step(model, opt)) for _ in range(5)]
-        model.load_state_dict(start)
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
         rows = {"plain": {"seconds_per_step": timed(lambda: plain_step(model, opt), steps)}}
-        if device.type == "cuda":
-            try:
-                model.load_state_dict(start)
-                graphed = GraphedStep(model, x, y, lr=0.01)
-                curve = [float(graphed.step(x, y)) for _ in range(5)]
-                rows["graphed"] = {"seconds_per_step": timed(lambda: graphed.step(x, y), steps),
-                                   "max_abs_loss_diff": max(abs(a - b) for a, b in zip(curve, curve_plain))}
-            except Exception as err:  # noqa: BLE001 - a lever that fails is a figure too
-                rows["graphed"] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0]}"}
         for row in rows.values():
             if "seconds_per_step" in row:
                 row["images_per_s"] = batch_size / row["seconds_per_step"]

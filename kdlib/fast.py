@@ -1,18 +1,18 @@
 """Faster training steps, each one a lever measured against the plain step of :func:`kdlib.train.fit`.
 
-* :class:`GraphedStep` - one whole training step (forward, loss, backward, SGD update) captured as a
-  CUDA graph and replayed: one launch instead of hundreds, for a fixed batch shape (a static batch:
-  the last, short batch of an epoch must be dropped or padded by the caller).
+* :class:`GroupStep` - one training step of every learner of a lockstep group on static device
+  buffers: ``fit``'s ``static`` engine runs it eagerly, its ``graphs`` engine captures it as CUDA
+  graphs (one per batch shape) and replays one graph per batch for the whole group.
 * :class:`StackedModels` - K models of one architecture trained in one step: their parameters are
   stacked and ``torch.func.vmap`` runs the K forward/backward passes as one batched computation,
   followed by one SGD update of the stacked tensors. Each model may see its own batch (seeds) or
   the same batch (students of one stream). Models with batch norm or dropout are refused: their
   running statistics or random masks would not match K separate runs.
 
-Both reproduce SGD with momentum, Nesterov and weight decay exactly as ``torch.optim.SGD`` does,
-so their results equal the plain path's (tested: identical per-model results on the CPU for
-:class:`StackedModels`; the same loss curve within float tolerance for :class:`GraphedStep`, run by
-``python -m kdlib bench --only levers`` on a GPU).
+Both reproduce SGD with momentum, Nesterov and weight decay as ``torch.optim.SGD`` does
+(:func:`sgd_foreach_`, every quantity a device tensor), so their results equal the plain path's up to
+float rounding (tested on the CPU; the CUDA capture itself by ``python -m kdlib bench --only levers``
+and the GPU-only tests on a GPU).
 """
 from __future__ import annotations
 
@@ -22,23 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["GraphedStep", "StackedModels", "GroupStep", "sgd_update_", "sgd_foreach_", "lr_table", "check_engine", "ENGINES"]
-
-
-def sgd_update_(params: list[torch.Tensor], grads: list[torch.Tensor], bufs: list[torch.Tensor | None], lr: float,
-                momentum: float, weight_decay: float, nesterov: bool):
-    """In place: the update of ``torch.optim.SGD`` (dampening 0). ``bufs`` holds the momentum buffers
-    (``None`` before the first step, as in torch, where the first buffer is the gradient itself)."""
-    for i, (p, g) in enumerate(zip(params, grads)):
-        if weight_decay:
-            g = g.add(p, alpha=weight_decay)
-        if momentum:
-            if bufs[i] is None:
-                bufs[i] = g.detach().clone()
-            else:
-                bufs[i].mul_(momentum).add_(g)
-            g = g.add(bufs[i], alpha=momentum) if nesterov else bufs[i]
-        p.sub_(g, alpha=lr)
+__all__ = ["StackedModels", "GroupStep", "sgd_foreach_", "lr_table", "check_engine", "ENGINES"]
 
 
 def sgd_foreach_(params, grads, bufs, first: torch.Tensor, lr: torch.Tensor, momentum: float, weight_decay: float,
@@ -89,7 +73,9 @@ class StackedModels:
         params, _ = stack_module_state(models)
         self.names = list(params)
         self.params = [params[n].detach().requires_grad_(False) for n in self.names]
-        self.bufs: list[torch.Tensor | None] = [None] * len(self.params)
+        self.bufs = [torch.zeros_like(p) for p in self.params]
+        self.first = torch.ones((), device=self.params[0].device)  # 1 until the first step: buffer = gradient
+        self.lr_now = torch.tensor(float(lr), device=self.params[0].device)
         self.lr, self.momentum, self.weight_decay, self.nesterov = lr, momentum, weight_decay, nesterov
         self.temperature, self.alpha = float(temperature), float(alpha)
         self.base = copy.deepcopy(models[0]).to("meta")
@@ -113,8 +99,9 @@ class StackedModels:
         grads, losses = vmap(grad_and_value(self._loss_one), in_dims=in_dims)(self.params, x, y_soft,
                                                                                 teacher_logits)
         with torch.no_grad():
-            sgd_update_(self.params, list(grads), self.bufs, self.lr if lr is None else lr, self.momentum,
-                        self.weight_decay, self.nesterov)
+            self.lr_now.fill_(self.lr if lr is None else lr)
+            sgd_foreach_(self.params, list(grads), self.bufs, self.first, self.lr_now, self.momentum,
+                         self.weight_decay, self.nesterov)
         return losses.detach()
 
     @torch.no_grad()
@@ -124,71 +111,6 @@ class StackedModels:
             for n, p in zip(self.names, self.params):
                 own[n].copy_(p[i])
         return self.models
-
-
-class GraphedStep:
-    """A whole SGD training step of ``model`` on a fixed batch shape, captured once as a CUDA graph.
-
-    ``step(x, y_soft)`` copies the batch into the graph's static inputs, replays the graph and returns
-    the (device) loss. The optimiser is ``torch.optim.SGD`` at a fixed learning rate per capture
-    (``set_lr`` recaptures nothing: the rate lives in a device tensor the graph reads). Capture needs
-    warm-up steps; they run on copies of the parameters and optimiser state, which are restored, so
-    the first replay is the model's first real step.
-    """
-
-    def __init__(self, model: nn.Module, x_example: torch.Tensor, y_example: torch.Tensor, lr: float,
-                 momentum: float = 0.9, weight_decay: float = 5e-4, nesterov: bool = True, amp: bool = True,
-                 warmup: int = 3):
-        if x_example.device.type != "cuda":
-            raise ValueError("CUDA graphs need a CUDA device; use kdlib.train.fit on the CPU")
-        self.model = model
-        self.amp = amp
-        self.lr = torch.tensor(float(lr), device=x_example.device)
-        self.params = [p for p in model.parameters() if p.requires_grad]
-        self.bufs = [torch.zeros_like(p) for p in self.params]
-        self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
-        self.static_x = x_example.clone()
-        self.static_y = y_example.clone()
-        self.first = torch.ones((), device=x_example.device)  # 1 before the first step: buffer = gradient
-        saved = copy.deepcopy(model.state_dict())
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(warmup):
-                self._body()
-        torch.cuda.current_stream().wait_stream(side)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self.static_loss = self._body()
-        with torch.no_grad():  # undo the warm-up: the first replay is the first real step
-            model.load_state_dict(saved)
-            for b in self.bufs:
-                b.zero_()
-            self.first.fill_(1.0)
-
-    def _body(self):
-        for p in self.params:
-            p.grad = None
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp, cache_enabled=False):
-            logits = self.model(self.static_x)
-        loss = -(self.static_y * F.log_softmax(logits.float(), dim=1)).sum(1).mean()
-        loss.backward()
-        with torch.no_grad():
-            sgd_foreach_(self.params, [p.grad for p in self.params], self.bufs, self.first, self.lr, self.momentum,
-                         self.weight_decay, self.nesterov)
-        return loss.detach()
-
-    def set_lr(self, lr: float):
-        self.lr.fill_(float(lr))
-
-    def step(self, x, y_soft) -> torch.Tensor:
-        if x.shape != self.static_x.shape:
-            raise ValueError(f"a graphed step takes batches of shape {tuple(self.static_x.shape)}, got "
-                             f"{tuple(x.shape)}: drop or pad the last batch")
-        self.static_x.copy_(x)
-        self.static_y.copy_(y_soft)
-        self.graph.replay()
-        return self.static_loss
 
 
 ENGINES = ("auto", "plain", "static", "graphs")
