@@ -140,18 +140,25 @@ for path in bench_files:
 # ## How far from converged are the teachers?
 #
 # The paper trained its teachers for 218 epochs with a step schedule; this grid trains them for far
-# fewer (its `teacher` recipe). Where a longer run was recorded (profile `paper-long`: the same recipe,
-# 4× the epochs), it is compared here with the grid's teachers of the same regime.
+# fewer (its `teacher` recipe). Where a longer run was recorded (the sibling profile, `paper-long` or
+# `quick-long`: the same recipe, 4× the epochs), it is compared here with the grid's teachers of the same
+# regime. Only the sibling's own teachers count: its run store also reads the shorter runs it reuses.
 
 # %% tags=["hide-input"]
+from kdlib.grid import planned_configs  # noqa: E402
 from kdlib.report import REGIME_NAMES  # noqa: E402
 from kdlib.results import regime_key  # noqa: E402
+from kdlib.runs import run_id  # noqa: E402
 
 long_rows = []
 if store.results is not None and (Path(store.results) / f"{profile}-long").is_dir():
     long_store = RunStore(store.root, f"{profile}-long", results=store.results)
+    # the long profile's own teachers: its store also reads the runs it reuses (the grid's shorter teachers)
+    long_ids = {run_id(c) for c in planned_configs(f"{profile}-long") if c["kind"] == "teacher"}
     short = {(r["regime"], r["seed"]): r for r in collect(store) if r["kind"] == "teacher" and r["model"] == "resnet18"}
-    for run in long_store.runs("teacher"):
+    for run in sorted((r for r in long_store.runs("teacher") if r.id in long_ids),
+                      key=lambda r: (list(REGIME_NAMES).index(regime_key(r.config["augment"]))
+                                     if regime_key(r.config["augment"]) in REGIME_NAMES else 99, r.config["seed"])):
         cfg, acc = run.config, run.read_json("metrics.json")["test"]["accuracy"]
         same = [r for (reg, _), r in short.items() if reg == regime_key(cfg["augment"])]
         long_rows.append({"regime": REGIME_NAMES.get(regime_key(cfg["augment"]), cfg["augment"]), "seed": cfg["seed"],
@@ -162,11 +169,16 @@ if store.results is not None and (Path(store.results) / f"{profile}-long").is_di
 if long_rows:
     display(pd.DataFrame(long_rows).style.format({"accuracy": "{:.4f}", "gain over their mean": "{:+.4f}"},
                                                  na_rep="-").hide(axis="index"))
-    gain = long_rows[0]["gain over their mean"]
-    if gain is not None:
-        display(Markdown(f"Training {long_rows[0]['epochs']} epochs instead of the grid's gains "
-                         f"{100 * gain:+.1f} points on this regime: the grid's teachers are "
-                         + ("not converged (more than 1 point is left); the verdicts on teachers hold for this "
-                            "training budget only." if gain > 0.01 else "close to converged.")))
+    by_regime: dict = {}
+    for row in long_rows:
+        if row["gain over their mean"] is not None:
+            by_regime.setdefault(row["regime"], []).append(row["gain over their mean"])
+    if by_regime:
+        gains = {k: sum(v) / len(v) for k, v in by_regime.items()}
+        display(Markdown(f"Training {long_rows[0]['epochs']} epochs instead of the grid's gains, per regime (mean over "
+                         f"the long runs): " + ", ".join(f"{k} {100 * g:+.1f} points" for k, g in gains.items())
+                         + ". The grid's teachers are "
+                         + ("not converged where more than 1 point is left; the verdicts on teachers hold for this "
+                            "training budget only." if max(gains.values()) > 0.01 else "close to converged.")))
 else:
     display(Markdown(f"No longer-trained teacher is recorded for profile `{profile}` (`results/{profile}-long/`)."))
