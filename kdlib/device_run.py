@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["device_run", "main", "ORDER"]
+__all__ = ["device_run", "main", "ORDER", "speed_summary"]
 
 # the order the book needs the experiments in: the paper's, then the extensions by their priority (issue 13:
 # paper-literal teachers E6, temperatures E7, the regime cross E8, the controls E9, E10 and E11)
@@ -165,9 +165,30 @@ def device_run(profile: str, seeds: list[int], budget: float, out, runs=None, de
                 note(f"packing failed: {type(err).__name__}: {err}")
     summary["records"] = packed
     summary["seconds"] = round(time.perf_counter() - t0, 1)
+    summary["speed"] = speed_summary(summary["tasks"])
     _write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
+    sp = summary["speed"]
+    note(f"speed: teacher epoch median {sp['teacher_epoch_s']} s, student group median {sp['student_group_s']} s, "
+         f"seconds per seed (trained tasks) {sp['seed_s']}")
     note(f"device-run finished in {summary['seconds']}s; {packed} records in records.tar.gz")
     return summary
+
+
+def speed_summary(tasks: list[dict]) -> dict:
+    """The figures issue 12's targets are stated in, from a device-run's task list: the median teacher epoch
+    (the pipeline's, from the runs' histories), the median wall time of a trained student-group task, and the
+    wall seconds of trained tasks per seed (cache hits excluded)."""
+    def median(values):
+        values = sorted(v for v in values if v is not None)
+        return round(values[len(values) // 2], 3) if values else None
+
+    trained = [t for t in tasks if not t.get("cache_hit")]
+    teacher_epochs = [v for t in trained if t["task"].startswith("teacher-") for v in t["epoch_seconds"].values()]
+    groups = [t["seconds"] for t in trained if t["task"].startswith("students-")]
+    seeds: dict = {}
+    for t in trained:
+        seeds[str(t["seed"])] = round(seeds.get(str(t["seed"]), 0.0) + t["seconds"], 1)
+    return {"teacher_epoch_s": median(teacher_epochs), "student_group_s": median(groups), "seed_s": seeds}
 
 
 def _median_epoch_seconds(run) -> float | None:

@@ -37,6 +37,8 @@ def test_device_run_end_to_end(tmp_path, monkeypatch):
     log = (out / "log.txt").read_text()
     assert "train {" in log and "packed" in log
     assert {e for t in summary["tasks"] for e in t["engines"]} == {"plain"}  # auto on a CPU
+    assert summary["speed"]["teacher_epoch_s"] > 0 and set(summary["speed"]["seed_s"]) == {str(s) for s in seeds}
+    assert "speed: teacher epoch median" in log
     assert "engine plain" in log
     # the archive is what `python -m kdlib import` takes
     report = import_records(out / "records.tar.gz", tmp_path / "results")
@@ -144,3 +146,25 @@ def test_the_device_script_leaves_at_most_8_importable_files(tmp_path):
     assert [r["profile"] for r in long if r["kind"] == "teacher"] == ["smoke"]
     log = (out / "log.txt").read_text()
     assert "== main/log.txt" in log and "long teacher done" in log
+
+
+def test_the_speed_summary_is_the_targets_figures():
+    from kdlib.device_run import speed_summary
+
+    tasks = [
+        {"task": "teacher-main-resnet18-none", "seed": 1, "seconds": 20.0, "cache_hit": False,
+         "epoch_seconds": {"a": 0.5}},
+        {"task": "teacher-main-resnet18-flipcrop", "seed": 1, "seconds": 30.0, "cache_hit": False,
+         "epoch_seconds": {"b": 0.7}},
+        {"task": "teacher-main-resnet18-mixup", "seed": 2, "seconds": 25.0, "cache_hit": False,
+         "epoch_seconds": {"c": 0.9}},
+        {"task": "students-main-resnet18-none-to-none-a0.5-T20", "seed": 1, "seconds": 8.0, "cache_hit": False,
+         "epoch_seconds": {"d": 0.2, "e": 0.2}},
+        {"task": "students-main-resnet18-flipcrop-to-none-a0.5-T20", "seed": 1, "seconds": 12.0, "cache_hit": False,
+         "epoch_seconds": {"f": 0.3}},
+        {"task": "teacher-main-resnet18-cutmix", "seed": 1, "seconds": 0.1, "cache_hit": True, "epoch_seconds": {}},
+    ]
+    # medians by hand: teacher epochs [0.5, 0.7, 0.9] -> 0.7; groups [8, 12] -> the upper middle, 12;
+    # per seed: 20 + 30 + 8 + 12 = 70 for seed 1 (the cache hit does not count), 25 for seed 2
+    assert speed_summary(tasks) == {"teacher_epoch_s": 0.7, "student_group_s": 12.0, "seed_s": {"1": 70.0, "2": 25.0}}
+    assert speed_summary([]) == {"teacher_epoch_s": None, "student_group_s": None, "seed_s": {}}
