@@ -207,10 +207,14 @@ def test_a_failed_capture_falls_back_to_the_same_step_eagerly(monkeypatch):
 def test_cuda_graphs_follow_the_plain_loss_curve(case, teacher):
     """On the GPU: the graphed group step (a full and a short batch shape) against the plain step.
     bf16 autocast and cuDNN's choices make both differ from run to run slightly: the loss curves agree to
-    1e-2 relative and no capture fell back."""
+    1e-2 relative and no capture fell back. (AlexNet without dropout here: the graph's warm-up consumes
+    random numbers, so with dropout the two runs would draw different masks.)"""
     def run(engine):
         c = CASES[case]
         models = group(c["kind"])
+        if c["kind"] == "students":  # no dropout: the capture's warm-up draws random masks the plain run does not
+            torch.manual_seed(11)
+            models = [lenet(2), build_model("alexnet", in_channels=1, image_size=16, dropout=0.0)]
         recipe = c.get("recipe", RECIPE)
         x, y = toy_split()
         from kdlib.loader import DeviceLoader
