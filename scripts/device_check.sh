@@ -9,6 +9,7 @@
 #     LONG=1 ...     also one flip+crop teacher of 140 epochs (profile paper-long), in a second process
 #                    started when the first seed's teachers are done (students leave the GPU idle)
 #     KDLIB_ENGINE=plain ...   train without CUDA graphs (the default on a GPU is fit's 'graphs' engine)
+#     GPUTESTS=1 ...  first the GPU-only tests (CUDA graphs against the plain step; ~20 s) when pytest is there
 #     SCALE=tiny OUT=/tmp/x bash scripts/device_check.sh              # the same code at smoke size, on a CPU
 # Then, here: python -m kdlib import $OUT/records.tar.gz (and $OUT/long.tar.gz); git add results; git commit
 # $OUT receives at most 6 files (the device tool returns 8 at most: a 9th is silently left behind):
@@ -30,7 +31,7 @@ gather() {  # every step's output into at most 6 files in $FINAL
   [ -f "$OUT/long/records.tar.gz" ] && cp "$OUT/long/records.tar.gz" "$FINAL/long.tar.gz"
   [ -f "$OUT/fill0/bench.json" ] && cp "$OUT/fill0/bench.json" "$FINAL/bench.json"
   [ -f "$OUT/main/summary.json" ] && cp "$OUT/main/summary.json" "$FINAL/summary.json"
-  for f in device.txt steps.txt fill0/log.txt main/log.txt long/log.txt; do
+  for f in device.txt steps.txt gputests.txt fill0/log.txt main/log.txt long/log.txt; do
     [ -f "$OUT/$f" ] && { echo "== $f"; cat "$OUT/$f"; }
   done > "$FINAL/log.txt"
   [ "$(find "$FINAL" -type f | wc -l)" -le 8 ] || echo "WARNING: more than 8 files in $FINAL: the device tool returns 8"
@@ -53,6 +54,18 @@ else
 fi
 left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
 stamp() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a "$OUT/steps.txt"; }
+
+# 0. optional: the tests that only a GPU can run (their outcome goes to log.txt)
+if [ -n "${GPUTESTS:-}" ]; then
+  if $PY -c "import pytest" 2>/dev/null; then
+    stamp "gpu tests"
+    $PY -m pytest -q -p no:cacheprovider tests/test_engines.py tests/test_train.py tests/test_fast.py -k "cuda or gpu" \
+        > "$OUT/gputests.txt" 2>&1
+    stamp "gpu tests: $(tail -n 1 "$OUT/gputests.txt")"
+  else
+    stamp "gpu tests skipped: no pytest on this machine"
+  fi
+fi
 
 # 1. optional: the levers benchmark and the seed-0 runs that need no teacher weights
 if [ -n "${BENCH:-}${FILL0:-}" ]; then
