@@ -178,26 +178,27 @@ def speed_summary(tasks: list[dict]) -> dict:
     """The figures issue 12's targets are stated in, from a device-run's task list: the median teacher epoch
     (the pipeline's, from the runs' histories), the median wall time of a trained student-group task, and the
     wall seconds of trained tasks per seed (cache hits excluded)."""
-    def median(values):
-        values = sorted(v for v in values if v is not None)
-        return round(values[len(values) // 2], 3) if values else None
-
     trained = [t for t in tasks if not t.get("cache_hit")]
     teacher_epochs = [v for t in trained if t["task"].startswith("teacher-") for v in t["epoch_seconds"].values()]
     groups = [t["seconds"] for t in trained if t["task"].startswith("students-")]
     seeds: dict = {}
     for t in trained:
         seeds[str(t["seed"])] = round(seeds.get(str(t["seed"]), 0.0) + t["seconds"], 1)
-    return {"teacher_epoch_s": median(teacher_epochs), "student_group_s": median(groups), "seed_s": seeds}
+    return {"teacher_epoch_s": _median(teacher_epochs), "student_group_s": _median(groups), "seed_s": seeds}
+
+
+def _median(values) -> float | None:
+    """The median (the upper middle of an even count), rounded to ms; None for no values."""
+    values = sorted(v for v in values if v is not None)
+    return round(values[len(values) // 2], 3) if values else None
 
 
 def _median_epoch_seconds(run) -> float | None:
     """The median epoch time of a finished run, from its history (the pipeline's epoch, not a bare step)."""
     try:
-        secs = sorted(float(h["seconds"]) for h in run.read_history())
+        return _median(float(h["seconds"]) for h in run.read_history())
     except (OSError, KeyError, ValueError):
         return None
-    return round(secs[len(secs) // 2], 3) if secs else None
 
 
 def _write_text(path: Path, text: str):
@@ -208,6 +209,7 @@ def _write_text(path: Path, text: str):
 
 def main(argv=None):
     from .cli import ArgumentParser, CliError, check_device, check_experiments, check_profile
+    from .train import ENGINES
 
     p = ArgumentParser(prog="kdlib device-run", description=__doc__.splitlines()[0])
     p.add_argument("--profile", default="paper", help="grid profile")
@@ -220,7 +222,7 @@ def main(argv=None):
                    help="experiments to run (None: all, in the book's order)")
     p.add_argument("--bench", action="store_true", help="run kdlib bench first into bench.json")
     p.add_argument("--ignore-results", action="store_true", help="set the committed records aside")
-    p.add_argument("--engine", default="auto", choices=["auto", "plain", "static", "graphs"],
+    p.add_argument("--engine", default="auto", choices=ENGINES,
                    help="how fit takes each step (auto: CUDA graphs on a GPU, plain elsewhere; sets $KDLIB_ENGINE)")
     p.add_argument("--estimate", type=float, default=60.0,
                    help="seconds assumed for a task of a kind not yet timed in this slice")

@@ -17,12 +17,15 @@ and the GPU-only tests on a GPU).
 from __future__ import annotations
 
 import copy
+import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["StackedModels", "GroupStep", "sgd_foreach_", "lr_table", "check_engine", "ENGINES"]
+from .train import EpochTally, autocast_for  # fit imports this module only when it needs it: no import cycle
+
+__all__ = ["StackedModels", "GroupStep", "sgd_foreach_", "lr_table"]
 
 
 def sgd_foreach_(params, grads, bufs, first: torch.Tensor, lr: torch.Tensor, momentum: float, weight_decay: float,
@@ -113,22 +116,11 @@ class StackedModels:
         return self.models
 
 
-ENGINES = ("auto", "plain", "static", "graphs")
-
-
-def check_engine(engine) -> str:
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {list(ENGINES)} (auto: CUDA graphs on a GPU, the plain "
-                         f"torch.optim step elsewhere), got {engine!r}")
-    return engine
-
-
 def lr_table(recipe, steps_per_epoch: int) -> list[float]:
     """The learning rate of every step of ``recipe`` (``epochs * steps + 1`` values: entry ``k`` is the rate
     after ``k`` scheduler steps), read off torch's own optimiser and scheduler stepped on a dummy parameter,
     so the graphed and static engines follow :func:`kdlib.train.fit`'s plain schedule value for value."""
     import dataclasses
-    import warnings
 
     key = (dataclasses.astuple(recipe), int(steps_per_epoch))
     if key not in _LR_TABLES:
@@ -201,10 +193,7 @@ class GroupStep:
             self.params.append(ps)
             self.bufs.append([b.detach().clone() if resumed else torch.zeros_like(p) for b, p in zip(state, ps)])
             self.first.append(torch.full((), 0.0 if resumed else 1.0, device=self.device))
-        k = len(learners)
-        self.sums = torch.zeros(k, 4, device=self.device, dtype=torch.float64)  # loss, loss_ce, loss_kd, correct
-        self.bad_step = torch.full((k,), -1, device=self.device, dtype=torch.long)
-        self.bad_value = torch.zeros(k, device=self.device)
+        self.tally = EpochTally(len(learners), self.device)
         self.statics: dict = {}  # batch shape -> static inputs
         self.captured: dict = {}  # batch shape -> CUDA graph
         self.pool = None
@@ -218,37 +207,24 @@ class GroupStep:
             if self.cached is not None:
                 teacher_logits = self.cached[s["index"]]
             else:
-                with torch.no_grad(), self._autocast():
+                with torch.no_grad(), autocast_for(self.device, cache_enabled=not self.graphs):
                     teacher_logits = self.teacher(x).float()
+        lr_index = self.step_count.view(1)
         for i, lr in enumerate(self.learners):
             for p in self.params[i]:
                 p.grad = None
-            with self._autocast():
+            with autocast_for(self.device, cache_enabled=not self.graphs):
                 logits = lr.model(x)
             parts = self.loss_fn(lr, logits, s["y_soft"], teacher_logits)
-            loss = parts["loss"].detach()
-            first_bad = (self.bad_step[i] < 0) & ~torch.isfinite(loss)
-            self.bad_step[i] = torch.where(first_bad, self.epoch_step, self.bad_step[i])
-            self.bad_value[i] = torch.where(first_bad, loss.float(), self.bad_value[i])
+            self.tally.add(i, parts, logits, s["labels"], self.epoch_step)
             parts["loss"].backward()
             rec = lr.recipe
             with torch.no_grad():
                 sgd_foreach_(self.params[i], [p.grad for p in self.params[i]], self.bufs[i], self.first[i],
-                             self.lr_tab[i].index_select(0, self.step_count.view(1)).squeeze(0), rec.momentum, rec.weight_decay,
+                             self.lr_tab[i].index_select(0, lr_index).squeeze(0), rec.momentum, rec.weight_decay,
                              rec.nesterov and rec.momentum > 0)
-                n = x.shape[0]
-                self.sums[i] += torch.stack([parts["loss"].detach().double() * n, parts["loss_ce"].detach().double() * n,
-                                             parts["loss_kd"].detach().double() * n,
-                                             (logits.argmax(1) == s["labels"]).sum().double()])
         self.step_count += 1
         self.epoch_step += 1
-
-    def _autocast(self):
-        if self.device.type == "cuda":  # the weight-cast cache must be off while a graph is captured
-            return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=not self.graphs)
-        import contextlib
-
-        return contextlib.nullcontext()
 
     def _static_for(self, batch) -> dict:
         key = tuple(batch.x.shape)
@@ -258,7 +234,8 @@ class GroupStep:
         return self.statics[key]
 
     def _state_tensors(self) -> list[torch.Tensor]:
-        out = [self.step_count, self.epoch_step, self.sums, self.bad_step, self.bad_value, *self.first]
+        out = [self.step_count, self.epoch_step, self.tally.sums, self.tally.bad_step, self.tally.bad_value,
+               *self.first]
         for lr, bufs in zip(self.learners, self.bufs):
             out += list(lr.model.state_dict(keep_vars=True).values()) + list(bufs)
         return [t.data if isinstance(t, nn.Parameter) else t for t in out]
@@ -272,8 +249,6 @@ class GroupStep:
         except Exception as err:  # noqa: BLE001 - fall back to the same step, eagerly
             self.graphs = False
             self.capture_error = f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
-            import warnings
-
             warnings.warn(f"CUDA graph capture failed ({self.capture_error}); training goes on with the same "
                           f"step run eagerly (engine 'static')", stacklevel=3)
         finally:
@@ -305,14 +280,8 @@ class GroupStep:
 
     # -- epoch bookkeeping -----------------------------------------------------------------------
     def begin_epoch(self):
-        self.sums.zero_()
-        self.bad_step.fill_(-1)
-        self.bad_value.zero_()
+        self.tally.reset()
         self.epoch_step.zero_()
-
-    def epoch_sums(self, i: int) -> dict:
-        v = self.sums[i].tolist()
-        return {"loss": v[0], "loss_ce": v[1], "loss_kd": v[2], "correct": v[3]}
 
     @torch.no_grad()
     def sync_to(self, scheds, step: int):

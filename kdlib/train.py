@@ -34,8 +34,8 @@ from torch import nn
 from .distill import check_kd_params, kd_loss_parts
 from .loader import DeviceLoader
 
-__all__ = ["Recipe", "Learner", "fit", "resolve_engine", "NumericalError", "predict", "teacher_logits_on", "atomic_torch_save",
-           "seed_everything", "autocast_for"]
+__all__ = ["Recipe", "Learner", "fit", "resolve_engine", "ENGINES", "EpochTally", "NumericalError", "predict",
+           "teacher_logits_on", "atomic_torch_save", "seed_everything", "autocast_for"]
 
 
 class NumericalError(RuntimeError):
@@ -149,10 +149,40 @@ def torch_threads(n: int | None):
         torch.set_num_threads(before)
 
 
-def autocast_for(device: torch.device):
+def autocast_for(device: torch.device, cache_enabled: bool = True):
+    """bf16 autocast on CUDA (``cache_enabled=False`` while a CUDA graph is captured), nothing elsewhere."""
     if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=cache_enabled)
     return contextlib.nullcontext()
+
+
+class EpochTally:
+    """One epoch's sums per learner (loss, its CE and KD parts, correct predictions) and its first non-finite
+    step, kept on the device: reading them every step would make the host wait each time. Read once at the
+    epoch's end. ``fit``'s plain loop and :class:`kdlib.fast.GroupStep` (inside its CUDA graph) both add to one."""
+
+    def __init__(self, k: int, device):
+        self.sums = torch.zeros(k, 4, device=device, dtype=torch.float64)
+        self.bad_step = torch.full((k,), -1, device=device, dtype=torch.long)
+        self.bad_value = torch.zeros(k, device=device)
+
+    def reset(self):
+        self.sums.zero_()
+        self.bad_step.fill_(-1)
+        self.bad_value.zero_()
+
+    def add(self, i: int, parts: dict, logits, labels, step):
+        """Learner ``i``'s step ``step`` (an int or a device tensor) with loss ``parts`` on ``logits``."""
+        loss = parts["loss"].detach()
+        first = (self.bad_step[i] < 0) & ~torch.isfinite(loss)
+        self.bad_step[i] = torch.where(first, step, self.bad_step[i])
+        self.bad_value[i] = torch.where(first, loss.float(), self.bad_value[i])
+        n = logits.shape[0]
+        self.sums[i] += torch.stack([parts[k].detach().double() * n for k in ("loss", "loss_ce", "loss_kd")]
+                                    + [(logits.argmax(1) == labels).sum().double()])
+
+    def read(self, i: int) -> dict:
+        return dict(zip(("loss", "loss_ce", "loss_kd", "correct"), self.sums[i].tolist()))
 
 
 def _disk_full(path: Path, err: BaseException) -> OSError:
@@ -330,17 +360,15 @@ def fit(learners: list[Learner], loader: DeviceLoader, teacher: nn.Module | None
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels once
     bar = tqdm(range(start, epochs), desc=desc, disable=not progress, initial=start, total=epochs, unit="epoch")
     last_saved, last_save_time = start, time.perf_counter()
+    tally = stepper.tally if stepper is not None else EpochTally(len(learners), device)
     for epoch in bar:
         t0 = time.perf_counter()
-        # running sums stay on the device: reading them every step would make the host wait each time
-        sums = [{k: torch.zeros((), device=device, dtype=torch.float64) for k in ("loss", "loss_ce", "loss_kd",
-                                                                                   "correct")} for _ in learners]
-        bad_step = [torch.full((), -1, device=device, dtype=torch.long) for _ in learners]  # first non-finite step
-        bad_value = [torch.zeros((), device=device) for _ in learners]
         seen = 0
         batches = tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not progress, total=steps)
         if stepper is not None:
             stepper.begin_epoch()
+        else:
+            tally.reset()
         for step, batch in enumerate(batches):
             x = batch.x
             if stepper is not None:
@@ -355,31 +383,21 @@ def fit(learners: list[Learner], loader: DeviceLoader, teacher: nn.Module | None
                     with torch.inference_mode(), autocast_for(device):
                         teacher_logits = teacher(x).float()
                     teacher_logits = teacher_logits.clone()
-            for i, (lr, opt, sched, acc) in enumerate(zip(learners, opts, scheds, sums)):
+            for i, (lr, opt, sched) in enumerate(zip(learners, opts, scheds)):
                 with autocast_for(device):
                     logits = lr.model(x)
                 parts = _loss(lr, logits, batch.y_soft, teacher_logits)
-                loss = parts["loss"].detach()
-                first = (bad_step[i] < 0) & ~torch.isfinite(loss)
-                bad_step[i] = torch.where(first, step, bad_step[i])
-                bad_value[i] = torch.where(first, loss.float(), bad_value[i])
+                tally.add(i, parts, logits, batch.labels, step)
                 opt.zero_grad(set_to_none=True)
                 parts["loss"].backward()
                 opt.step()
                 sched.step()
-                n = x.shape[0]
-                for k in ("loss", "loss_ce", "loss_kd"):
-                    acc[k] += parts[k].detach().to(torch.float64) * n
-                acc["correct"] += (logits.argmax(1) == batch.labels).sum()
             seen += x.shape[0]
-        if stepper is not None:
-            bad_step, bad_value = stepper.bad_step, stepper.bad_value
-            sums = [stepper.epoch_sums(i) for i in range(len(learners))]
         for i, lr in enumerate(learners):
-            step_bad = int(bad_step[i])
+            step_bad = int(tally.bad_step[i])
             if step_bad >= 0:
                 raise NumericalError(
-                    f"{lr.name}: loss is {float(bad_value[i])} at epoch {epoch + 1}, step {step_bad + 1}. Likely "
+                    f"{lr.name}: loss is {float(tally.bad_value[i])} at epoch {epoch + 1}, step {step_bad + 1}. Likely "
                     f"cause: a learning rate too high for this model (lr={lr.recipe.lr}) or corrupt inputs. The "
                     + (f"last good checkpoint (epoch {last_saved}) is kept" if last_saved and lr.checkpoint else
                        "run had no checkpoint yet") + "; lower lr and run again."
@@ -387,8 +405,8 @@ def fit(learners: list[Learner], loader: DeviceLoader, teacher: nn.Module | None
         if stepper is not None:  # the torch optimisers and schedulers where the plain path would have them
             stepper.sync_to(scheds, (epoch + 1) * steps)
         seconds = time.perf_counter() - t0
-        for lr, opt, sched, acc in zip(learners, opts, scheds, sums):
-            acc = {k: float(v) for k, v in acc.items()}
+        for i, (lr, opt) in enumerate(zip(learners, opts)):
+            acc = tally.read(i)
             lr.history.append({
                 "epoch": epoch + 1, "loss": acc["loss"] / seen, "loss_ce": acc["loss_ce"] / seen,
                 "loss_kd": acc["loss_kd"] / seen, "train_acc": acc["correct"] / seen,
@@ -414,11 +432,19 @@ def fit(learners: list[Learner], loader: DeviceLoader, teacher: nn.Module | None
     return learners
 
 
+ENGINES = ("auto", "plain", "static", "graphs")
+
+
+def check_engine(engine) -> str:
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {list(ENGINES)} (auto: CUDA graphs on a GPU, the plain "
+                         f"torch.optim step elsewhere), got {engine!r}")
+    return engine
+
+
 def resolve_engine(engine: str, device) -> str:
     """The engine :func:`fit` uses: ``auto`` is ``$KDLIB_ENGINE`` when set, else ``graphs`` on CUDA and
     ``plain`` elsewhere; ``graphs`` off CUDA is an error naming the fix."""
-    from .fast import check_engine
-
     check_engine(engine)
     if engine == "auto":
         env = os.environ.get("KDLIB_ENGINE", "").strip()

@@ -97,17 +97,21 @@ for path in bench_files:
     if "levers" in b:
         lv = b["levers"]
         mp = lv["measured_peak"]
+        # benchmarks made before the graphed step moved into fit's pipeline epoch also timed it per model
+        graphed = any("max_abs_loss_diff" in r for v in lv["models"].values() for r in v["variants"].values())
         display(Markdown(f"Speed levers (`kdlib.fast`) at batch {lv['batch_size']}: MFU against the datasheet peak "
                          + (f"({lv['peak_flops'] / 1e12:.0f} TFLOP/s) " if lv.get("peak_flops") else "")
                          + f"and against the peak a {mp['n']}³ {mp['dtype'].replace('torch.', '')} matrix product "
-                         f"reached in the same run ({mp['flop_per_s'] / 1e12:.1f} TFLOP/s); the loss difference is "
-                         f"the largest gap between the lever's loss curve and the plain step's over 5 steps."))
+                         f"reached in the same run ({mp['flop_per_s'] / 1e12:.1f} TFLOP/s)"
+                         + ("; the loss difference is the largest gap between the lever's loss curve and the plain "
+                            "step's over 5 steps." if graphed else ".")))
         table = [{"model": m, "lever": k, "images/s": r.get("images_per_s"),
                   "vs plain": (r["images_per_s"] / v["variants"]["plain"]["images_per_s"]) if "images_per_s" in r else None,
                   "MFU (datasheet)": r.get("mfu_datasheet"), "MFU (measured peak)": r.get("mfu_measured"),
                   "loss difference": r.get("max_abs_loss_diff"), "error": r.get("error", "")}
                  for m, v in lv["models"].items() for k, r in v["variants"].items()]
-        table = [{k: v for k, v in row.items() if k != "error" or any(r["error"] for r in table)} for row in table]
+        table = [{k: v for k, v in row.items() if (k != "error" or any(r["error"] for r in table))
+                  and (k != "loss difference" or graphed)} for row in table]
         display(pd.DataFrame(table).style.format({"images/s": "{:,.0f}", "vs plain": "{:.2f}", "MFU (datasheet)": "{:.1%}",
                                                   "MFU (measured peak)": "{:.1%}", "loss difference": "{:.1e}"},
                                                  na_rep="-").hide(axis="index"))
@@ -145,27 +149,26 @@ for path in bench_files:
 # regime. Only the sibling's own teachers count: its run store also reads the shorter runs it reuses.
 
 # %% tags=["hide-input"]
-from kdlib.grid import planned_configs  # noqa: E402
 from kdlib.report import REGIME_NAMES  # noqa: E402
-from kdlib.results import regime_key  # noqa: E402
-from kdlib.runs import run_id  # noqa: E402
 
 long_rows = []
 if store.results is not None and (Path(store.results) / f"{profile}-long").is_dir():
-    long_store = RunStore(store.root, f"{profile}-long", results=store.results)
-    # the long profile's own teachers: its store also reads the runs it reuses (the grid's shorter teachers)
-    long_ids = {run_id(c) for c in planned_configs(f"{profile}-long") if c["kind"] == "teacher"}
-    short = {(r["regime"], r["seed"]): r for r in collect(store) if r["kind"] == "teacher" and r["model"] == "resnet18"}
-    for run in sorted((r for r in long_store.runs("teacher") if r.id in long_ids),
-                      key=lambda r: (list(REGIME_NAMES).index(regime_key(r.config["augment"]))
-                                     if regime_key(r.config["augment"]) in REGIME_NAMES else 99, r.config["seed"])):
-        cfg, acc = run.config, run.read_json("metrics.json")["test"]["accuracy"]
-        same = [r for (reg, _), r in short.items() if reg == regime_key(cfg["augment"])]
-        long_rows.append({"regime": REGIME_NAMES.get(regime_key(cfg["augment"]), cfg["augment"]), "seed": cfg["seed"],
-                          "epochs": cfg["recipe"]["epochs"], "accuracy": acc,
-                          f"grid's teachers ({load_grid()['profiles'][profile]['recipes']['teacher']['epochs']} epochs)":
-                              ", ".join(f"{r['accuracy']:.4f} (seed {r['seed']})" for r in sorted(same, key=lambda r: r["seed"])),
-                          "gain over their mean": acc - sum(r["accuracy"] for r in same) / len(same) if same else None})
+    profiles = load_grid()["profiles"]
+    recipes = {p: profiles[p]["recipes"]["teacher"]["epochs"] for p in (profile, f"{profile}-long")}
+    # collect() reads the runs a profile plans: the long profile's own teachers, not the shorter ones it reuses
+    long_teachers = [r for r in collect(RunStore(store.root, f"{profile}-long", results=store.results))
+                     if r["kind"] == "teacher" and r["model"] == "resnet18"]
+    short = [r for r in collect(store) if r["kind"] == "teacher" and r["model"] == "resnet18"]
+    order = list(REGIME_NAMES)
+    for t in sorted(long_teachers, key=lambda r: (order.index(r["regime"]) if r["regime"] in order else len(order),
+                                                  r["seed"])):
+        same = sorted((r for r in short if r["regime"] == t["regime"]), key=lambda r: r["seed"])
+        long_rows.append({"regime": REGIME_NAMES.get(t["regime"], t["regime"]), "seed": t["seed"],
+                          "epochs": recipes[f"{profile}-long"], "accuracy": t["accuracy"],
+                          f"grid's teachers ({recipes[profile]} epochs)":
+                              ", ".join(f"{r['accuracy']:.4f} (seed {r['seed']})" for r in same),
+                          "gain over their mean": t["accuracy"] - sum(r["accuracy"] for r in same) / len(same)
+                          if same else None})
 if long_rows:
     display(pd.DataFrame(long_rows).style.format({"accuracy": "{:.4f}", "gain over their mean": "{:+.4f}"},
                                                  na_rep="-").hide(axis="index"))

@@ -172,7 +172,7 @@ def run_group_step(graphs: bool, monkeypatch, fail_capture=False):
         for batch in ld:
             step(batch)
         step.sync_to(scheds, (epoch + 1) * len(ld))
-        sums.append([step.epoch_sums(i) for i in range(2)])
+        sums.append([step.tally.read(i) for i in range(2)])
     return learners, sums, captures, step
 
 
