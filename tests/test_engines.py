@@ -40,8 +40,14 @@ def teacher():
     return trained_teacher()
 
 
-def train(engine, teacher, kind, aug, alpha, cached=False, recipe=RECIPE, checkpoints=None, stop_after=None):
+def train(engine, teacher, kind, aug, alpha, cached=False, recipe=RECIPE, checkpoints=None, stop_after=None,
+          nudge=0.0):
     models = group(kind)
+    if nudge:  # a rounding-sized change of every initial weight: how far this processor's arithmetic drifts
+        with torch.no_grad():
+            for m in models:
+                for q in m.parameters():
+                    q.mul_(1.0 + nudge)
     learners = [Learner(f"m{i}", m, recipe, alpha=alpha, checkpoint=None if checkpoints is None else
                         checkpoints / f"m{i}.pt") for i, m in enumerate(models)]
     logits = teacher_logits_on(teacher, loader(shuffle=False)) if cached else None
@@ -56,13 +62,31 @@ def train(engine, teacher, kind, aug, alpha, cached=False, recipe=RECIPE, checkp
     return learners
 
 
-def assert_same_training(a, b, atol=1e-3):
+NUDGE = 2e-7     # about two float32 ulps, relative: the size of a different summation order's rounding
+SAFETY = 10.0    # the engines may differ by this many times the drift a nudge causes on the plain path
+
+
+def drift(a, b) -> tuple[float, float]:
+    """The largest relative loss difference (over every epoch and loss term) and the largest absolute
+    parameter difference between two trainings of the same group."""
+    loss, param = 0.0, 0.0
+    for la, lb in zip(a, b):
+        for ha, hb in zip(la.history, lb.history):
+            for k in ("loss", "loss_ce", "loss_kd"):
+                loss = max(loss, abs(hb[k] - ha[k]) / max(abs(ha[k]), 1e-6))
+        for u, v in zip(la.model.state_dict().values(), lb.model.state_dict().values()):
+            if u.is_floating_point():
+                param = max(param, float((u - v).abs().max()))
+    return loss, param
+
+
+def assert_same_training(a, b, atol=1e-3, rel=1e-5):
     """Same loss curve (float tolerance), accuracy and learning rate per epoch; parameters close."""
     for la, lb in zip(a, b):
         assert [h["epoch"] for h in la.history] == [h["epoch"] for h in lb.history]
         for ha, hb in zip(la.history, lb.history):
             for k in ("loss", "loss_ce", "loss_kd"):
-                assert hb[k] == pytest.approx(ha[k], rel=1e-5, abs=1e-6), (la.name, ha["epoch"], k)
+                assert hb[k] == pytest.approx(ha[k], rel=rel, abs=1e-6), (la.name, ha["epoch"], k)
             assert hb["train_acc"] == pytest.approx(ha["train_acc"], abs=1 / 240 + 1e-9)
             assert hb["lr"] == ha["lr"]
         for (name, u), v in zip(la.model.state_dict().items(), lb.model.state_dict().values()):
@@ -74,7 +98,16 @@ def test_the_static_group_step_trains_as_the_plain_step_does(case, teacher):
     plain = train("plain", teacher, **CASES[case])
     static = train("static", teacher, **CASES[case])
     assert {lr.engine for lr in plain} == {"plain"} and {lr.engine for lr in static} == {"static"}
-    assert_same_training(plain, static)
+    # The engines sum and update in another order, so they differ by rounding, and how far rounding grows in
+    # training depends on the processor (the batch-norm ResNet amplifies it to 7e-5 relative on two x86 CPUs,
+    # where the old fixed 1e-5 failed). The bound is measured here: the plain path against itself with its
+    # initial weights nudged by two ulps (measured: 2.4e-5, 6e-6, 3.3e-5, 4e-8 for the four cases, against
+    # static-vs-plain 1.2e-7, 1.1e-7, 7.0e-5, 0). The engines must agree within SAFETY times that drift, and
+    # never worse than 1e-3 relative (a 1 % larger lr moves the ResNet's loss by 6e-4, the cached-teacher
+    # group's by 3e-2; the lr itself is compared exactly).
+    loss_drift, param_drift = drift(plain, train("plain", teacher, **CASES[case], nudge=NUDGE))
+    rel = min(max(1e-5, SAFETY * loss_drift), 1e-3)
+    assert_same_training(plain, static, rel=rel, atol=max(1e-3, SAFETY * param_drift))
     # and the run learned something (the comparison is not between two untrained models)
     assert plain[0].history[-1]["loss"] < plain[0].history[0]["loss"]
 
