@@ -1,18 +1,27 @@
 """One GPU slice, used to the end: ``python -m kdlib device-run --profile paper --seeds 0 1 2 --budget 540 --out DIR``.
 
 GPU time comes in slices of at most ten minutes, and a GPU machine's run store dies with it. This
-command runs the grid seed by seed (a whole seed before the next, so that every slice adds
-complete seeds), teachers before their students and the experiments in the order the book needs
-them (E1, E2, E4, E5, E3, then any other), and stops *before* a task whose estimated time would
-pass the budget. After every seed, and at the end, it packs the compact records of every finished
+command runs the grid in phases (:data:`PHASES`), each for every requested seed before the next phase:
+
+1. E1 + E2 (the teachers and their students: the core claims C1-C5), seed by seed;
+2. E4, E5 and E3 (the ablations, then MNIST), seed by seed;
+3. E6-E11 (the extensions, by their priority), seed by seed;
+
+within a phase and seed, teachers before their students and the experiments in that order. So a slice
+that ends early leaves complete seeds of the core claims rather than one seed of everything: the book's
+paired intervals need whole E1 + E2 seeds, and an E4 run is of no use to them. It stops *before* a task
+whose estimated time would pass the budget (nothing after it runs, so no phase is started out of turn).
+After every seed of every phase, and at the end, it packs the compact records of every finished
 run into ``DIR/records.tar.gz`` (importable here with ``python -m kdlib import``); a task that
 fails is logged and the next one runs, and an interruption still packs what finished. DIR receives at
 most these files: ``records.tar.gz``, ``log.txt`` (per-task and per-run wall times),
 ``summary.json``, and with ``--bench`` ``bench.json`` (``python -m kdlib bench --only levers``: the
 speed levers against the plain step, MFU against the datasheet and a measured peak).
 
-Runs already committed in ``results/`` are cache hits; students whose teacher exists only as a
-record (no weights) are skipped with a note (``--ignore-results`` trains everything afresh).
+Runs already committed in ``results/`` are cache hits. Students of a teacher that exists only as a record
+train from the record's float16 training-set logits where their input is clean and the record carries
+them; the others (augmented input: the teacher must run online, and a record has no weights; or a record
+without logits) are skipped with a note (``--ignore-results`` trains everything afresh).
 """
 from __future__ import annotations
 
@@ -22,11 +31,14 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["device_run", "main", "ORDER", "speed_summary"]
+__all__ = ["device_run", "main", "ORDER", "PHASES", "work_order", "speed_summary"]
 
-# the order the book needs the experiments in: the paper's, then the extensions by their priority (issue 13:
-# paper-literal teachers E6, temperatures E7, the regime cross E8, the controls E9, E10 and E11)
-ORDER = ["E1", "E2", "E4", "E5", "E3", "E6", "E7", "E8", "E9", "E10", "E11"]
+# the phases of a slice, each run for every seed before the next (issue 20): the core claims (E1 teachers, E2
+# students), the paper's ablations and MNIST, then the extensions by their priority (issue 13: paper-literal
+# teachers E6, temperatures E7, the regime cross E8, the controls E9, E10 and E11); an experiment named nowhere
+# here runs in a last phase of its own
+PHASES = [["E1", "E2"], ["E4", "E5", "E3"], ["E6", "E7", "E8", "E9", "E10", "E11"]]
+ORDER = [e for phase in PHASES for e in phase]  # the order within a phase and seed
 
 
 def _ordered_tasks(profile: str, grid: dict, only=None):
@@ -43,6 +55,21 @@ def _ordered_tasks(profile: str, grid: dict, only=None):
     if only:
         tasks = [t for t in tasks if set(t.experiments) & set(only)]
     return tasks
+
+
+def _phase(task) -> int:
+    """The phase of a task (0-based): that of its earliest experiment (a task shared by E2 and E4 is E2's)."""
+    where = {e: i for i, phase in enumerate(PHASES) for e in phase}
+    return min((where.get(e, len(PHASES)) for e in task.experiments), default=len(PHASES))
+
+
+def work_order(profile: str, grid: dict, seeds: list[int], only=None) -> list[tuple[int, int, object]]:
+    """``(phase, seed, task)`` in the order a slice runs them: phase by phase (:data:`PHASES`, 1-based here),
+    within a phase seed by seed (in the order asked), within a seed the experiments in :data:`ORDER`, each
+    one's teachers first."""
+    tasks = _ordered_tasks(profile, grid, only)
+    phases = sorted({_phase(t) for t in tasks})
+    return [(p + 1, seed, t) for p in phases for seed in seeds for t in tasks if _phase(t) == p]
 
 
 def _kind_key(task) -> tuple:
@@ -100,7 +127,7 @@ def device_run(profile: str, seeds: list[int], budget: float, out, runs=None, de
             pass
         except Exception as err:  # noqa: BLE001 - a benchmark failure must not cost the slice its runs
             note(f"benchmark failed: {type(err).__name__}: {err}")
-    tasks = _ordered_tasks(profile, grid, only)
+    work = work_order(profile, grid, list(seeds), only)
     seconds_by_kind: dict = {}
     packed = 0
 
@@ -115,31 +142,31 @@ def device_run(profile: str, seeds: list[int], budget: float, out, runs=None, de
         note(f"packed {packed} records into records.tar.gz ({reason})")
 
     try:
-        for seed in seeds:
-            for task in tasks:
-                elapsed = time.perf_counter() - t0
-                guess = _estimate(task, seconds_by_kind, default_estimate)
-                if elapsed + guess > budget - reserve:
-                    summary["stopped"] = (f"before {task.name} seed {seed}: {elapsed:.0f}s spent, about {guess:.0f}s "
-                                          f"more would pass the {budget:.0f}s budget")
-                    note("stop " + summary["stopped"])
-                    break
-                started = time.perf_counter()
-                try:
-                    done = run_task(task, runs=runs, device=device, progress=progress, grid_path=grid_path,
-                                    seeds=[seed], results=results)
-                except TeacherWeightsMissing:
-                    summary["skipped"].append({"task": task.name, "seed": seed,
-                                               "why": "its teacher is a committed record without weights"})
-                    note(f"skip {task.name} seed {seed}: its teacher is a committed record (use --ignore-results "
-                         f"to retrain the teacher too)")
-                    continue
-                except Exception as err:  # noqa: BLE001 - one broken task must not cost the slice the others
-                    why = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-                    summary["failed"].append({"task": task.name, "seed": seed, "why": why,
-                                              "seconds": round(time.perf_counter() - started, 2)})
-                    note(f"FAILED {task.name} seed {seed}: {why}")
-                    continue
+        for i, (phase, seed, task) in enumerate(work):
+            elapsed = time.perf_counter() - t0
+            guess = _estimate(task, seconds_by_kind, default_estimate)
+            if elapsed + guess > budget - reserve:
+                summary["stopped"] = (f"before {task.name} seed {seed} (phase {phase}): {elapsed:.0f}s spent, about "
+                                      f"{guess:.0f}s more would pass the {budget:.0f}s budget")
+                note("stop " + summary["stopped"])
+                break
+            started = time.perf_counter()
+            try:
+                done = run_task(task, runs=runs, device=device, progress=progress, grid_path=grid_path,
+                                seeds=[seed], results=results)
+            except TeacherWeightsMissing as err:
+                why = ("its input is augmented and its teacher is a committed record (no weights)"
+                       if err.online else "its teacher is a committed record without training-set logits")
+                summary["skipped"].append({"task": task.name, "seed": seed, "phase": phase, "why": why})
+                note(f"skip {task.name} seed {seed}: {why} (use --ignore-results to retrain the teacher too)")
+                done = None
+            except Exception as err:  # noqa: BLE001 - one broken task must not cost the slice the others
+                why = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                summary["failed"].append({"task": task.name, "seed": seed, "phase": phase, "why": why,
+                                          "seconds": round(time.perf_counter() - started, 2)})
+                note(f"FAILED {task.name} seed {seed}: {why}")
+                done = None
+            if done is not None:
                 took = time.perf_counter() - started
                 trained = [r for r in done if not getattr(r, "record", False)]
                 per_run = {r.id: round(r.provenance().get("wall_seconds", {}).get("train", 0.0), 2) for r in trained}
@@ -148,15 +175,14 @@ def device_run(profile: str, seeds: list[int], budget: float, out, runs=None, de
                 if trained:  # a cache hit says nothing about how long training takes
                     seconds_by_kind.setdefault(_kind_key(task), []).append(took)
                     seconds_by_kind.setdefault(task.kind, []).append(took)
-                summary["tasks"].append({"task": task.name, "seed": seed, "seconds": round(took, 2),
+                summary["tasks"].append({"task": task.name, "seed": seed, "phase": phase, "seconds": round(took, 2),
                                          "runs": [r.id for r in done], "train_seconds": per_run,
                                          "epoch_seconds": epoch_s, "engines": engines, "cache_hit": not trained})
                 note(f"{task.name} seed {seed}: {took:.1f}s" + (" (cache hit)" if not trained else
                                                                  f", engine {'/'.join(engines)}, train {per_run}, "
                                                                  f"epoch {epoch_s}"))
-            if summary["stopped"]:
-                break
-            pack(f"seed {seed} done")
+            if i + 1 == len(work) or work[i + 1][:2] != (phase, seed):  # this seed of this phase is done
+                pack(f"phase {phase} ({' '.join(_phase_names(phase))}) seed {seed} done")
     finally:  # whatever happened, what finished leaves the machine
         if summary["stopped"] or sys.exc_info()[0] is not None:
             try:
@@ -172,6 +198,11 @@ def device_run(profile: str, seeds: list[int], budget: float, out, runs=None, de
          f"seconds per seed (trained tasks) {sp['seed_s']}")
     note(f"device-run finished in {summary['seconds']}s; {packed} records in records.tar.gz")
     return summary
+
+
+def _phase_names(phase: int) -> list[str]:
+    """The experiments of a 1-based phase (the last, beyond :data:`PHASES`: every other experiment)."""
+    return PHASES[phase - 1] if phase <= len(PHASES) else ["others"]
 
 
 def speed_summary(tasks: list[dict]) -> dict:
@@ -213,7 +244,8 @@ def main(argv=None):
 
     p = ArgumentParser(prog="kdlib device-run", description=__doc__.splitlines()[0])
     p.add_argument("--profile", default="paper", help="grid profile")
-    p.add_argument("--seeds", nargs="+", type=int, required=True, help="seeds, run one whole seed after another")
+    p.add_argument("--seeds", nargs="+", type=int, required=True,
+                   help="seeds: E1+E2 for every seed first, then E4/E5/E3 for every seed, then E6-E11")
     p.add_argument("--budget", type=float, required=True, help="seconds this slice may use, export included")
     p.add_argument("--out", required=True, help="folder for records.tar.gz, log.txt, summary.json (and bench.json)")
     p.add_argument("--runs", default=None, help="the run store (None: $KDLIB_RUNS or OUT-runs beside OUT)")

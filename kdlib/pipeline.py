@@ -3,6 +3,12 @@
 A finished run is a cache hit; an unfinished one resumes from its checkpoint. These functions
 are what the notebooks, ``python -m kdlib grid`` and the Snakemake rules call, so every path
 writes the same run store.
+
+A student group whose input is clean (``augment: none``) distils from its teacher's cached logits on the
+training split; one whose input is augmented needs the teacher online (its weights). So a teacher that is
+only a committed record (:mod:`kdlib.records`, no weights) still teaches clean students where the record
+carries its training-set logits (float16; the students' ``provenance.json`` says so under
+``teacher.logits``), and :class:`TeacherWeightsMissing` names the fix for the others.
 """
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ from .loader import DeviceLoader
 from .metrics import (agreement, class_discrimination, class_kl_to_human, class_separability,
                       classification_metrics, ece, kl_to_human, teacher_student_kl)
 from .models import build_model
-from .runs import ArtifactError, Run, RunStore, provenance
+from .runs import COMPACT_TRAIN_LOGITS, TRAIN_LOGITS, ArtifactError, Run, RunStore, provenance
 from .train import (Learner, NumericalError, Recipe, fit, load_checkpoint_file, predict, seed_everything,
                     teacher_logits_on)
 
@@ -166,28 +172,53 @@ def _finish(run: Run, learner: Learner, metrics, arrays, device, t_start, t_trai
 
 
 class TeacherWeightsMissing(FileNotFoundError):
-    """A student's teacher is a committed record: its metrics are known, its weights are not here."""
+    """A student's teacher is a committed record: its metrics are known, its weights are not here (and, for
+    students on clean input, its record carries no training-set logits either). ``online``: whether the
+    students needed the teacher online (augmented input), so that only its weights would do."""
+
+    online = True
+
+
+def _online(config: dict) -> bool:
+    """Whether a student group needs its teacher online: its input is augmented, so the teacher's logits are
+    those of each augmented batch (clean input: the teacher's cached logits on the training split)."""
+    return config["augment"] != "none"
 
 
 def _teacher_for(store: RunStore, tid: str, configs: list[dict]) -> Run:
+    """The finished teacher run of a student group, or TeacherWeightsMissing where it cannot teach them here:
+    a record (no weights) teaches only students on clean input, and only where it carries its logits."""
     teacher_run = store.find(tid, "teacher")
     if teacher_run is None:
         raise FileNotFoundError(f"teacher run {tid} is not finished in {store.root / store.profile}; "
                                 f"train it first (python -m kdlib grid --profile {store.profile})")
-    if not teacher_run.has_weights or not teacher_run.path("train_logits.npz").is_file():
-        prov = teacher_run.provenance()
-        cfg = teacher_run.config
-        made = f"{prov.get('device_name', 'another machine')}, {str(prov.get('time', '?'))[:10]}"
-        names = ", ".join(sorted({c["model"]["name"] for c in configs}))
-        raise TeacherWeightsMissing(
-            f"the students ({names}, seed {configs[0]['seed']}) need teacher {tid} ({cfg['model']['name']}, "
-            f"{cfg['augment']}, seed {cfg['seed']}), which is a committed record in {teacher_run.folder.parent.parent} "
-            f"(trained on {made}) without its weights: a record cannot teach. Train them where the teacher can "
-            f"be retrained, with the records set aside: python -m kdlib grid --profile {store.profile} "
-            f"--seeds {configs[0]['seed']} --ignore-results (on a GPU for the paper profile). The retrained teacher "
-            f"is a new realisation: its students are recorded under it, and the importer refuses students whose "
-            f"teacher differs from the recorded one.")
-    return teacher_run
+    online = _online(configs[0])
+    if teacher_run.has_weights and (online or teacher_run.path(TRAIN_LOGITS).is_file()):
+        return teacher_run
+    if not online and teacher_run.record and teacher_run.path(COMPACT_TRAIN_LOGITS).is_file():
+        return teacher_run  # distilled from the record's float16 logits
+    prov = teacher_run.provenance()
+    cfg = teacher_run.config
+    made = f"{prov.get('device_name', 'another machine')}, {str(prov.get('time', '?'))[:10]}"
+    names = ", ".join(sorted({c["model"]["name"] for c in configs}))
+    if online:
+        why = (f"their input is augmented ({configs[0]['augment']}), so the teacher must run on every augmented "
+               f"batch: that needs its weights, which a record does not keep (a record teaches only students on "
+               f"clean input, from its training-set logits)")
+    else:
+        why = (f"they train on the teacher's cached training-set logits, and this record carries none (it was "
+               f"exported before records kept them, as {COMPACT_TRAIN_LOGITS}); re-export the teacher from a run "
+               f"store that still holds it (python -m kdlib export) to make them trainable from the record")
+    err = TeacherWeightsMissing(
+        f"the students ({names}, seed {configs[0]['seed']}) need teacher {tid} ({cfg['model']['name']}, "
+        f"{cfg['augment']}, seed {cfg['seed']}), which is a committed record in {teacher_run.folder.parent.parent} "
+        f"(trained on {made}) without its weights: {why}. Otherwise train them where the teacher can "
+        f"be retrained, with the records set aside: python -m kdlib grid --profile {store.profile} "
+        f"--seeds {configs[0]['seed']} --ignore-results (on a GPU for the paper profile). The retrained teacher "
+        f"is a new realisation: its students are recorded under it, and the importer refuses students whose "
+        f"teacher differs from the recorded one.")
+    err.online = online  # what is missing: the weights (augmented input) or the record's logits (clean input)
+    raise err
 
 
 def run_teacher(config: dict, store: RunStore, device=None, progress=True) -> Run:
@@ -227,7 +258,7 @@ def run_teacher(config: dict, store: RunStore, device=None, progress=True) -> Ru
             metrics["accuracy_match"].pop("last")
         # teacher logits on the clean training split, once per teacher: exact for every clean student
         clean = _train_loader(config, device, shuffle=False, augment="none")
-        run.write_arrays("train_logits.npz", logits=teacher_logits_on(model, clean).cpu().numpy())
+        run.write_arrays(TRAIN_LOGITS, logits=teacher_logits_on(model, clean).cpu().numpy())
         _finish(run, learner, metrics, arrays, device, t0, t_train, extra)
     return run
 
@@ -289,7 +320,9 @@ def run_students(configs: list[dict], store: RunStore, device=None, progress=Tru
         if not pending:
             return runs
         t0 = time.perf_counter()
-        teacher = load_model(teacher_run, device) if teacher_run is not None else None
+        online = _online(first)
+        # the teacher's model only where it runs online; clean students read its cached logits (below)
+        teacher = load_model(teacher_run, device) if teacher_run is not None and online else None
         teacher_preds = teacher_run.read_predictions() if teacher_run is not None else None
         teacher_prov = ({"teacher": {"id": teacher_run.id, "metrics_sha256": hashlib.sha256(
             teacher_run.path("metrics.json").read_bytes()).hexdigest()}} if teacher_run is not None else {})
@@ -301,16 +334,20 @@ def run_students(configs: list[dict], store: RunStore, device=None, progress=Tru
             model = _build(cfg["model"], cfg["dataset"]["name"])
             learners.append(Learner(f"{cfg['model']['name']} a={cfg['alpha']}", model, Recipe(**cfg["recipe"]),
                                     temperature=cfg["temperature"], alpha=cfg["alpha"], checkpoint=r.checkpoint))
-        if teacher is not None and first.get("teacher_calibration", "none") == "temperature":
+        scale = None
+        if teacher_run is not None and first.get("teacher_calibration", "none") == "temperature":
             report = _teacher_scaling(teacher_run, teacher_preds)
-            teacher = ScaledTeacher(teacher, report["temperature"])
+            scale = report["temperature"]
+            if teacher is not None:
+                teacher = ScaledTeacher(teacher, scale)
             teacher_prov["teacher_calibration"] = {"method": "temperature", **report}
         cached = None
-        if teacher is not None and first["augment"] == "none":
-            n_train = len(split_of(first["dataset"], "train", "subset"))
-            logits = read_train_logits(teacher_run, n_train)
-            if isinstance(teacher, ScaledTeacher):
-                logits = logits / np.float32(teacher.scale)
+        if teacher_run is not None and not online:
+            train = split_of(first["dataset"], "train", "subset")
+            logits = read_train_logits(teacher_run, len(train))
+            teacher_prov["teacher"]["logits"] = _logits_provenance(teacher_run, logits, train)
+            if scale is not None:
+                logits = logits / np.float32(scale)
             cached = torch.as_tensor(logits, device=device)
         # learners resumed from different epochs train in separate lockstep groups
         by_epoch: dict = {}
@@ -344,12 +381,33 @@ def _teacher_scaling(teacher_run: Run, preds: dict) -> dict:
     return temperature_scaling_report(preds["test_logits"], preds["test_labels"], preds["test_indices"])
 
 
+def _logits_provenance(teacher_run: Run, logits: np.ndarray, train) -> dict:
+    """What a student's provenance says of the cached logits it was distilled from (``teacher.logits``)."""
+    if teacher_run.path(TRAIN_LOGITS).is_file():
+        return {"from": "run", "file": TRAIN_LOGITS, "dtype": "float32"}
+    from .records import logits_digest
+
+    used = [d for d in teacher_run.provenance().get("datasets") or [] if d.get("split") == "train"]
+    same_order = used and used[0].get("order") == "original" == train.order  # rows are the dataset's own order
+    if used and used[0].get("checksum") != train.checksum and not same_order:
+        raise ArtifactError(f"teacher record {teacher_run.folder} computed its training-set logits on a copy of "
+                            f"{train.name} in {used[0].get('order')!r} order ({used[0].get('source')}), this machine "
+                            f"reads {train.source} in {train.order!r} order: row i need not be the same image. Use "
+                            f"a copy in the dataset's original order (with its index map), or retrain the teacher")
+    return {"from": "record", "file": COMPACT_TRAIN_LOGITS, "dtype": "float16", "digest": logits_digest(logits),
+            "record": f"{teacher_run.folder.parent.parent.name}/teacher/{teacher_run.id}"}
+
+
 def read_train_logits(run: Run, n: int, num_classes: int = 10) -> np.ndarray:
     """A teacher's cached logits on the clean training split: float (n, num_classes), finite, or an
-    ArtifactError naming the file and the fix (a short or object-dtype file is not used silently)."""
-    path = run.path("train_logits.npz")
-    arrays = run.read_arrays("train_logits.npz")  # names the file when unreadable; never unpickles
-    fix = f"delete {path} and the teacher's DONE marker to retrain the teacher (python -m kdlib grid)"
+    ArtifactError naming the file and the fix (a short or object-dtype file is not used silently). From the
+    run's ``train_logits.npz``, or from a record's float16 ``train-logits-fp16.npz`` (returned as float32)."""
+    name = COMPACT_TRAIN_LOGITS if run.record and not run.path(TRAIN_LOGITS).is_file() else TRAIN_LOGITS
+    path = run.path(name)
+    arrays = run.read_arrays(name)  # names the file when unreadable; never unpickles
+    fix = (f"import the teacher's record again (python -m kdlib import) or export it again from its run store"
+           if name == COMPACT_TRAIN_LOGITS else
+           f"delete {path} and the teacher's DONE marker to retrain the teacher (python -m kdlib grid)")
     logits = arrays.get("logits")
     if logits is None:
         raise ArtifactError(f"{path} has no 'logits' array (it holds {sorted(arrays)}); {fix}")

@@ -6,15 +6,24 @@ A *record* is a finished run without its weights, in the run store's layout
 are compact: float16 test logits (or probabilities, where a run kept no logits: the probabilities
 are the logits' softmax, derived when read), int labels and indices, and for teachers the
 penultimate embeddings of a fixed stratified subset of the test images (:func:`embedding_subset`,
-enough for the t-SNE and explorer figures; none where the profile sets ``record_embeddings: false``). Budgets: :data:`BUDGET` bytes per record.
+enough for the t-SNE and explorer figures; none where the profile sets ``record_embeddings: false``). A
+teacher's record also carries ``train-logits-fp16.npz``: its logits on the clean training split (the run's
+``train_logits.npz``) as float16, ``(n_train, num_classes)``, about 1 MB for CIFAR-10 (50,000 x 10 x 2 bytes).
+That is all a student trained on cached teacher logits (clean student input) needs, so such students can be
+distilled from the record on any machine (:func:`kdlib.pipeline.run_students`); students whose input is
+augmented need the teacher online, i.e. its weights, which no record has. Records exported before
+2026-12-03 have no such file; they stay valid and their students unfillable. Budgets: :data:`BUDGET` bytes
+per record (a teacher's: 3 MB + 1 MB for these logits).
 
 * :func:`export_store` writes the records of a full run store (``python -m kdlib export``);
 * :func:`import_records` adds records from a folder or an archive (``python -m kdlib import``).
 
 Both go through one gate, :func:`_admit`: the run id must equal the hash of ``config.json``, the
 files must parse, the accuracy recomputed from the predictions must equal ``metrics.json``'s,
-the ``manifest.json`` checksums (when present) must match, a student's teacher must be recorded,
-and a finished record is never overwritten. A record is written into a temporary folder and
+the ``manifest.json`` checksums (when present) must match, a teacher's training-set logits (when present)
+must be finite floats of shape ``(n_train, num_classes)`` (``n_train`` from its provenance, the class count
+from its test predictions), a student's teacher must be recorded (the same realisation: its metrics, and
+for a student distilled from a record's logits, those logits), and a finished record is never overwritten. A record is written into a temporary folder and
 renamed into place, so a kill leaves no half-written record.
 
 ``results/<profile>/datasets/<dataset>-test.npz`` (:func:`write_dataset_sidecar`) holds what the
@@ -40,19 +49,21 @@ from pathlib import Path
 
 import numpy as np
 
-from .runs import (COMPACT_PREDICTIONS, DONE, FULL_PREDICTIONS, REPO, RunStore, atomic_write_bytes,
-                   default_results_root, profile_settings, run_id)
+from .runs import (COMPACT_PREDICTIONS, COMPACT_TRAIN_LOGITS, DONE, FULL_PREDICTIONS, REPO, TRAIN_LOGITS, RunStore,
+                   atomic_write_bytes, default_results_root, profile_settings, run_id)
 
 __all__ = ["RecordError", "embedding_subset", "compact_arrays", "run_health", "import_records", "export_store",
            "write_dataset_sidecar", "read_dataset_sidecar", "BUDGET", "EMBED_PER_CLASS", "EXPLORER_PER_CLASS",
-           "MANIFEST", "main_import", "main_export"]
+           "MANIFEST", "main_import", "main_export", "logits_digest", "TRAIN_LOGITS_BYTES"]
 
 MANIFEST = "manifest.json"
 FORMAT = 1
 RECORD_FILES = ("config.json", "history.csv", "metrics.json", "provenance.json", COMPACT_PREDICTIONS, DONE)
 # what a full run folder has beyond a record: dropped on export, never copied
-HEAVY = {"checkpoint.pt", "train_logits.npz", FULL_PREDICTIONS, ".lock"}
-BUDGET = {"student": 500_000, "teacher": 3_000_000}  # bytes per record, every file included
+HEAVY = {"checkpoint.pt", TRAIN_LOGITS, FULL_PREDICTIONS, ".lock"}  # train_logits.npz travels as float16 (below)
+# what a teacher's training-set logits add to its record: CIFAR-10's 50,000 x 10 float16 (compressed, 0.9-1 MB)
+TRAIN_LOGITS_BYTES = 1_000_000
+BUDGET = {"student": 500_000, "teacher": 3_000_000 + TRAIN_LOGITS_BYTES}  # bytes per record, every file included
 EMBED_PER_CLASS = 100  # teachers' embeddings kept for this many test images per class
 EXPLORER_PER_CLASS = 40  # images kept in the dataset sidecar for the explorer (a prefix of the above)
 ACCURACY_TOLERANCE = 1e-6  # accuracy recomputed from float16 predictions is exact up to ties (see below)
@@ -116,6 +127,13 @@ def _npz_bytes(arrays: dict) -> bytes:
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     return buf.getvalue()
+
+
+def logits_digest(logits) -> str:
+    """SHA-256 of a logits array as float16 (shape, then the values): the same for the same values whichever
+    .npz holds them (an .npz's bytes carry the time it was written)."""
+    arr = np.ascontiguousarray(logits, dtype=np.float16)
+    return hashlib.sha256(repr(arr.shape).encode() + arr.tobytes()).hexdigest()
 
 
 # --------------------------------------------------------------------------- the failed-run rule
@@ -219,6 +237,31 @@ def _check_predictions(arrays: dict, where: Path, metrics: dict):
         raise RecordError(f"{where.parent}: metrics.json counts {test['n']} test images, predictions {len(labels)}")
 
 
+def _check_train_logits(arrays: dict, where: Path, n_train, num_classes: int, fp16: bool) -> np.ndarray:
+    """The ``logits`` of a teacher's training-set logits file as float16, checked: floats, ``(n_train,
+    num_classes)``, finite (and within float16's range where they are converted here)."""
+    fix = "export the record again from the teacher's run store (python -m kdlib export)"
+    logits = arrays.get("logits")
+    if logits is None:
+        raise RecordError(f"{where} has no 'logits' array (it holds {sorted(arrays)}); {fix}")
+    if logits.dtype.kind != "f":
+        raise RecordError(f"{where}: logits have dtype {logits.dtype}, not floats; {fix}")
+    if fp16 and logits.dtype != np.float16:
+        raise RecordError(f"{where}: logits have dtype {logits.dtype}; a record keeps them as float16; {fix}")
+    want = (n_train if n_train is not None else "n_train", num_classes)
+    if logits.ndim != 2 or logits.shape[1] != num_classes or (n_train is not None and logits.shape[0] != n_train):
+        raise RecordError(f"{where}: logits of shape {logits.shape}, but the teacher trained on {want[0]} images of "
+                          f"{num_classes} classes (its provenance.json and test predictions say so): the file is "
+                          f"short or another run's; {fix}")
+    if not np.isfinite(logits).all():
+        raise RecordError(f"{where}: logits hold NaN or Inf; {fix}")
+    half = logits.astype(np.float16)
+    if not np.isfinite(half).all():
+        raise RecordError(f"{where}: logits up to {float(np.abs(logits).max()):.3g} do not fit float16 (max 65504); "
+                          f"this teacher's record cannot carry them: its clean students need the full run store")
+    return half
+
+
 def _record_embeddings(profile: str) -> bool:
     """Whether the records of ``profile`` keep teacher embeddings (grid.yaml's ``record_embeddings``, default
     true: the t-SNE and explorer chapters read them)."""
@@ -279,7 +322,10 @@ class _Candidate:
         for name in ("config.json", "history.csv", "metrics.json", "provenance.json", DONE):
             self.files[name] = (f / name).read_bytes()
         self.files[COMPACT_PREDICTIONS] = pred
-        known = set(RECORD_FILES) | HEAVY | {MANIFEST, "failure.json"}
+        self.train_logits_digest = None
+        if self.kind == "teacher":
+            self._load_train_logits(compact)
+        known = set(RECORD_FILES) | HEAVY | {MANIFEST, "failure.json", COMPACT_TRAIN_LOGITS}
         self.ignored = sorted(p.name for p in f.iterdir() if p.name not in known and not p.name.endswith(".tmp"))
         size = sum(len(b) for b in self.files.values())
         if size > BUDGET[self.kind]:
@@ -287,6 +333,30 @@ class _Candidate:
                               f"{self.kind} record")
         self.size = size
         return self
+
+    def _load_train_logits(self, compact: dict):
+        """The teacher's training-set logits in record form (float16), checked; none where the run has none."""
+        f = self.folder
+        scores = compact.get("test_logits", compact.get("test_probs"))
+        datasets = self.provenance.get("datasets") if isinstance(self.provenance, dict) else None
+        n_train = next((d.get("n") for d in datasets or [] if isinstance(d, dict) and d.get("split") == "train"), None)
+        n_train = int(n_train) if isinstance(n_train, (int, float)) else None
+        if (f / TRAIN_LOGITS).is_file():  # a full run: float32, converted here
+            source = f / TRAIN_LOGITS
+            half = _check_train_logits(_load_npz(source.read_bytes(), source), source, n_train, scores.shape[1],
+                                       fp16=False)
+            data = _npz_bytes({"logits": half})
+        elif (f / COMPACT_TRAIN_LOGITS).is_file():  # a record: kept byte for byte when already in record form
+            source = f / COMPACT_TRAIN_LOGITS
+            data = source.read_bytes()
+            arrays = _load_npz(data, source)
+            half = _check_train_logits(arrays, source, n_train, scores.shape[1], fp16=True)
+            if set(arrays) != {"logits"}:
+                data = _npz_bytes({"logits": half})
+        else:
+            return
+        self.files[COMPACT_TRAIN_LOGITS] = data
+        self.train_logits_digest = logits_digest(half)
 
     def manifest(self, source: str) -> dict:
         return {"format": FORMAT, "run_id": self.id, "kind": self.kind, "profile": self.profile,
@@ -351,7 +421,8 @@ def _admit(cand: _Candidate, dest: Path, source: str, batch_ids: set, dry_run: b
             raise RecordError(f"student {cand.id} was distilled from teacher {tid}, which is neither recorded in "
                               f"{dest / cand.profile / 'teacher'} nor part of this import; import the teacher with "
                               f"its students")
-        want = (cand.provenance.get("teacher") or {}).get("metrics_sha256")
+        taught = cand.provenance.get("teacher") or {}
+        want = taught.get("metrics_sha256")
         if want and (teacher_dir / "metrics.json").is_file() and tid not in batch_ids:
             have = _sha256((teacher_dir / "metrics.json").read_bytes())
             if have != want:
@@ -359,6 +430,21 @@ def _admit(cand: _Candidate, dest: Path, source: str, batch_ids: set, dry_run: b
                                   f"(its metrics differ from the recorded teacher's: the teacher was retrained "
                                   f"elsewhere); it is refused so that no student sits under a teacher that did not "
                                   f"teach it")
+        from_record = taught.get("logits") if isinstance(taught.get("logits"), dict) else {}
+        if from_record.get("from") == "record" and from_record.get("digest"):
+            if tid in batch_ids:
+                have = batch_ids[tid] if isinstance(batch_ids, dict) else None
+            else:
+                have = None
+                if (teacher_dir / COMPACT_TRAIN_LOGITS).is_file():
+                    have = logits_digest(_load_npz((teacher_dir / COMPACT_TRAIN_LOGITS).read_bytes(),
+                                                   teacher_dir / COMPACT_TRAIN_LOGITS).get("logits", np.zeros(0)))
+            if have != from_record["digest"]:
+                raise RecordError(f"student {cand.id} was distilled from the float16 training-set logits of a record "
+                                  f"of teacher {tid}, but the recorded teacher "
+                                  f"{'carries no such logits' if have is None else 'carries other logits'}: it is "
+                                  f"refused (import the teacher's record that taught it, or train the student again "
+                                  f"from the recorded teacher)")
     if (final / DONE).is_file():
         old = final / "metrics.json"
         if old.is_file() and old.read_bytes() == cand.files["metrics.json"]:
@@ -370,8 +456,10 @@ def _admit(cand: _Candidate, dest: Path, source: str, batch_ids: set, dry_run: b
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".import-{cand.id}-", dir=final.parent))
     try:
-        for name in ("config.json", "history.csv", "metrics.json", "provenance.json", COMPACT_PREDICTIONS):
-            atomic_write_bytes(tmp / name, cand.files[name])
+        for name in ("config.json", "history.csv", "metrics.json", "provenance.json", COMPACT_PREDICTIONS,
+                     COMPACT_TRAIN_LOGITS):
+            if name in cand.files:  # the training-set logits: teachers only, and not in older records
+                atomic_write_bytes(tmp / name, cand.files[name])
         atomic_write_bytes(tmp / MANIFEST, (json.dumps(cand.manifest(source), indent=1, sort_keys=True) + "\n").encode())
         atomic_write_bytes(tmp / DONE, cand.files[DONE])
         os.chmod(tmp, 0o755)
@@ -433,7 +521,7 @@ def import_records(source, dest=None, profile: str | None = None, dry_run: bool 
             raise RecordError(f"no run folders (<profile>/<teacher|student>/<run id>/config.json) under {source}")
         found.sort(key=lambda x: (x[2] != "teacher", x[1], x[0].name))
         _sweep(dest)
-        report, batch = [], set()
+        report, batch = [], {}  # teachers of this import -> the digest of their training-set logits (or None)
         for folder, prof, kind in found:
             line = {"id": folder.name, "kind": kind, "profile": prof}
             try:
@@ -441,7 +529,7 @@ def import_records(source, dest=None, profile: str | None = None, dry_run: bool 
                 line["status"] = _admit(cand, dest, _describe_source(source), batch, dry_run)
                 line["message"] = (f"{cand.size:,} bytes" + (f"; ignored {cand.ignored}" if cand.ignored else ""))
                 if kind == "teacher":
-                    batch.add(cand.id)
+                    batch[cand.id] = cand.train_logits_digest
             except RecordError as err:
                 line["status"], line["message"] = "refused", str(err)
             report.append(line)
@@ -478,7 +566,7 @@ def export_store(profile: str, runs=None, dest=None, plan_only: bool = True, gri
             target = stage / profile / r.config["kind"] / r.id
             target.mkdir(parents=True)
             for name in ("config.json", "history.csv", "metrics.json", "provenance.json", DONE, FULL_PREDICTIONS,
-                         COMPACT_PREDICTIONS):
+                         COMPACT_PREDICTIONS, TRAIN_LOGITS):
                 if (r.folder / name).is_file():
                     shutil.copy2(r.folder / name, target / name)
         if archive is not None:

@@ -9,8 +9,9 @@ processes from training the same run at once.
 A store also reads *committed records* (``results/<profile>/<kind>/<run_id>/``, see
 :mod:`kdlib.records`): finished runs kept in the repository without their checkpoints, in the
 same layout, with compact predictions (``predictions-fp16.npz``). They count as finished runs:
-asking for their config is a cache hit. They are read-only, and a record has no weights, so it
-cannot teach a student that is not itself recorded.
+asking for their config is a cache hit. They are read-only, and a record has no weights: a teacher's
+record teaches only the students that train on its cached logits (clean student input), and only
+where it carries them (``train-logits-fp16.npz``, float16; records exported before 2026-12-03 do not).
 """
 from __future__ import annotations
 
@@ -33,12 +34,14 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["RunStore", "Run", "run_id", "canonical_json", "atomic_write_text", "atomic_write_bytes",
+__all__ = ["RunStore", "Run", "run_id", "TRAIN_LOGITS", "COMPACT_TRAIN_LOGITS", "canonical_json", "atomic_write_text", "atomic_write_bytes",
            "RunLockedError", "ArtifactError", "run_problems", "provenance"]
 
 DONE = "DONE"
 FULL_PREDICTIONS = "predictions.npz"
 COMPACT_PREDICTIONS = "predictions-fp16.npz"
+TRAIN_LOGITS = "train_logits.npz"  # a teacher's logits on the clean training split (float32), in a full run
+COMPACT_TRAIN_LOGITS = "train-logits-fp16.npz"  # the same in a teacher's record, as float16 (optional: newer records)
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -109,7 +112,7 @@ class ArtifactError(ValueError):
 # What a finished run folder holds, by kind; a committed record holds RECORD_NEEDS instead.
 NEEDS = {
     "teacher": ("config.json", "metrics.json", "history.csv", "provenance.json", FULL_PREDICTIONS, "checkpoint.pt",
-                "train_logits.npz"),
+                TRAIN_LOGITS),
     "student": ("config.json", "metrics.json", "history.csv", "provenance.json", FULL_PREDICTIONS, "checkpoint.pt"),
 }
 RECORD_NEEDS = ("config.json", "metrics.json", "history.csv", "provenance.json", COMPACT_PREDICTIONS)
@@ -177,6 +180,15 @@ class Run:
     @property
     def has_weights(self) -> bool:
         return self.checkpoint.is_file()
+
+    @property
+    def train_logits_file(self) -> Path | None:
+        """A teacher's cached logits on the clean training split: ``train_logits.npz`` (float32) in a full run,
+        ``train-logits-fp16.npz`` in a record that carries them; None where neither is there."""
+        for name in (TRAIN_LOGITS, COMPACT_TRAIN_LOGITS):
+            if (self.folder / name).is_file():
+                return self.folder / name
+        return None
 
     def provenance(self) -> dict:
         try:

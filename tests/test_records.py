@@ -13,7 +13,7 @@ from kdlib.grid import load_grid, run_grid, student_groups, teacher_configs
 from kdlib.records import (BUDGET, EMBED_PER_CLASS, MANIFEST, RecordError, compact_arrays, embedding_subset,
                            export_store, import_records, read_dataset_sidecar, run_health)
 from kdlib.results import claims, collect, load_predictions
-from kdlib.runs import COMPACT_PREDICTIONS, REPO, RunStore, run_id
+from kdlib.runs import COMPACT_PREDICTIONS, COMPACT_TRAIN_LOGITS, REPO, TRAIN_LOGITS, RunStore, run_id
 
 from conftest import CIFAR_JPEG, CIFAR10H, FASHION
 
@@ -119,7 +119,8 @@ def test_export_import_round_trip_rebuilds_the_same_tables(full_store, exported,
         for folder in (again / PROFILE / kind).iterdir():
             size = sum(p.stat().st_size for p in folder.iterdir())
             assert size <= BUDGET[kind]
-            assert not (folder / "checkpoint.pt").exists() and not (folder / "train_logits.npz").exists()
+            assert not (folder / "checkpoint.pt").exists() and not (folder / TRAIN_LOGITS).exists()
+            assert (folder / COMPACT_TRAIN_LOGITS).is_file() == (kind == "teacher")  # teachers' logits, as float16
     from_records = RunStore(tmp_path / "empty-runs", PROFILE, results=again)
     grid = load_grid()
     a = collect(full_store, grid, include_failed=True)
@@ -152,18 +153,136 @@ def test_records_are_cache_hits_for_the_grid(exported, tmp_path, monkeypatch):
     assert calls == [] and not (runs / PROFILE / "teacher").exists()  # nothing trained, nothing written
 
 
+def _group(grid, teacher_regime="none", regime="none", students=("lenet", "alexnet")):
+    """(teacher config, student configs) of seed 0 of the E2 (clean input) or E4 (augmented input) kind."""
+    return student_groups(grid, PROFILE, "main", "resnet18", teacher_regime, list(students), regime, 20.0, 0.5,
+                          seeds=[0])[0]
+
+
 @needs_data
-def test_a_recorded_teacher_cannot_teach_a_new_student(exported, tmp_path):
+def test_teacher_records_carry_their_training_logits_as_float16(full_store, exported):
+    """Each teacher's record holds its run's train_logits.npz rounded to float16 (nothing else), listed in the
+    manifest; students' records hold none; the records stay within budget."""
+    teachers = full_store.runs("teacher")
+    assert teachers
+    for run in teachers:
+        rec = exported / PROFILE / "teacher" / run.id
+        with np.load(rec / COMPACT_TRAIN_LOGITS, allow_pickle=False) as z:
+            assert z.files == ["logits"]
+            half = z["logits"]
+        full = run.read_arrays(TRAIN_LOGITS)["logits"]
+        assert full.dtype == np.float32 and half.dtype == np.float16
+        assert np.array_equal(half, full.astype(np.float16))  # numpy's round-to-nearest-even, nothing more
+        # the rounding error float16 allows (2^-11 relative, 2^-25 absolute near 0), an independent bound
+        assert np.all(np.abs(half.astype(np.float32) - full) <= np.maximum(np.abs(full) * 2.0**-11, 2.0**-24))
+        assert len(half) == run.provenance()["datasets"][0]["n"]
+        manifest = json.loads((rec / MANIFEST).read_text())
+        import hashlib
+
+        assert manifest["files"][COMPACT_TRAIN_LOGITS] == hashlib.sha256((rec / COMPACT_TRAIN_LOGITS).read_bytes()
+                                                                          ).hexdigest()
+        assert sum(p.stat().st_size for p in rec.iterdir()) <= BUDGET["teacher"]
+    assert not any((f / COMPACT_TRAIN_LOGITS).exists() for f in (exported / PROFILE / "student").iterdir())
+
+
+@needs_data
+def test_clean_students_train_from_a_record_teacher_and_are_importable(full_store, exported, tmp_path):
+    """A record-only teacher (no checkpoint, no float32 logits) teaches students on clean input from its float16
+    logits: the same runs (ids) as the full store's, metrics within float16's reach of them, provenance saying
+    so; the importer takes them under that teacher and refuses them under another realisation of it."""
     grid = load_grid()
-    # keep the teachers, drop the students: asking for them needs the teacher's weights
     shutil.rmtree(exported / PROFILE / "student")
     store = RunStore(tmp_path / "runs", PROFILE, results=exported)
-    tcfg, group = student_groups(grid, PROFILE, "main", "resnet18", "none", ["lenet"], "none", 20.0, 0.5,
-                                 seeds=[0])[0]
+    tcfg, group = _group(grid)
+    teacher = store.run(tcfg)
+    assert teacher.record and not teacher.has_weights and not teacher.path(TRAIN_LOGITS).exists()
+    runs = P.run_students(group, store, device="cpu", progress=False)
+    assert not (tmp_path / "runs" / PROFILE / "teacher").exists()  # the teacher was read, never retrained
+    for run, cfg in zip(runs, group):
+        live = full_store.run(cfg)  # the same config, distilled from the live teacher's float32 logits
+        assert run.id == live.id and not run.record and run.done
+        logits = run.provenance()["teacher"]["logits"]
+        assert logits["from"] == "record" and logits["dtype"] == "float16" and logits["file"] == COMPACT_TRAIN_LOGITS
+        assert live.provenance()["teacher"]["logits"] == {"from": "run", "file": TRAIN_LOGITS, "dtype": "float32"}
+        a, b = run.read_predictions(), live.read_predictions()
+        # measured on cifar-smoke (4 SGD steps, LeNet and AlexNet): max |dp| 3e-7 on the test probabilities, the
+        # same predicted classes. The bound: 1e-4, 300x that; float16 moves each teacher logit by at most 2^-11 of
+        # itself, and at T = 20 the soft targets by less, so a larger gap means the record's logits are not the
+        # run's (another teacher, rows in another order)
+        assert np.abs(a["test_probs"] - b["test_probs"]).max() < 1e-4
+        assert np.array_equal(a["test_probs"].argmax(1), b["test_probs"].argmax(1))
+        ma, mb = run.read_json("metrics.json")["test"], live.read_json("metrics.json")["test"]
+        assert ma["accuracy"] == mb["accuracy"] and ma["nll"] == pytest.approx(mb["nll"], abs=1e-4)
+    # the importer takes them: the teacher is recorded, the same realisation, with the logits they were taught by
+    report = import_records(tmp_path / "runs", exported)
+    assert {r["status"] for r in report} == {"added"} and {r["id"] for r in report} == {r.id for r in runs}
+    # ... and refuses them under another realisation of the teacher (retrained elsewhere: other metrics)
+    other = tmp_path / "other" / PROFILE / "student"
+    shutil.copytree(runs[0].folder, other / runs[0].id)
+    prov = json.loads((other / runs[0].id / "provenance.json").read_text())
+    prov["teacher"]["metrics_sha256"] = "0" * 64
+    (other / runs[0].id / "provenance.json").write_text(json.dumps(prov))
+    shutil.rmtree(exported / PROFILE / "student" / runs[0].id)
+    with pytest.raises(RecordError, match="different realisation of teacher"):
+        import_records(tmp_path / "other", exported)
+    # ... or under the same teacher's record carrying other logits than those it was taught by
+    prov["teacher"]["metrics_sha256"] = run.provenance()["teacher"]["metrics_sha256"]
+    prov["teacher"]["logits"]["digest"] = "f" * 64
+    (other / runs[0].id / "provenance.json").write_text(json.dumps(prov))
+    with pytest.raises(RecordError, match="float16 training-set logits of a record.*carries other logits"):
+        import_records(tmp_path / "other", exported)
+
+
+@needs_data
+def test_a_recorded_teacher_cannot_teach_augmented_students(exported, tmp_path):
+    """Students on augmented input (E4) need the teacher online, i.e. its weights: a record cannot teach them."""
+    grid = load_grid()
+    shutil.rmtree(exported / PROFILE / "student")
+    store = RunStore(tmp_path / "runs", PROFILE, results=exported)
+    tcfg, group = _group(grid, "none", "flipcrop", ["lenet"])
     assert store.run(tcfg).record
-    with pytest.raises(P.TeacherWeightsMissing, match="without its weights.*--ignore-results"):
+    with pytest.raises(P.TeacherWeightsMissing, match="without its weights: their input is augmented.*--ignore-results"):
         P.run_students(group, store, device="cpu", progress=False)
     assert not (tmp_path / "runs" / PROFILE / "student").exists()
+
+
+@needs_data
+def test_an_old_teacher_record_without_logits_stays_valid_and_its_students_unfillable(exported, tmp_path):
+    """A record exported before records kept the logits: still admitted, still read; its clean students need the
+    teacher, and the error says the record carries no logits."""
+    grid = load_grid()
+    shutil.rmtree(exported / PROFILE / "student")
+    tcfg, group = _group(grid)
+    rec = exported / PROFILE / "teacher" / run_id(tcfg)
+    (rec / COMPACT_TRAIN_LOGITS).unlink()
+    manifest = json.loads((rec / MANIFEST).read_text())
+    del manifest["files"][COMPACT_TRAIN_LOGITS]
+    (rec / MANIFEST).write_text(json.dumps(manifest))
+    assert {r["status"] for r in import_records(exported, tmp_path / "copy")} == {"added"}
+    assert not (tmp_path / "copy" / PROFILE / "teacher" / rec.name / COMPACT_TRAIN_LOGITS).exists()
+    store = RunStore(tmp_path / "runs", PROFILE, results=exported)
+    assert store.run(tcfg).done
+    with pytest.raises(P.TeacherWeightsMissing, match=f"this record carries none.*{COMPACT_TRAIN_LOGITS}"):
+        P.run_students(group, store, device="cpu", progress=False)
+
+
+@needs_data
+@pytest.mark.parametrize("tamper,needle", [
+    (lambda z: z[:-7], r"logits of shape \(\d+, 10\), but the teacher trained on \d+ images of 10 classes"),
+    (lambda z: z[:, :9], r"logits of shape \(\d+, 9\)"),
+    (lambda z: np.where(np.arange(len(z))[:, None] == 3, np.float16("nan"), z), "logits hold NaN or Inf"),
+    (lambda z: z.astype(np.float32), "dtype float32; a record keeps them as float16"),
+])
+def test_a_tampered_logits_file_is_refused(exported, tmp_path, tamper, needle):
+    rec = _record(exported)
+    with np.load(rec / COMPACT_TRAIN_LOGITS) as z:
+        logits = z["logits"]
+    np.savez_compressed(rec / COMPACT_TRAIN_LOGITS, logits=tamper(logits))
+    with pytest.raises(RecordError, match="train-logits-fp16.npz does not match the checksum"):
+        _reimport(exported, tmp_path)
+    (rec / MANIFEST).unlink()  # without the manifest, the file's own checks speak
+    with pytest.raises(RecordError, match=needle):
+        _reimport(exported, tmp_path)
 
 
 @needs_data
