@@ -12,10 +12,15 @@ from .runs import Run
 
 __all__ = ["notebook_params", "history_figure", "metrics_table", "REGIME_COLORS", "regime_color", "MODEL_NAMES",
            "report_links", "linked",
-           "REGIME_NAMES", "DATASET_NAMES", "regime_name", "task_title", "part_header", "PARTS"]
+           "REGIME_NAMES", "MIXER_NAMES", "DATASET_NAMES", "regime_name", "task_title", "part_header", "PARTS"]
 
 MODEL_NAMES = {"resnet18": "ResNet-18", "lenet": "LeNet", "alexnet": "AlexNet"}
-REGIME_NAMES = {"none": "none", "flipcrop": "flip+crop", "cutout": "Cutout", "mixup": "Mixup", "cutmix": "CutMix"}
+# the parts of a regime spec, one mixer each ...
+MIXER_NAMES = {"none": "none", "flipcrop": "flip+crop", "cutout": "Cutout", "mixup": "Mixup", "cutmix": "CutMix"}
+# ... and the five regimes of the paper's teachers as they ran (grid.yaml E1): every mixer on top of flip+crop, so
+# a table row keyed by a regime's last mixer (kdlib.results.regime_key) names the composite, never the bare mixer
+REGIME_NAMES = {"none": "none", "flipcrop": "flip+crop", "cutout": "flip+crop + Cutout", "mixup": "flip+crop + Mixup",
+                "cutmix": "flip+crop + CutMix"}
 DATASET_NAMES = {"cifar10": "CIFAR-10", "fashion-mnist": "Fashion-MNIST", "mnist": "MNIST", "cinic10": "CINIC-10"}
 # the two parts of the book: what each shows, whatever profile fills it
 PARTS = {
@@ -28,7 +33,7 @@ def regime_name(spec: str | None) -> str:
     """'flipcrop+cutmix' -> 'flip+crop + CutMix'; None -> 'no teacher'."""
     if spec is None:
         return "no teacher"
-    return " + ".join(REGIME_NAMES.get(part.split("(")[0], part) for part in spec.split("+"))
+    return " + ".join(MIXER_NAMES.get(part.split("(")[0], part) for part in spec.split("+"))
 
 
 def task_title(task, dataset: str | None = None) -> str:

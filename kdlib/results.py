@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .report import MODEL_NAMES, REGIME_NAMES
+from .report import MIXER_NAMES, MODEL_NAMES, REGIME_NAMES
 from .runs import RunStore
 
 __all__ = ["regime_key", "collect", "mean_ci", "paired_difference", "verdict", "claims", "paper_tables",
@@ -260,6 +260,7 @@ def preconditions(rows: list[dict], main_dataset: str, mnist_dataset: str | None
 
 
 AUGMENTED = ["flipcrop", "cutout", "mixup", "cutmix"]
+MIXERS = ["cutout", "mixup", "cutmix"]  # the regimes that add a mixer to flip+crop
 
 
 METRIC_NAMES = {"accuracy": "accuracy", "class_separability": "class separability", "discrimination": "discrimination D",
@@ -267,8 +268,15 @@ METRIC_NAMES = {"accuracy": "accuracy", "class_separability": "class separabilit
                 "nll": "test NLL", "cinic_accuracy": "CINIC-10 accuracy"}
 
 
+SUPPLEMENTARY = "supplementary"  # a comparison shown with a claim that is not the paper's: no part of its verdict
+
+
 def _comparisons(main_dataset: str, mnist_dataset: str | None = None):
-    """claim id -> (statement, source in the paper, [(label, metric, terms, direction, gates)])."""
+    """claim id -> (statement, source in the paper, [(label, metric, terms, direction, gates[, SUPPLEMENTARY])]).
+
+    A supplementary comparison answers a question the claim raises here (C1: the mixers ran on top of
+    flip+crop, so how much does each mixer add to the flip+crop teacher?); it is shown with the claim, with its
+    own Holm family, and takes no part in the claim's verdict."""
     t, le, alone = _filters(main_dataset)
     ax = {**le, "model": "alexnet"}
     N = REGIME_NAMES
@@ -280,9 +288,13 @@ def _comparisons(main_dataset: str, mnist_dataset: str | None = None):
         return [(+1, a), (-1, b), (-1, c), (+1, d)]
 
     claims_ = {
+        # the Cutout, Mixup and CutMix teachers ran on top of flip+crop (grid.yaml E1): beside each against the
+        # plain teacher, the mixer's own part, against the flip+crop teacher
         "C1": ("Augmented teachers are more accurate than the plain teacher.", "Table 1",
                [(f"teacher {N[r]} − teacher none", "accuracy", diff({**t, "regime": r}, {**t, "regime": "none"}), +1, [])
-                for r in AUGMENTED]),
+                for r in AUGMENTED]
+               + [(f"teacher {N[r]} − teacher flip+crop (the {MIXER_NAMES[r]} mixer's own part)", "accuracy",
+                   diff({**t, "regime": r}, {**t, "regime": "flipcrop"}), +1, [], SUPPLEMENTARY) for r in MIXERS]),
         "C2": ("LeNet students of augmented teachers are less accurate than the plain teacher's.", "§4.1, Table 1",
                [(f"LeNet ← {N[r]} − LeNet ← none", "accuracy",
                  diff({**le, "teacher_regime": r}, {**le, "teacher_regime": "none"}), -1,
@@ -349,7 +361,7 @@ def claims(rows: list[dict], main_dataset: str, mnist_dataset: str | None = None
     out = []
     for cid, (statement, source, comps) in _comparisons(main_dataset, mnist_dataset).items():
         lines = []
-        for label, metric, terms, direction, gates in comps:
+        for label, metric, terms, direction, gates, *role in comps:
             d = _difference(_combine(rows, metric, terms))
             failed = [g for g in gates if pre.get(g, {}).get("holds") is False]
             v = verdict(d, direction)
@@ -359,14 +371,21 @@ def claims(rows: list[dict], main_dataset: str, mnist_dataset: str | None = None
                           "metric": metric, "direction": "a > b" if direction > 0 else "a < b",
                           "sign": direction, **d, "verdict": v, "preconditions": gates,
                           "failed_preconditions": [pre[g]["statement"] for g in failed],
+                          "supplementary": bool(role and role[0] == SUPPLEMENTARY),
                           "agrees": (None if d["n"] == 0 or math.isnan(d["mean"]) or d["mean"] == 0
                                      else bool(direction * d["mean"] > 0))})
-        tested = [k for k, x in enumerate(lines) if x["verdict"] not in ("not tested", "precondition failed")]
+        tested = [k for k, x in enumerate(lines) if x["verdict"] not in ("not tested", "precondition failed")
+                  and not x["supplementary"]]
         adj = holm([lines[k]["p"] for k in tested])
         for x in lines:
             x["p_holm"], x["verdict_holm"] = math.nan, x["verdict"]
         for k, pa in zip(tested, adj):
             x = lines[k]
+            x["p_holm"] = pa
+            if x["verdict"] in ("reproduced", "contradicted") and not (pa < 0.05):
+                x["verdict_holm"] = "inconclusive"
+        supplementary = [x for x in lines if x["supplementary"] and x["n"] >= 2]
+        for x, pa in zip(supplementary, holm([x["p"] for x in supplementary])):  # a family of their own
             x["p_holm"] = pa
             if x["verdict"] in ("reproduced", "contradicted") and not (pa < 0.05):
                 x["verdict_holm"] = "inconclusive"
@@ -405,16 +424,48 @@ def claim_summary(results: list[dict]) -> dict:
     estimates lean the paper's way."""
     summary = {}
     for cid in dict.fromkeys(r["claim"] for r in results):
-        lines = [r for r in results if r["claim"] == cid]
+        lines = [r for r in results if r["claim"] == cid and not r.get("supplementary")]
         verdicts = [r["verdict"] for r in lines]
         counts = {v: verdicts.count(v) for v in ("reproduced", "contradicted", "inconclusive", "precondition failed",
                                                  "not tested") if verdicts.count(v)}
         leaning = [r["agrees"] for r in lines if r["agrees"] is not None and r["verdict"] != "precondition failed"]
-        summary[cid] = {"verdict": combine_verdicts(verdicts),
-                        "verdict_holm": combine_verdicts([r.get("verdict_holm", r["verdict"]) for r in lines]),
+        holm_verdict = combine_verdicts([r.get("verdict_holm", r["verdict"]) for r in lines])
+        seeds = [int(r["n"]) for r in lines if r["n"] and r["verdict"] != "precondition failed"]
+        untested = sum(1 for r in lines if not r["n"])
+        summary[cid] = {"verdict": combine_verdicts(verdicts), "verdict_holm": holm_verdict,
                         "counts": counts, "agree": sum(leaning), "measured": len(leaning),
+                        "seeds_min": min(seeds, default=0), "seeds_max": max(seeds, default=0), "untested": untested,
                         "statement": lines[0]["statement"], "source": lines[0].get("source", "")}
+        summary[cid]["seeds"] = seeds_label(summary[cid])
+        summary[cid]["headline"] = headline(summary[cid])
     return summary
+
+
+MIN_SEEDS = 3  # a claim's headline verdict needs every comparison on at least this many seeds
+
+
+def seeds_label(s: dict) -> str:
+    """'2 seeds', '1–2 seeds' (the fewest and most seeds behind a claim's measured comparisons), plus the
+    comparisons not measured at all."""
+    lo, hi = s["seeds_min"], s["seeds_max"]
+    if not hi:
+        return "no seed"
+    text = f"{lo} seed{'s' if lo != 1 else ''}" if lo == hi else f"{lo}–{hi} seeds"
+    return text + (f", {s['untested']} comparison{'s' if s['untested'] != 1 else ''} not run" if s["untested"] else "")
+
+
+def headline(s: dict) -> str:
+    """A claim's verdict as the front page states it: the Holm-adjusted verdict when every comparison rests on
+    at least MIN_SEEDS seeds and was run; otherwise never 'reproduced' or 'contradicted', only the seeds it has
+    and which way its point estimates lean ('2 seeds: leaning the paper's way in 3 of 4')."""
+    v = s["verdict_holm"]
+    if v in ("not tested", "precondition failed") or not s["measured"]:
+        return v
+    if s["seeds_min"] >= MIN_SEEDS and not s["untested"]:
+        return v
+    a, m = s["agree"], s["measured"]
+    lean = "leaning against the paper" if a == 0 else "leaning the paper's way" + ("" if a == m else f" in {a} of {m}")
+    return f"{s['seeds']}: {lean}" + (f" ({m} of {m})" if a == m or a == 0 else "")
 
 
 def seeds_needed(per_seed, level: float = 0.95, cap: int = 50):
@@ -432,45 +483,121 @@ def seeds_needed(per_seed, level: float = 0.95, cap: int = 50):
     return f">{cap}"
 
 
-def fill_command(profile: str, seeds, experiments=None) -> str:
-    """The GPU command that makes missing runs of a profile made for a GPU, and the one that brings them here."""
+def fill_command(profile: str, seeds, experiments=None, gpu: bool = True) -> str:
+    """The command that makes runs of ``profile`` for ``seeds`` (``experiments``: only the tasks of these): on a
+    GPU machine ``device-run`` and the import that brings its records here; on this machine ``kdlib grid``."""
     only = f" --only {' '.join(experiments)}" if experiments else ""
-    return (f"python -m kdlib device-run --profile {profile}{only} --seeds {' '.join(map(str, seeds))} --budget 540 "
+    seeds_ = " ".join(map(str, seeds))
+    if not gpu:
+        return f"python -m kdlib grid --profile {profile}{only} --seeds {seeds_}"
+    return (f"python -m kdlib device-run --profile {profile}{only} --seeds {seeds_} --budget 540 "
             f"--out OUT  # on a GPU; then here: python -m kdlib import OUT/records.tar.gz")
 
 
 __all__ += ["claim_summary", "holm", "preconditions", "combine_verdicts", "TOLERANCE", "seeds_needed", "fill_command",
-            "METRIC_NAMES"]
+            "METRIC_NAMES", "headline", "seeds_label", "MIN_SEEDS", "MIXERS"]
+
+# What a missing run is, and what fills it (stated in the book's "Missing runs" sections):
+# a run is *fillable* when a command can make it: a teacher always (it needs nothing but data); a student when
+# it needs no teacher, when its teacher is missing too (the same command trains the teacher first), or when its
+# teacher can teach from where it is (a run store with weights and training logits, or a committed record that
+# carries its training-set logits, for the students distilled from cached logits: see kdlib.pipeline). It is
+# *not fillable* when its teacher is a committed record that cannot teach it (no weights, and no logits or a
+# student that needs the teacher online): a retrained teacher would be another realisation, whose students the
+# importer refuses. Such a seed stays partial for good: new seeds complete the cell, never a retrained teacher.
+NOT_FILLABLE = ("its teacher is a committed record that cannot teach it (no weights here, and no training-set logits "
+                "or a student that needs the teacher online)")
+PARTIAL_SEED_POLICY = ("A seed whose teachers are committed records without what their missing students need stays "
+                       "partial: no command can add those students (a retrained teacher is another realisation, "
+                       "whose students the importer refuses), and its completed comparisons are used as they are. "
+                       "New seeds complete the cells.")
 
 
-def missing_runs(store: RunStore, grid: dict | None = None, gpu: bool = False, experiments=None) -> list[dict]:
-    """The tasks of ``store.profile`` whose runs are not all finished, with the command that fills each
-    (``gpu``: the profile is made for a GPU, so the command is the GPU machine's). ``experiments``: only the
-    tasks of these; by default the paper's (every experiment not marked ``extension``)."""
+def fill_plan(store: RunStore, grid: dict | None = None, experiments=None, seeds=None) -> list[dict]:
+    """Every unfinished run that the grid plans for ``store.profile`` (``experiments``: the tasks of these; by
+    default the paper's, every experiment not marked ``extension``), one row each: ``task``, ``experiments``,
+    ``seed``, ``id``, ``kind``, ``only`` (the task's experiments among those asked for: what a command selects it
+    by), ``fillable`` and, when not, ``why`` and the ``teacher``. The rule is the pipeline's own
+    (`kdlib.pipeline._teacher_for` decides whether a finished teacher can teach), so what is listed as
+    fillable is what ``device-run`` or ``kdlib grid`` trains and what is not is what they skip."""
     from .grid import extension_experiments, load_grid, plan, task_configs
+    from .pipeline import TeacherWeightsMissing, _teacher_for as teacher_for
+    from .runs import run_id
 
     grid = grid or load_grid()
     wanted = set(experiments) if experiments is not None else set(grid.get("experiments") or {}) - set(
         extension_experiments(grid))
+    tasks = [t for t in plan(store.profile, grid) if set(t.experiments) & wanted]
+    tasks.sort(key=lambda t: t.kind != "teacher")  # stable: teachers first, as every runner orders them
+    seeds = list(seeds) if seeds is not None else list(grid["profiles"][store.profile]["seeds"])
+    out = []
+    for seed in seeds:
+        coming: set = set()  # teachers of this seed that the same command trains first
+        for task in tasks:
+            for cfg in task_configs(task, grid, [seed]):
+                if store.run(cfg).done:
+                    continue
+                rid = run_id(cfg)
+                row = {"task": task.name, "experiments": ",".join(task.experiments), "seed": seed, "id": rid,
+                       "kind": cfg["kind"], "model": cfg["model"]["name"], "fillable": True, "why": "",
+                       "only": ",".join(e for e in task.experiments if e in wanted)}
+                tid = cfg.get("teacher") if cfg["kind"] == "student" and cfg.get("alpha", 0) > 0 else None
+                if tid and tid not in coming:
+                    try:
+                        teacher_for(store, tid, [cfg])
+                    except TeacherWeightsMissing:
+                        row.update(fillable=False, teacher=tid, why=NOT_FILLABLE)
+                    except FileNotFoundError:
+                        row.update(fillable=False, teacher=tid, why="its teacher is neither finished nor planned")
+                if cfg["kind"] == "teacher":
+                    coming.add(rid)
+                out.append(row)
+    return out
+
+
+def fill_commands(plan_rows: list[dict], profile: str, gpu: bool) -> list[dict]:
+    """The commands that make every fillable run of ``plan_rows`` (:func:`fill_plan`): one per group of seeds
+    whose fillable runs lie in the same experiments, each with the run ids it trains (``ids``)."""
+    by_seed: dict = {}
+    for r in plan_rows:
+        if r["fillable"]:
+            by_seed.setdefault(r["seed"], []).append(r)
+    groups: dict = {}
+    for seed, rs in sorted(by_seed.items()):
+        exps = tuple(sorted({e for r in rs for e in r["only"].split(",")}, key=lambda e: (len(e), e)))
+        groups.setdefault(exps, []).append(seed)
+    return [{"seeds": seeds, "experiments": list(exps), "command": fill_command(profile, seeds, list(exps), gpu),
+             "ids": sorted(r["id"] for s in seeds for r in by_seed[s])} for exps, seeds in groups.items()]
+
+
+def missing_runs(store: RunStore, grid: dict | None = None, gpu: bool = False, experiments=None) -> list[dict]:
+    """The tasks of ``store.profile`` whose runs are not all finished, one row per task: how many runs are
+    missing, for which seeds, how many of them a command can make and the command that does (``gpu``: the
+    profile is made for a GPU, so the command is the GPU machine's), and the seeds whose runs no command can
+    make, with why (:func:`fill_plan`)."""
+    from .grid import load_grid, plan, task_configs
+
+    grid = grid or load_grid()
+    rows = fill_plan(store, grid, experiments)
+    by_task: dict = {}
+    for r in rows:
+        by_task.setdefault(r["task"], []).append(r)
+    tasks = {t.name: t for t in plan(store.profile, grid)}
     missing = []
-    for task in plan(store.profile, grid):
-        if not set(task.experiments) & wanted:
-            continue
-        configs = task_configs(task, grid)
-        absent = [c for c in configs if not store.run(c).done]
-        if absent:
-            seeds = sorted({c["seed"] for c in absent})
-            if gpu:
-                command = fill_command(store.profile, seeds, task.experiments)
-            else:
-                command = f"python -m kdlib notebook {task.name} --profile {store.profile}"
-            missing.append({"task": task.name, "experiments": ",".join(task.experiments),
-                            "missing runs": len(absent), "of": len(configs),
-                            "seeds": ", ".join(map(str, seeds)), "command": command})
+    for name, rs in by_task.items():
+        ok = [r for r in rs if r["fillable"]]
+        bad = [r for r in rs if not r["fillable"]]
+        seeds_ok = sorted({r["seed"] for r in ok})
+        missing.append({"task": name, "experiments": rs[0]["experiments"], "missing runs": len(rs),
+                        "of": len(task_configs(tasks[name], grid)), "seeds": ", ".join(map(str, sorted({r["seed"] for r in rs}))),
+                        "fillable": len(ok),
+                        "command": fill_command(store.profile, seeds_ok, rs[0]["only"].split(","), gpu) if ok else "-",
+                        "cannot be filled": (f"{len(bad)} (seed {', '.join(map(str, sorted({r['seed'] for r in bad})))}):"
+                                             f" {bad[0]['why']}" if bad else "")})
     return missing
 
 
-__all__.append("missing_runs")
+__all__ += ["missing_runs", "fill_plan", "fill_commands", "PARTIAL_SEED_POLICY"]
 
 
 def fmt_ci(values, fmt: str = "{:.3f}") -> str:

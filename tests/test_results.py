@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from kdlib.report import REGIME_NAMES
 from kdlib.results import (claim_summary, claims, combine_verdicts, holm, mean_ci, paired_difference, paper_tables,
                            preconditions, regime_key, verdict)
 
@@ -62,8 +63,8 @@ def test_claims_on_a_constructed_store():
     by = {(r["claim"], r["comparison"]): r for r in results}
     assert by[("C1", "teacher flip+crop − teacher none")]["verdict"] == "reproduced"
     assert by[("C2", "LeNet ← flip+crop − LeNet ← none")]["verdict"] == "reproduced"
-    assert by[("C2", "LeNet ← Cutout − LeNet ← none")]["verdict"] == "contradicted"
-    assert by[("C3", "AlexNet ← Mixup − AlexNet ← none")]["verdict"] == "not tested"
+    assert by[("C2", "LeNet ← flip+crop + Cutout − LeNet ← none")]["verdict"] == "contradicted"
+    assert by[("C3", "AlexNet ← flip+crop + Mixup − AlexNet ← none")]["verdict"] == "not tested"
     assert by[("C2", "LeNet ← flip+crop − LeNet ← none")]["mean"] == pytest.approx(-0.05)
     summary = claim_summary(results)
     assert summary["C1"]["verdict"] == "reproduced" and summary["C3"]["verdict"] == "not tested"
@@ -83,9 +84,9 @@ def test_a_failed_precondition_withholds_the_verdict():
     assert pre["K:lenet"]["holds"] is True and pre["G:lenet"]["holds"] is True
     assert pre["K:alexnet"]["holds"] is None and pre["S:alexnet"]["holds"] is None  # not measured
     by = {(r["claim"], r["comparison"]): r for r in claims(rows, "d")}
-    gated = by[("C2", "LeNet ← Cutout − LeNet ← none")]
+    gated = by[("C2", "LeNet ← flip+crop + Cutout − LeNet ← none")]
     assert gated["verdict"] == "precondition failed"
-    assert gated["failed_preconditions"] == ["the Cutout teacher is at least as accurate as the plain teacher"]
+    assert gated["failed_preconditions"] == ["the flip+crop + Cutout teacher is at least as accurate as the plain teacher"]
     assert by[("C2", "LeNet ← flip+crop − LeNet ← none")]["verdict"] == "reproduced"
     # distillation that does not help withholds every student claim that rests on it
     rows = rows_for(teachers, lenet, alone={"none": 0.70})
@@ -104,7 +105,7 @@ def test_difference_in_differences_on_known_answers():
             rows.append({"kind": "student", "model": "lenet", "alpha": 0.5, "regime": r, "teacher_model": "resnet18",
                          "teacher_regime": "none", "dataset": "d", "seed": seed, "accuracy": acc})
     by = {r["comparison"]: r for r in claims(rows, "d") if r["claim"] == "C4"}
-    mix = by["(LeNet[Mixup] ← none − LeNet[Mixup] alone) − (LeNet ← none − LeNet alone)"]
+    mix = by["(LeNet[flip+crop + Mixup] ← none − LeNet[flip+crop + Mixup] alone) − (LeNet ← none − LeNet alone)"]
     # hand-computed per seed: (mix_s - (0.55 + .003s)) - ((0.65 - .002s) - (0.60 + .003s))
     expected = [(m - (0.55 + 0.003 * s)) - ((0.65 - 0.002 * s) - (0.60 + 0.003 * s))
                 for s, m in enumerate((0.62, 0.63, 0.625))]
@@ -112,7 +113,7 @@ def test_difference_in_differences_on_known_answers():
     assert mix["mean"] == pytest.approx(np.mean(expected))
     # augmenting LeNet with Mixup costs 0.05 alone and nothing distilled: distillation is *not* inhibited
     assert mix["mean"] > 0 and mix["verdict"] == "contradicted"
-    cut = by["(LeNet[CutMix] ← none − LeNet[CutMix] alone) − (LeNet ← none − LeNet alone)"]
+    cut = by["(LeNet[flip+crop + CutMix] ← none − LeNet[flip+crop + CutMix] alone) − (LeNet ← none − LeNet alone)"]
     assert cut["mean"] == pytest.approx(np.mean([(c - (0.50 + 0.003 * s)) - ((0.65 - 0.002 * s) - (0.60 + 0.003 * s))
                                                   for s, c in enumerate((0.47, 0.46, 0.48))]))
     # per seed -0.080, -0.088, -0.066: the distilled CutMix student loses more than the one alone
@@ -155,7 +156,8 @@ def test_holm_adjusted_verdict_can_be_weaker_than_the_raw_one():
         for seed, x in enumerate(d):
             rows.append({"kind": "teacher", "model": "resnet18", "dataset": "d", "regime": r, "seed": seed,
                          "accuracy": 0.80 + 0.001 * seed + x})
-    c1 = {r["comparison"].split()[1].lower().replace("+", ""): r for r in claims(rows, "d") if r["claim"] == "C1"}
+    key = {f"teacher {name} − teacher none": r for r, name in REGIME_NAMES.items()}
+    c1 = {key[r["comparison"]]: r for r in claims(rows, "d") if r["claim"] == "C1" and not r["supplementary"]}
     raw = {r: stats.ttest_1samp(d, 0).pvalue for r, d in diffs.items()}
     for r in diffs:
         assert c1[r]["p"] == pytest.approx(raw[r])
@@ -214,7 +216,7 @@ def test_partial_store_lists_what_is_missing_and_strict_fails(tmp_path):
     names = {g["task"] for g in gaps}
     assert "teacher-main-resnet18-none" not in names
     assert len(gaps) == len(plan("smoke", load_grid())) - 1
-    assert all(g["command"].startswith("python -m kdlib notebook ") for g in gaps)
+    assert all(g["command"].startswith("python -m kdlib grid --profile smoke --only ") for g in gaps)
     out = execute_chapter("results", "smoke", runs=store.root, output=tmp_path / "results.ipynb")
     text = out.read_text()
     assert "runs of" in text and "tasks are missing" in text and "students-main-noteacher-to-none" in text
@@ -349,3 +351,40 @@ def test_mnist_teachers_weaker_than_lenet_alone_withhold_c10():
             r["accuracy"] = 0.60
     assert preconditions(rows, "d", "m")["G:mnist"]["holds"] is True
     assert {r["verdict"] for r in claims(rows, "d", "m") if r["claim"] == "C10"} == {"reproduced"}
+
+
+def test_the_headline_verdict_is_holms_and_needs_three_seeds_everywhere():
+    from kdlib.results import headline
+
+    base = {"verdict": "reproduced", "verdict_holm": "partly reproduced", "agree": 4, "measured": 4, "untested": 0}
+    # three seeds behind every comparison: the Holm-adjusted verdict, not the raw one
+    assert headline({**base, "seeds_min": 3, "seeds_max": 5, "seeds": "3–5 seeds"}) == "partly reproduced"
+    # fewer anywhere: never 'reproduced' or 'contradicted', only the seeds and the leaning
+    two = {**base, "seeds_min": 2, "seeds_max": 2, "seeds": "2 seeds"}
+    assert headline(two) == "2 seeds: leaning the paper's way (4 of 4)"
+    assert headline({**two, "agree": 3}) == "2 seeds: leaning the paper's way in 3 of 4"
+    assert headline({**two, "agree": 0, "verdict_holm": "contradicted"}) == "2 seeds: leaning against the paper (4 of 4)"
+    # a comparison not run at all also keeps the verdict off the headline
+    assert headline({**base, "seeds_min": 3, "seeds_max": 3, "seeds": "3 seeds, 1 comparison not run",
+                     "untested": 1}).startswith("3 seeds, 1 comparison not run: leaning")
+    assert headline({**base, "verdict_holm": "not tested", "measured": 0, "seeds_min": 0, "seeds_max": 0,
+                     "seeds": "no seed"}) == "not tested"
+
+
+def test_c1_shows_each_mixers_own_part_against_the_flipcrop_teacher_outside_its_verdict():
+    teachers = {"none": 0.80, "flipcrop": 0.90, "cutout": 0.91, "mixup": 0.88, "cutmix": 0.90}
+    rows = []
+    for seed in range(3):
+        for r, acc in teachers.items():
+            rows.append({"kind": "teacher", "model": "resnet18", "dataset": "d", "regime": r, "seed": seed,
+                         "accuracy": acc + 0.002 * seed * (r == "mixup")})
+    c1 = [r for r in claims(rows, "d") if r["claim"] == "C1"]
+    own = {r["comparison"]: r for r in c1 if r["supplementary"]}
+    assert set(own) == {f"teacher flip+crop + {m} − teacher flip+crop (the {m} mixer's own part)"
+                        for m in ("Cutout", "Mixup", "CutMix")}
+    # Mixup: 0.88 + 0.002 s - 0.90 for s = 0, 1, 2, mean -0.018 (by hand)
+    assert own["teacher flip+crop + Mixup − teacher flip+crop (the Mixup mixer's own part)"]["mean"] == \
+        pytest.approx(-0.018)
+    # every comparison against the plain teacher is reproduced, and the mixers' parts take no part in it
+    summary = claim_summary(c1)["C1"]
+    assert summary["verdict"] == "reproduced" and summary["measured"] == 4
