@@ -13,8 +13,10 @@ Decoded splits are cached as one ``.npz`` per split, keyed by the SHA-256 of the
 (for a plain folder, of its file listing with sizes and modification times, symlinked class
 folders followed; an empty folder is an error, not a key), in ``$KDLIB_CACHE`` or the project's
 ``data/cache`` (never in a dataset folder such as ``$KDLIB_DATA``). A cache is checked on load
-against what the loader expects (arrays, shapes, dtypes, counts, label range, meta) and rebuilt
-with a warning when it does not match. It is written to a temporary file and renamed, so it is
+against what the loader expects (arrays, shapes, dtypes, counts, label range, meta; the shapes
+in its zip headers before anything is loaded) and against the digest it carries, a SHA-256 of
+its arrays bound to the dataset, the split and the source key: an edited, damaged or foreign
+cache (one pixel changed) is rebuilt with a warning naming the file, never used. It is written to a temporary file and renamed, so it is
 never half-written; temporary files of killed writes are swept. A ``root`` passed in is only read, never written. Files whose checksum is known (CIFAR-10's archive and batches,
 MNIST and Fashion-MNIST's IDX files, the CIFAR-10 JPEG copy, CIFAR-10H) are verified before
 they are decoded; a mismatch is an error. CIFAR-10's pickles are unpickled only after that check,
@@ -36,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .formats import (MAX_MEMBER_BYTES, DataError, file_digest, read_cifar_batches, read_idx, read_image_folder,
-                      read_image_tar)
+from .formats import (MAX_MEMBER_BYTES, MAX_NPZ_BYTES, DataError, file_digest, read_capped, read_cifar_batches,
+                      read_idx, read_image_folder, read_image_tar, read_member, read_npy, read_npz, tar_members)
 
 __all__ = [
     "Dataset",
@@ -356,8 +358,8 @@ def _read_index_map(path: Path, files: np.ndarray) -> np.ndarray:
     position = {f: i for i, f in enumerate(files.tolist())}
     order = np.full(len(files), -1, dtype=np.int64)
     try:
-        lines = path.read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as err:
+        lines = read_capped(path, MAX_MEMBER_BYTES, "index map").decode().splitlines()
+    except UnicodeDecodeError as err:
         raise DataError(f"cannot read index map {path}: {err}") from None
     for n, line in enumerate(lines, 1):
         if not line.strip():
@@ -412,7 +414,7 @@ def _decode(name: str, split: str, cand: _Candidate, verify: bool):
             raise DataError(f"{cand.paths[1]} has label {labels.max()} but {name} has {len(classes)} classes")
         return images[..., None], labels.astype(np.int64), None, "original", meta
     if cand.kind == "cifar-py":
-        blobs = [(str(p), p.read_bytes()) for p in cand.paths]
+        blobs = [(str(p), read_capped(p, MAX_MEMBER_BYTES, "CIFAR-10 batch")) for p in cand.paths]
         images, labels = read_cifar_batches(blobs)
         return images, labels, None, "original", meta
     if cand.kind == "cifar-tgz":
@@ -420,16 +422,13 @@ def _decode(name: str, split: str, cand: _Candidate, verify: bool):
         wanted = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
         try:
             with tarfile.open(archive, "r:gz") as tar:
-                members = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
+                members = {Path(m.name).name: m for m in tar_members(tar, archive)}
                 missing = [w for w in wanted if w not in members]
                 if missing:
                     raise DataError(f"{archive} lacks {missing}; it is not the CIFAR-10 python archive")
                 blobs = []
                 for w in wanted:
-                    if members[w].size > MAX_MEMBER_BYTES:
-                        raise DataError(f"{archive}: member {members[w].name} declares {members[w].size:,} bytes, "
-                                        f"more than a CIFAR-10 batch; it is not the CIFAR-10 python archive")
-                    raw = tar.extractfile(members[w]).read()
+                    raw = read_member(tar, members[w], archive, MAX_MEMBER_BYTES, "CIFAR-10 batch")
                     if verify:  # each batch's own checksum, before it is unpickled
                         digest = hashlib.md5(raw).hexdigest()
                         if digest != KNOWN_CHECKSUMS[("cifar10", w)][0][1]:
@@ -471,7 +470,7 @@ def _decode(name: str, split: str, cand: _Candidate, verify: bool):
         order = "original"
         uncertain = cand.index_map.parent / "uncertain_indices.npy"
         if uncertain.is_file():
-            meta["uncertain_indices"] = np.load(uncertain, allow_pickle=False).astype(np.int64)
+            meta["uncertain_indices"] = read_npy(uncertain, MAX_MEMBER_BYTES).astype(np.int64)
     return images, labels, files, order, meta
 
 
@@ -563,17 +562,38 @@ def _cache_problem(out: dict, name: str) -> str | None:
     return None
 
 
-def _cache_load(path: Path, name: str):
-    """The cached arrays, or None (with a warning) when the file is unreadable or not what the loader expects."""
+def _cache_digest(arrays: dict, name: str, split: str, key: str) -> str:
+    """SHA-256 binding a cache's contents to its source: the dataset, the split, the source key (the
+    checksum of the files it was decoded from) and every array's name, dtype, shape and bytes."""
+    h = hashlib.sha256(f"kdlib dataset cache v1\0{name}\0{split}\0{key}\n".encode())
+    for k in sorted(arrays):
+        if k == "digest":
+            continue
+        a = np.ascontiguousarray(arrays[k])
+        h.update(f"{k}\0{a.dtype.str}\0{a.shape}\n".encode())
+        h.update(a.data)
+    return h.hexdigest()
+
+
+def _cache_load(path: Path, name: str, split: str, key: str):
+    """The cached arrays, or None (with a warning) when the file is unreadable, not what the loader expects,
+    or not what was written for this source (its contents do not hash to the digest it carries)."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            out = {k: z[k] for k in z.files}
+        raw = read_npz(path, MAX_NPZ_BYTES)  # shapes checked in the zip's headers before anything is loaded
+        out = dict(raw)
         if "meta" in out:
             out["meta"] = json.loads(str(out["meta"]))
     except Exception as err:  # noqa: BLE001 - a bad cache file is rebuilt, never trusted
         warnings.warn(f"ignoring unreadable cache {path} ({err}); rebuilding it", stacklevel=3)
         return None
     problem = _cache_problem(out, name)
+    if problem is None:
+        stored = str(raw["digest"]) if "digest" in raw and raw["digest"].ndim == 0 else None
+        if stored is None:
+            problem = "it carries no digest of its contents (written before kdlib checked caches)"
+        elif stored != _cache_digest(raw, name, split, key):
+            problem = ("its contents do not hash to the digest it carries for this source (edited or damaged "
+                       "after it was written, or written from other files)")
     if problem:
         warnings.warn(f"ignoring cache {path}: {problem}, not what the loader expects; rebuilding it", stacklevel=3)
         return None
@@ -612,7 +632,7 @@ def load_dataset(name: str, split: str, root=None, download: bool = False, subse
     cache_path = _cache_dir() / f"{name}-{split}-{key[:16]}.npz"
     if cache:
         _sweep_stale(cache_path.parent)
-    hit = _cache_load(cache_path, name) if cache and cache_path.is_file() else None
+    hit = _cache_load(cache_path, name, split, key) if cache and cache_path.is_file() else None
     source = _describe(cand)
     if hit is not None:
         meta = hit["meta"]
@@ -636,6 +656,7 @@ def load_dataset(name: str, split: str, root=None, download: bool = False, subse
             if "uncertain_indices" in meta:
                 arrays["uncertain_indices"] = meta["uncertain_indices"]
             arrays["meta"] = np.array(json.dumps({**plain_meta, "order": order}))
+            arrays["digest"] = np.array(_cache_digest(arrays, name, split, key))
             try:
                 _atomic_savez(cache_path, **arrays)
             except OSError as err:
@@ -730,10 +751,7 @@ def load_human_labels(root=None, counts: bool = False, verify: bool = True, down
         path = folder / w
         if verify:
             _verify("cifar10h", path)
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as err:
-            raise DataError(f"cannot read {path}: {err}; replace the file") from None
+        arr = read_npy(path, 10000 * 10 * 8)  # the header's shape checked first: (10000, 10) of at most 8 bytes
         if arr.shape != (10000, 10):
             raise DataError(f"{path} has shape {arr.shape}; CIFAR-10H must be (10000, 10). Replace the file.")
         arr = arr.astype(np.float64)

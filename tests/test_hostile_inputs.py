@@ -1,0 +1,304 @@
+"""The last hostile inputs (issue 23, items 2-4): files that claim far more than they hold are refused before
+anything of the claimed size is allocated; a decoded-data cache with edited contents is rebuilt, never used;
+recipe and regime values out of bounds (those derived from the data included) are refused at plan time."""
+import gzip
+import io
+import pickle
+import struct
+import tarfile
+import tracemalloc
+import zipfile
+import zlib
+
+import numpy as np
+import pytest
+
+from kdlib import data as D
+from kdlib import formats as F
+from kdlib.data import DataError, load_dataset, load_human_labels
+
+from test_data import make_cifar_batches, make_mnist, png_bytes
+from test_hostile_data import cifar_folder, idx_header
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KDLIB_CACHE", str(tmp_path / "cache"))
+
+
+class peak_memory:
+    """The peak of Python's (and numpy's) allocations inside the block, in bytes."""
+
+    def __enter__(self):
+        tracemalloc.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+
+
+# ----------------------------------------------------------------------------- item 2: IDX
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_header_claiming_a_billion_images_in_1kb_is_refused(tmp_path, gz):
+    path = tmp_path / ("t10k-images-idx3-ubyte" + (".gz" if gz else ""))
+    payload = idx_header((10**9, 28, 28)) + bytes(1000)
+    path.write_bytes(gzip.compress(payload) if gz else payload)
+    with pytest.raises(DataError, match=r"declares dimensions \(1000000000, 28, 28\) \(784,000,000,000 bytes\), "
+                                        r"more than the 1,073,741,824 bytes"):
+        F.read_idx(path)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_header_within_the_cap_but_beyond_the_file_is_refused_before_allocating(tmp_path, gz):
+    # a million images (784 MB) is under the 1 GiB cap, but a 1 KB file cannot hold them (nor can a 1 KB gzip:
+    # deflate expands at most 1032-fold): refused from the header, before any buffer of that size exists
+    path = tmp_path / ("t10k-images-idx3-ubyte" + (".gz" if gz else ""))
+    payload = idx_header((10**6, 28, 28)) + bytes(1000)
+    path.write_bytes(gzip.compress(payload) if gz else payload)
+    kind = "gzip file" if gz else "file"
+    with peak_memory() as mem, pytest.raises(DataError, match=rf"declares dimensions \(1000000, 28, 28\) "
+                                                              rf"\(784,000,000 bytes\), but a {kind} of [\d,]+ bytes "
+                                                              rf"holds at most [\d,]+.*Replace it"):
+        F.read_idx(path)
+    assert mem.peak < 1 << 20
+
+
+def test_gzip_idx_whose_stream_falls_short_costs_only_what_is_there(tmp_path):
+    # 200 MB promised, within what 300 KB of gzip could hold; the stream has 1 MB: read in chunks, then refused
+    path = tmp_path / "t10k-images-idx3-ubyte.gz"
+    with gzip.open(path, "wb", compresslevel=9) as f:
+        f.write(idx_header((255_102, 28, 28)))
+        f.write(bytes(1 << 20))
+        f.write(np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes())  # incompressible
+    with peak_memory() as mem, pytest.raises(DataError, match=r"IDX header promises .* but the file holds 1348576"):
+        F.read_idx(path)
+    assert mem.peak < 16 << 20  # the chunks read, not the 200 MB promised
+
+
+# ----------------------------------------------------------------------------- item 2: CIFAR python batches
+def test_cifar_batch_whose_data_is_a_list_of_one_repeated_row_is_refused(tmp_path):
+    # pickle memoises the row: a 200 KB file whose list would be converted into a 300 MB array
+    root = tmp_path / "src"
+    make_cifar_batches(root / "cifar-10-batches-py")
+    row = bytes(3072)
+    (root / "cifar-10-batches-py" / "test_batch").write_bytes(
+        pickle.dumps({b"data": [row] * 100_000, b"labels": [0] * 100_000}, protocol=2))
+    assert (root / "cifar-10-batches-py" / "test_batch").stat().st_size < 1 << 20
+    with pytest.raises(DataError, match=r"test_batch: 'data' is list .*not the uint8 array of a CIFAR-10 batch"):
+        load_dataset("cifar10", "test", root=root, verify=False)
+
+
+def test_cifar_batch_file_beyond_the_cap_is_refused_before_reading(tmp_path):
+    root = tmp_path / "src"
+    make_cifar_batches(root / "cifar-10-batches-py")
+    with open(root / "cifar-10-batches-py" / "test_batch", "r+b") as f:
+        f.truncate(F.MAX_MEMBER_BYTES + 1)  # sparse: 256 MiB claimed by the file system, nothing written
+    with peak_memory() as mem, pytest.raises(DataError, match=r"test_batch: the CIFAR-10 batch is 268,435,457 bytes, "
+                                                              r"more than the cap of 268,435,456"):
+        load_dataset("cifar10", "test", root=root, verify=False)
+    assert mem.peak < 4 << 20  # the source key hashes the file in 1 MiB chunks
+
+
+def test_cifar_archive_member_claiming_more_than_a_batch_is_refused(tmp_path, monkeypatch):
+    # a gzip tarball whose member claims 10 GB but whose stream ends: refused while listing, nothing allocated
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(
+        gzip.compress(tar_with_claim("cifar-10-batches-py/test_batch", 10 * 2**30)))
+    with peak_memory() as mem, pytest.raises(DataError, match=r"cifar-10-python.tar.gz: unexpected end of data.*"
+                                                              r"truncated; fetch it again"):
+        load_dataset("cifar10", "test", root=tmp_path, verify=False)
+    assert mem.peak < 4 << 20
+    # a member that holds what it claims, beyond the cap (lowered here to spare writing 256 MiB): refused unread
+    monkeypatch.setattr(D, "MAX_MEMBER_BYTES", 1000)
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        info = tarfile.TarInfo("cifar-10-batches-py/test_batch")
+        info.size = 5000
+        tar.addfile(info, io.BytesIO(bytes(5000)))
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(out.getvalue())
+    with pytest.raises(DataError, match=r"CIFAR-10 batch cifar-10-batches-py/test_batch declares 5,000 bytes, more "
+                                        r"than the cap of 1,000"):
+        load_dataset("cifar10", "test", root=tmp_path, verify=False)
+
+
+# ----------------------------------------------------------------------------- item 2: tarballs of images
+def tar_with_claim(name: str, size: int, data: bytes = b"x" * 100, others=()) -> bytes:
+    """An uncompressed tarball whose member ``name`` claims ``size`` bytes but holds ``data``."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for other in others:
+            blob = png_bytes(np.zeros((32, 32, 3), np.uint8))
+            info = tarfile.TarInfo(other)
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    raw = out.getvalue().rstrip(b"\0")
+    raw += b"\0" * (-len(raw) % 512)
+    info = tarfile.TarInfo(name)
+    info.size = size
+    return raw + info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape") + data + b"\0" * (-len(data) % 512)
+
+
+def test_tar_member_claiming_10gb_in_a_small_archive_is_refused_before_reading(tmp_path):
+    classes = [f"test/{c}/0.png" for c in D.CIFAR10_CLASSES]
+    (tmp_path / "test.tar").write_bytes(tar_with_claim("test/cat/1.png", 10 * 2**30, others=classes))
+    assert (tmp_path / "test.tar").stat().st_size < 64 << 10
+    with peak_memory() as mem, pytest.raises(DataError, match=r"member test/cat/1.png claims 10,737,418,240 bytes at "
+                                                              r"offset [\d,]+, but the archive holds only [\d,]+ bytes"):
+        load_dataset("cifar10", "test", root=tmp_path, verify=False)
+    assert mem.peak < 4 << 20
+
+
+def test_compressed_tar_member_claiming_more_than_its_stream_costs_only_what_is_there(tmp_path):
+    # a gzip tarball's member claims 12 MB (under the 16 MiB image cap); its stream ends after 100 bytes
+    classes = [f"test/{c}/0.png" for c in D.CIFAR10_CLASSES]
+    (tmp_path / "test.tar.gz").write_bytes(gzip.compress(tar_with_claim("test/cat/1.png", 12 << 20, others=classes)))
+    with peak_memory() as mem, pytest.raises(DataError, match=r"test.tar.gz: unexpected end of data.*truncated"):
+        load_dataset("cifar10", "test", root=tmp_path, verify=False)
+    assert mem.peak < 8 << 20
+
+
+def test_an_archive_of_too_many_entries_is_refused_while_listing(tmp_path):
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for i in range(20):
+            tar.addfile(tarfile.TarInfo(f"test/cat/{i}.png"), io.BytesIO(b""))
+    (tmp_path / "a.tar").write_bytes(out.getvalue())
+    with tarfile.open(tmp_path / "a.tar") as tar, pytest.raises(DataError, match="holds more than 10 entries"):
+        F.tar_members(tar, tmp_path / "a.tar", max_members=10)
+
+
+# ----------------------------------------------------------------------------- item 2: images
+def png_header(width: int, height: int) -> bytes:
+    """A PNG whose header declares ``width`` x ``height`` RGB pixels, with one tiny IDAT: a few dozen bytes."""
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+
+
+def test_image_declaring_more_pixels_than_the_cap_is_refused_before_decoding(tmp_path):
+    root = cifar_folder(tmp_path / "src", per_class=1)
+    (root / "test" / "cat" / "0.png").write_bytes(png_header(5000, 5000))  # 25 M pixels in ~80 bytes
+    with peak_memory() as mem, pytest.raises(DataError, match=r"image .*cat/0.png declares 5000x5000 = 25,000,000 "
+                                                              r"pixels in \d+ bytes, more than the cap of 16,777,216"):
+        load_dataset("cifar10", "test", root=root, verify=False)
+    assert mem.peak < 8 << 20
+
+
+# ----------------------------------------------------------------------------- item 2: .npz and .npy
+def npy_claiming(shape, data: bytes = b"\0" * 64, dtype="|u1") -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": dtype, "fortran_order": False, "shape": shape})
+    return buf.getvalue() + data
+
+
+def npz_with(path, entries: dict):
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for name, blob in entries.items():
+            zf.writestr(name + ".npy", blob)
+
+
+@pytest.mark.parametrize("shape, needle", [
+    ((10**12,), r"declare \(at images.npy, shape \(1000000000000,\)\) 1,000,000,000,000 bytes, more than the cap"),
+    ((10**8,), r"images.npy: its header declares an array of shape \(100000000,\) \(uint8, 100,000,000 bytes\) but "
+               r"the entry holds 64 bytes"),
+])
+def test_npz_whose_header_claims_a_huge_array_is_refused_before_loading(tmp_path, shape, needle):
+    path = tmp_path / "x.npz"
+    npz_with(path, {"images": npy_claiming(shape), "labels": npy_claiming((8,), bytes(64), "<i8")})
+    with peak_memory() as mem, pytest.raises(DataError, match=needle):
+        F.read_npz(path)
+    assert mem.peak < 1 << 20
+
+
+def test_npz_with_a_zip_header_claiming_more_than_its_stored_bytes_is_refused(tmp_path):
+    path = tmp_path / "x.npz"
+    np.savez(path, a=np.arange(10))
+    raw = bytearray(path.read_bytes())
+    # the central directory's uncompressed size of the one entry (offset 24 in its record) says 1 GB
+    cd = raw.rindex(b"PK\x01\x02")
+    raw[cd + 24:cd + 28] = struct.pack("<I", 10**9)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=r"a.npy: the zip header claims 1,000,000,000 bytes from \d+ stored"):
+        F.read_npz(path)
+
+
+def test_cifar10h_npy_claiming_a_huge_array_is_refused_before_loading(tmp_path):
+    (tmp_path / "cifar10h-probs.npy").write_bytes(npy_claiming((10**9, 10), dtype="<f8"))
+    with peak_memory() as mem, pytest.raises(DataError, match=r"cifar10h-probs.npy: its header declares an array of "
+                                                              r"shape \(1000000000, 10\) \(float64\): 80,000,000,000 "
+                                                              r"bytes, more than the cap of 800,000"):
+        load_human_labels(root=tmp_path, verify=False)
+    assert mem.peak < 1 << 20
+
+
+def test_a_hostile_npz_in_the_cache_is_rebuilt_not_loaded(tmp_path):
+    make_mnist(tmp_path / "src")
+    first = load_dataset("mnist", "test", root=tmp_path / "src", verify=False)
+    (path,) = (tmp_path / "cache").glob("*.npz")
+    npz_with(path, {"images": npy_claiming((10**8, 28, 28, 1))})
+    with peak_memory() as mem, pytest.warns(UserWarning, match=r"ignoring unreadable cache .*its arrays declare \(at "
+                                                              r"images.npy.*more than the cap.*rebuilding it"):
+        again = load_dataset("mnist", "test", root=tmp_path / "src", verify=False)
+    np.testing.assert_array_equal(again.images, first.images)
+    assert mem.peak < 64 << 20
+
+
+# ----------------------------------------------------------------------------- item 3: caches checked, not trusted
+def _cached(tmp_path):
+    (path,) = (tmp_path / "cache").glob("*.npz")
+    with np.load(path) as z:
+        return path, {k: z[k] for k in z.files}
+
+
+def test_a_cache_with_one_edited_pixel_is_rebuilt_with_a_warning_naming_it(tmp_path):
+    make_mnist(tmp_path / "src")
+    first = load_dataset("mnist", "test", root=tmp_path / "src", verify=False)
+    path, arrays = _cached(tmp_path)
+    assert arrays["digest"].ndim == 0 and len(str(arrays["digest"])) == 64
+    arrays["images"][3, 10, 10, 0] ^= 1  # one pixel, one bit: same format, shapes, dtypes, label range, meta
+    np.savez(path, **arrays)
+    with pytest.warns(UserWarning, match=rf"ignoring cache {path}: its contents do not hash to the digest it carries "
+                                         rf"for this source.*rebuilding it"):
+        again = load_dataset("mnist", "test", root=tmp_path / "src", verify=False)
+    np.testing.assert_array_equal(again.images, first.images)  # the edited pixel was never used
+    _, rebuilt = _cached(tmp_path)
+    np.testing.assert_array_equal(rebuilt["images"], first.images)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and the rebuilt cache is used silently
+        third = load_dataset("mnist", "test", root=tmp_path / "src", verify=False)
+    np.testing.assert_array_equal(third.images, first.images)
+
+
+@pytest.mark.parametrize("edit, why", [
+    (lambda a: a.pop("digest"), "it carries no digest of its contents"),
+    (lambda a: a.update(labels=np.roll(a["labels"], 1)), "do not hash to the digest"),
+    (lambda a: a.update(meta=np.array(str(a["meta"]).replace('"verified": false', '"verified": true'))),
+     "do not hash to the digest"),
+    (lambda a: a.update(digest=np.array("0" * 64)), "do not hash to the digest"),
+])
+def test_a_cache_edited_in_the_valid_format_is_rebuilt(tmp_path, edit, why):
+    make_mnist(tmp_path / "src")
+    first = load_dataset("mnist", "test", root=tmp_path / "src", verify=False)
+    path, arrays = _cached(tmp_path)
+    edit(arrays)
+    np.savez(path, **arrays)
+    with pytest.warns(UserWarning, match=f"ignoring cache .*{why}.*rebuilding it"):
+        again = load_dataset("mnist", "test", root=tmp_path / "src", verify=False)
+    np.testing.assert_array_equal(again.labels, first.labels)
+    assert again.meta["verified"] is False
+
+
+def test_a_cache_copied_from_another_source_is_rebuilt(tmp_path):
+    make_mnist(tmp_path / "a", seed=0)
+    make_mnist(tmp_path / "b", seed=1)
+    load_dataset("mnist", "test", root=tmp_path / "a", verify=False)
+    (path_a,) = (tmp_path / "cache").glob("*.npz")
+    b = load_dataset("mnist", "test", root=tmp_path / "b", verify=False)
+    path_b = next(p for p in (tmp_path / "cache").glob("*.npz") if p != path_a)
+    path_b.write_bytes(path_a.read_bytes())  # a's valid cache under b's name
+    with pytest.warns(UserWarning, match=f"ignoring cache {path_b}: its contents do not hash"):
+        again = load_dataset("mnist", "test", root=tmp_path / "b", verify=False)
+    np.testing.assert_array_equal(again.images, b.images)
