@@ -137,7 +137,8 @@ def device_run(profile: str, seeds: list[int], budget: float, out, runs=None, de
         if not store.runs():
             note(f"nothing finished to pack ({reason})")
             return
-        report = export_store(profile, runs=runs, archive=out / "records.tar.gz", grid_path=grid_path)
+        report = export_store(profile, runs=runs, archive=out / "records.tar.gz", grid_path=grid_path,
+                              results=results)  # the records that taught students here travel with them
         packed = sum(r["status"] == "added" for r in report)
         note(f"packed {packed} records into records.tar.gz ({reason})")
 

@@ -544,11 +544,14 @@ def import_records(source, dest=None, profile: str | None = None, dry_run: bool 
 
 # --------------------------------------------------------------------------- exporting a store
 def export_store(profile: str, runs=None, dest=None, plan_only: bool = True, grid_path=None,
-                 archive=None) -> list[dict]:
+                 archive=None, results="default") -> list[dict]:
     """Write the records of every finished run of ``profile`` in the store ``runs`` into ``dest``
     (default: the repository's ``results/``), and the dataset sidecar when the data are here.
     ``plan_only``: only the runs the current grid plans (not older recipes or one-off runs).
-    ``archive``: also pack the records into this ``.tar.gz`` (what a GPU machine brings back)."""
+    ``archive``: also pack the records into this ``.tar.gz`` (what a GPU machine brings back).
+    ``results``: the committed records the store's students may have been taught by (distilled from a
+    record's logits): such a teacher's record travels with its students, so that the importer admits them
+    (``"default"``: :func:`kdlib.runs.default_results_root`; ``None``: none)."""
     from .grid import load_grid, planned_configs
 
     store = RunStore(runs, profile, results=None)
@@ -560,14 +563,19 @@ def export_store(profile: str, runs=None, dest=None, plan_only: bool = True, gri
     if plan_only:
         planned = {run_id(c) for c in planned_configs(profile, grid)}
         finished = [r for r in finished if r.id in planned]
+    own = {r.id for r in finished}
+    taught_by = sorted({r.config["teacher"] for r in finished if r.config["kind"] == "student"
+                        and r.config.get("teacher") and r.config["teacher"] not in own})
+    recorded = RunStore(runs, profile, results=results) if taught_by else None
+    teachers = [t for t in (recorded.find(tid, "teacher") for tid in taught_by) if t is not None and t.record]
     with tempfile.TemporaryDirectory(prefix="kdlib-export-") as scratch:
         stage = Path(scratch) / "records"
-        for r in finished:
+        for r in finished + teachers:
             target = stage / profile / r.config["kind"] / r.id
             target.mkdir(parents=True)
             for name in ("config.json", "history.csv", "metrics.json", "provenance.json", DONE, FULL_PREDICTIONS,
-                         COMPACT_PREDICTIONS, TRAIN_LOGITS):
-                if (r.folder / name).is_file():
+                         COMPACT_PREDICTIONS, TRAIN_LOGITS, COMPACT_TRAIN_LOGITS, MANIFEST):
+                if (r.folder / name).is_file() and (r.record or name != MANIFEST):
                     shutil.copy2(r.folder / name, target / name)
         if archive is not None:
             report = import_records(stage, Path(scratch) / "packed", profile, strict=False)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The prepared script for a lent GPU: whole seeds of the paper grid within the slice's budget, packed as
-# importable records. Run it from the repository root with the CIFAR-10 JPEG copy and CIFAR-10H carried
+# The prepared script for a lent GPU: the paper grid within the slice's budget, packed as importable records,
+# in device-run's phases (E1+E2 for every seed of SEEDS first, then E4/E5/E3 for every seed, then E6-E11), so
+# that a slice cut short leaves whole seeds of the core claims. Run it from the repository root with the CIFAR-10 JPEG copy and CIFAR-10H carried
 # in data/device/ (cifar10-jpeg/ with train.tar.gz, test.tar.gz and test_index_to_file.txt, and cifar10h/
 # with cifar10h-probs.npy; git-ignored):
 #     OUT=$OUT SEEDS="1 2" BUDGET=540 bash scripts/device_check.sh      # on the GPU machine
@@ -100,7 +101,7 @@ if [ -n "${LONG:-}" ]; then
   LONG_PID=$!
 fi
 
-# 3. whole seeds of the grid with what is left of the budget
+# 3. the grid for SEEDS with what is left of the budget: E1+E2 for every seed, then E4/E5/E3, then E6-E11
 stamp "main: seeds $SEEDS, $(left) s left"
 # shellcheck disable=SC2086
 $PY -m kdlib device-run --profile "$PROFILE" --seeds $SEEDS --budget "$(( $(left) - 5 ))" --out "$OUT/main" \

@@ -1,5 +1,6 @@
 """device-run: one GPU slice's work, tested end to end on the CPU at smoke size."""
 import json
+import shutil
 
 import pytest
 
@@ -46,6 +47,23 @@ def test_device_run_end_to_end(tmp_path, monkeypatch):
     assert runs and {r["status"] for r in runs} == {"added"}
     assert len(runs) == sum(len(t["runs"]) for t in summary["tasks"])
     assert json.loads((out / "summary.json").read_text())["records"] == len(runs)
+    # a later slice elsewhere: the teachers are records now (no weights). Their students on clean input (E2)
+    # train from the records' float16 logits, and the records that taught them travel in the archive; those on
+    # augmented input (E4) need the teachers online and are skipped, saying why
+    results = tmp_path / "results"
+    shutil.rmtree(results / PROFILE / "student")
+    later = device_run(PROFILE, [0], budget=900, out=tmp_path / "out2", runs=tmp_path / "runs2", device="cpu",
+                       only=["E2", "E4"], results=results, default_estimate=1.0, log=lambda *_: None)
+    trained = {t["task"] for t in later["tasks"] if not t["cache_hit"]}
+    assert {"students-main-resnet18-flipcrop-to-none-a0.5-T20", "students-main-noteacher-to-flipcrop"} <= trained
+    skipped = {s["task"]: s["why"] for s in later["skipped"]}
+    assert skipped["students-main-resnet18-none-to-flipcrop-a0.5-T20"].startswith("its input is augmented")
+    assert all(n.startswith("students-main-resnet18-none-to-") for n in skipped) and not later["failed"]
+    assert not (tmp_path / "runs2" / PROFILE / "teacher").exists()
+    again = import_records(tmp_path / "out2" / "records.tar.gz", results)
+    students = {r["id"]: r["status"] for r in again if r["kind"] == "student"}
+    assert students and set(students.values()) == {"added"}
+    assert {r["status"] for r in again if r["kind"] == "teacher"} == {"present"}  # the recorded teachers, unchanged
     P.clear_data_memo()
 
 
@@ -168,3 +186,94 @@ def test_the_speed_summary_is_the_targets_figures():
     # per seed: 20 + 30 + 8 + 12 = 70 for seed 1 (the cache hit does not count), 25 for seed 2
     assert speed_summary(tasks) == {"teacher_epoch_s": 0.7, "student_group_s": 12.0, "seed_s": {"1": 70.0, "2": 25.0}}
     assert speed_summary([]) == {"teacher_epoch_s": None, "student_group_s": None, "seed_s": {}}
+
+
+# ---------------------------------------------------------------------------- the order of a slice's work
+def _core(task) -> bool:
+    return bool({"E1", "E2"} & set(task.experiments))
+
+
+def test_work_runs_the_core_claims_for_every_seed_first():
+    """E1+E2 of seed 0, E1+E2 of seed 1, then E4/E5/E3 of seed 0, of seed 1; within each, teachers first."""
+    from kdlib.device_run import work_order
+    from kdlib.grid import plan
+
+    grid = load_grid()
+    tasks = plan("smoke", grid)
+    core = {t.name for t in tasks if _core(t)}
+    rest = {t.name for t in tasks if not _core(t)}
+    assert core and rest and {e for t in tasks if not _core(t) for e in t.experiments} <= {"E3", "E4", "E5"}
+    work = work_order("smoke", grid, [0, 1])
+    blocks = [(1, 0, core), (1, 1, core), (2, 0, rest), (2, 1, rest)]
+    assert len(work) == sum(len(names) for _, _, names in blocks)
+    at = 0
+    for phase, seed, names in blocks:
+        block = work[at: at + len(names)]
+        at += len(names)
+        assert {(p, s) for p, s, _ in block} == {(phase, seed)} and {t.name for _, _, t in block} == names
+        order = [t.name for _, _, t in block]
+        for i, (_, _, t) in enumerate(block):  # a task's teachers, where they run in the same block, run before it
+            assert all(order.index(d) < i for d in t.depends if d in order)
+    # phase 1 is E1's teachers, then E2's students; phase 2 the book's order: E4, then E5, then E3
+    first = [t for p, s, t in work if (p, s) == (1, 0)]
+    assert [t.kind for t in first] == sorted((t.kind for t in first), key=lambda k: k != "teacher")
+    second = [min(t.experiments, key=["E4", "E5", "E3"].index) for p, s, t in work if (p, s) == (2, 0)]
+    assert second == sorted(second, key=["E4", "E5", "E3"].index)
+    # the extensions come last, after the paper's experiments of every seed
+    ext = work_order("smoke-ext", grid, [0, 1])
+    phases = [p for p, _, _ in ext]
+    assert phases == sorted(phases) and set(phases) == {1, 2, 3}
+    assert {e for p, _, t in ext if p == 3 for e in t.experiments} <= {"E6", "E7", "E8", "E9", "E10", "E11"}
+    assert [s for p, s, _ in ext if p == 3] == sorted(s for p, s, _ in ext if p == 3)
+
+
+class _FakeRun:
+    record = False
+
+    def __init__(self, rid):
+        self.id = rid
+
+    def provenance(self):
+        return {"wall_seconds": {"train": 10.0}, "engine": "plain"}
+
+    def read_history(self):
+        return [{"seconds": 1.0}]
+
+
+@pytest.mark.parametrize("into", ["phase 1, seed 1", "phase 2, seed 0"])
+def test_a_budget_that_stops_mid_way_leaves_whole_core_seeds(tmp_path, monkeypatch, into):
+    """Every task takes 10 s of a fake clock: the budget lets k tasks run, and the slice stops before the next;
+    the E1+E2 tasks of every seed before it are all there, and nothing of a later phase ran before them."""
+    from types import SimpleNamespace
+
+    import kdlib.device_run as D
+    import kdlib.grid as G
+    from kdlib.grid import plan
+
+    from conftest import grid_with
+
+    path = grid_with(tmp_path, lambda g: g["profiles"]["smoke"].update(seeds=[0, 1]))
+    clock = [0.0]
+    monkeypatch.setattr(D, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+
+    def fake(task, seeds, **kw):
+        clock[0] += 10.0
+        return [_FakeRun(f"{task.name}/{seeds[0]}")]
+
+    monkeypatch.setattr(G, "run_task", fake)
+    core = [t.name for t in plan("smoke", load_grid(path)) if _core(t)]
+    k = len(core) + 4 if into == "phase 1, seed 1" else 2 * len(core) + 3
+    # reserve 15 s, estimates 10 s: task k runs (10(k-1) + 10 <= budget - 15), task k+1 does not
+    summary = D.device_run("smoke", [0, 1], budget=10 * k + 20, out=tmp_path / "out", runs=tmp_path / "runs",
+                           device="cpu", results=None, default_estimate=10.0, grid_path=path, log=lambda *_: None)
+    ran = [(t["phase"], t["seed"], t["task"]) for t in summary["tasks"]]
+    assert len(ran) == k and summary["stopped"].startswith("before ")
+    assert f"(phase {into[6]})" in summary["stopped"] and f"seed {into[-1]}" in summary["stopped"]
+    assert [n for p, s, n in ran if s == 0 and p == 1] == core  # seed 0's core claims: complete
+    if into == "phase 2, seed 0":
+        assert [n for p, s, n in ran if s == 1 and p == 1] == core  # seed 1's too, before any E4/E5/E3 run
+        assert ran.index(next(r for r in ran if r[0] == 2)) == 2 * len(core)
+    else:
+        assert not [r for r in ran if r[0] == 2]
+    log = (tmp_path / "out" / "log.txt").read_text()
+    assert "phase 1 (E1 E2) seed 0 done" in log and "(budget)" in log
