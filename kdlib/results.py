@@ -293,7 +293,7 @@ def _comparisons(main_dataset: str, mnist_dataset: str | None = None):
         "C1": ("Augmented teachers are more accurate than the plain teacher.", "Table 1",
                [(f"teacher {N[r]} − teacher none", "accuracy", diff({**t, "regime": r}, {**t, "regime": "none"}), +1, [])
                 for r in AUGMENTED]
-               + [(f"teacher {N[r]} − teacher flip+crop (the {MIXER_NAMES[r]} mixer's own part)", "accuracy",
+               + [(f"teacher {N[r]} − teacher flip+crop", "accuracy",
                    diff({**t, "regime": r}, {**t, "regime": "flipcrop"}), +1, [], SUPPLEMENTARY) for r in MIXERS]),
         "C2": ("LeNet students of augmented teachers are less accurate than the plain teacher's.", "§4.1, Table 1",
                [(f"LeNet ← {N[r]} − LeNet ← none", "accuracy",
@@ -323,7 +323,7 @@ def _comparisons(main_dataset: str, mnist_dataset: str | None = None):
                 for m in ("class_separability", "discrimination") for r in AUGMENTED]),
         "C7": ("The CutMix teacher's class-averaged predictions are further from the human labels than the plain "
                "teacher's (relative KL, Fig. 6).", "§5, Fig. 6",
-               [("teacher CutMix − none: class-averaged KL to CIFAR-10H", "class_kl_to_human",
+               [(f"teacher {N['cutmix']} − none: class-averaged KL to CIFAR-10H", "class_kl_to_human",
                  diff({**t, "regime": "cutmix"}, {**t, "regime": "none"}), +1, [])]),
         "C8": ("Augmented teachers' predictions are closer to the human soft labels (Table 1's KLD column).",
                "Table 1",
@@ -628,7 +628,54 @@ def load_predictions(store: RunStore, run_id_: str) -> dict:
     return run.read_predictions()
 
 
-__all__ += ["fmt_ci", "select", "distilled", "load_predictions"]
+def shown_seed(store: RunStore, by_key: dict, need: str = "test_embeddings") -> tuple:
+    """The seed a chapter's figures show, and its runs' predictions: of ``by_key`` (key -> rows of finished runs,
+    e.g. the teachers by regime) the smallest seed whose every key has predictions holding ``need`` (the
+    embeddings that a t-SNE needs; records keep them only where the exporter had them), else the seed with the
+    most such keys, else the smallest seed. Returns (seed or None, {key: predictions of that seed's run})."""
+    seeds = sorted({r["seed"] for rs in by_key.values() for r in rs})
+    preds: dict = {}
+
+    def of(key, seed):
+        if (key, seed) not in preds:
+            run = next((r for r in by_key[key] if r["seed"] == seed), None)
+            preds[key, seed] = load_predictions(store, run["id"]) if run else None
+        return preds[key, seed]
+
+    def having(seed):
+        return [k for k in by_key if of(k, seed) is not None and need in of(k, seed)]
+
+    if not seeds:
+        return None, {}
+    best = max(seeds, key=lambda s: (len(having(s)), -s))
+    full = [s for s in seeds if len(having(s)) == sum(1 for k in by_key if by_key[k])]
+    seed = full[0] if full else (best if having(best) else seeds[0])
+    return seed, {k: of(k, seed) for k in by_key if of(k, seed) is not None}
+
+
+def table1_runs(rows: list[dict], main: str) -> dict:
+    """The runs behind each cell of the paper's Table 1: ``{"teacher" | "lenet" | "alexnet": {regime: rows}}``
+    (ResNet-18 teachers on ``main``; their students on clean inputs at the paper's α)."""
+    out = {"teacher": {r: select(rows, kind="teacher", model="resnet18", dataset=main, regime=r) for r in REGIMES}}
+    for model in ("lenet", "alexnet"):
+        out[model] = {r: distilled(rows, model, r, main) for r in REGIMES}
+    return out
+
+
+def reference_runs(rows: list[dict], main: str) -> list[dict]:
+    """The no-teacher reference: per student model and student regime, the runs trained alone (α = 0) and those
+    distilled from the plain ResNet-18 teacher (the same cells as Table 1's 'none' row for clean inputs)."""
+    out = []
+    for model in ("lenet", "alexnet"):
+        for r in REGIMES:
+            alone = select(rows, kind="student", model=model, alpha=0.0, regime=r, dataset=main)
+            dist = distilled(rows, model, "none", main, regime=r)
+            if alone or dist:
+                out.append({"model": model, "regime": r, "alone": alone, "distilled": dist})
+    return out
+
+
+__all__ += ["fmt_ci", "select", "distilled", "load_predictions", "shown_seed", "table1_runs", "reference_runs"]
 
 
 def test_view(store: RunStore, spec: dict, need_images: bool = True) -> dict:

@@ -15,9 +15,13 @@
 # %% [markdown]
 # # Conclusion
 #
-# What the runs of both parts say about each claim of the paper, written from the data at build
-# time: the verdicts, which way the point estimates lean, which preconditions failed, and how many
-# seeds each undecided comparison would need.
+# What the runs of both parts show, written from the data at build time: per part, the teachers'
+# and the students' accuracies by teacher regime, how sure the claims are (the seeds behind each
+# and their intervals), and how many seeds would settle each open claim. A claim's headline verdict
+# needs every one of its comparisons on at least three seeds (see *Which of the paper's claims
+# hold?*); the words "harmless" and "lose" below appear only where every number they summarise
+# agrees with them (a student within one point of the plain teacher's student, or more than one
+# point below it).
 
 # %% tags=["parameters", "hide-input"]
 profile = "paper"  # Part I's profile
@@ -25,12 +29,16 @@ profile2 = "quick"  # Part II's profile
 runs = None
 
 # %% tags=["hide-input"]
+import math
+
 import pandas as pd
 from IPython.display import Markdown, display
+from myst_nb import glue
 
+from kdlib.findings import certainty_sentence, mixed_penalty, seeds_to_settle, student_sentences, teacher_sentence
 from kdlib.grid import load_grid, resolve_dataset
-from kdlib.report import DATASET_NAMES, PARTS
-from kdlib.results import claim_summary, claims, collect, preconditions, seeds_needed
+from kdlib.report import DATASET_NAMES, MODEL_NAMES, PARTS, REGIME_NAMES
+from kdlib.results import MIN_SEEDS, claim_summary, claims, collect, preconditions, seeds_needed
 from kdlib.runs import RunStore
 
 grid = load_grid()
@@ -45,58 +53,93 @@ for part, prof in (("I", profile), ("II", profile2)):
                    "pre": preconditions(rows, main, mnist), "seeds": sorted({r["seed"] for r in rows})}
 
 
+def ci(d):
+    if not d["n"]:
+        return "not measured"
+    if d["n"] < 2:
+        return f"{d['mean']:+.3f} (1 seed, no interval)"
+    return f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] over {d['n']} seeds"
 
 
 lines = []
 for part, P in parts.items():
     name = DATASET_NAMES.get(P["dataset"], P["dataset"])
-    n_seeds = len(P["seeds"])
-    lines.append(f"### {PARTS[part]} ({name}, profile `{P['profile']}`, {n_seeds} seed{'s' if n_seeds != 1 else ''})")
+    lines.append(f"### {PARTS[part]} ({name}, profile `{P['profile']}`, seeds {P['seeds'] or 'none yet'})")
+    if not P["rows"]:
+        lines += ["No run is finished.", ""]
+        continue
+    lines.append(teacher_sentence(P["rows"], P["dataset"]))
+    lines += student_sentences(P["rows"], P["dataset"])
+    pen = []
+    for model in ("lenet", "alexnet"):
+        for r, d in mixed_penalty(P["rows"], P["dataset"], model).items():
+            if d["n"]:
+                pen.append(f"{MODEL_NAMES[model]} ← {REGIME_NAMES[r]} {ci(d)}")
+    if pen:
+        lines.append("The mixed-sample teachers' students against the plain teacher's, paired by seed (mean "
+                     "[95% interval]): " + "; ".join(pen) + ".")
+    lines.append(certainty_sentence(P["summary"], MIN_SEEDS))
     failed_pre = [v["statement"] for v in P["pre"].values() if v["holds"] is False]
     if failed_pre:
         lines.append("Preconditions that fail here, so the claims resting on them get no verdict: "
                      + "; ".join(failed_pre) + ".")
-    for cid, s in P["summary"].items():
-        lean = (f"; the point estimates lean the paper's way in {s['agree']} of {s['measured']} comparisons"
-                if s["measured"] else "")
-        holm = "" if s["verdict_holm"] == s["verdict"] else f" ({s['verdict_holm']} after Holm's adjustment)"
-        lines.append(f"- **{cid}** ({s['source']}): {s['statement']} — **{s['verdict']}**{holm}{lean}.")
     lines.append("")
-display(Markdown("\n".join(lines)))
+text = "\n\n".join(lines)
+glue("conclusion_text", Markdown(text), display=False)
+display(Markdown(text))
 
 # %% [markdown]
-# ## What more seeds would settle
+# ## Claim by claim
 #
-# For every comparison measured on two seeds or more and still undecided: the number of seeds a
-# paired 95% interval would need to exclude zero if its mean and spread stayed as measured
-# (a rough guide; the spread of two or three seeds is itself uncertain).
+# The headline verdict of each claim in both parts (the Holm-adjusted verdict where every comparison
+# has three seeds or more; otherwise the seeds and the leaning of the point estimates), with the
+# seeds it rests on and the seeds that would settle it if the means and spreads stayed as measured
+# (a rough guide: the spread of two seeds is itself uncertain; "?" where a comparison has one seed,
+# "> 50" where an effect this small against its spread would never be decided).
+
+# %% tags=["hide-input"]
+def settle_text(x):
+    if x is None:
+        return "?"
+    if x is math.inf:
+        return "> 50"
+    return str(int(x))
+
+
+settle = {part: seeds_to_settle(P["results"], MIN_SEEDS) for part, P in parts.items()}
+both = []
+for cid in parts["I"]["summary"]:
+    row = {"claim": cid, "statement": parts["I"]["summary"][cid]["statement"]}
+    for part in ("I", "II"):
+        s = parts[part]["summary"].get(cid)
+        if s is None:
+            row.update({f"Part {part}": "-", f"Part {part} seeds": "-", f"Part {part}: seeds to settle": "-"})
+            continue
+        row[f"Part {part}"] = s["headline"]
+        row[f"Part {part} seeds"] = s["seeds"]
+        row[f"Part {part}: seeds to settle"] = (settle_text(settle[part][cid]) if cid in settle[part] else
+                                                 "settled" if s["measured"] and s["headline"] == s["verdict_holm"]
+                                                 else "-")
+    both.append(row)
+pd.DataFrame(both).style.hide(axis="index")
+
+# %% [markdown]
+# ## Every undecided comparison
+#
+# For every comparison measured on two seeds or more whose Holm-adjusted verdict is still
+# inconclusive: the seeds a paired 95% interval would need to exclude zero if its mean and spread
+# stayed as measured (never fewer than the three a headline verdict needs).
 
 # %% tags=["hide-input"]
 need = []
 for part, P in parts.items():
     for r in P["results"]:
-        if r["verdict"] == "inconclusive" and r["n"] >= 2:
+        if r.get("verdict_holm", r["verdict"]) == "inconclusive" and r["n"] >= 2 and not r.get("supplementary"):
             n = seeds_needed(r["per_seed"])
             need.append({"part": part, "claim": r["claim"], "comparison": r["comparison"], "seeds now": r["n"],
-                         "mean difference": f"{r['mean']:+.3f}", "seeds needed": n if n is not None else "-"})
+                         "mean difference": f"{r['mean']:+.3f}",
+                         "seeds needed": "-" if n is None else n if isinstance(n, str) else max(MIN_SEEDS, n)})
 if need:
     display(pd.DataFrame(need).style.hide(axis="index"))
 else:
     display(Markdown("No comparison is measured on two seeds or more and undecided."))
-
-# %% [markdown]
-# ## Where the parts agree
-#
-# A claim supported in both parts rests on two datasets and scales; one that holds only on the
-# laptop profile says little about CIFAR-10 until Part I has the seeds.
-
-# %% tags=["hide-input"]
-both = []
-for cid in parts["I"]["summary"]:
-    a, b = parts["I"]["summary"][cid], parts["II"]["summary"].get(cid)
-    if b is None:
-        continue
-    both.append({"claim": cid, "statement": a["statement"], "Part I": a["verdict"],
-                 "Part I leaning": f"{a['agree']} of {a['measured']}" if a["measured"] else "-",
-                 "Part II": b["verdict"], "Part II leaning": f"{b['agree']} of {b['measured']}" if b["measured"] else "-"})
-pd.DataFrame(both).style.hide(axis="index")

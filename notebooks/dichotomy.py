@@ -36,8 +36,10 @@ from sklearn.manifold import TSNE
 
 from kdlib.grid import load_grid, resolve_dataset
 from kdlib.metrics import mean_confusion, reliability_curve
+from kdlib.figures import matrix_figure
 from kdlib.report import REGIME_NAMES, part_header, regime_color
-from kdlib.results import REGIMES, align, collect, distilled, fmt_ci, load_predictions, paper_tables, select, test_view
+from kdlib.results import (REGIMES, align, collect, distilled, fmt_ci, load_predictions, paper_tables, select,
+                           shown_seed, test_view)
 from kdlib.runs import RunStore
 
 store = RunStore(runs, profile)
@@ -48,10 +50,11 @@ view = test_view(store, spec, need_images=False)
 classes = view["classes"]
 paper = paper_tables()
 teachers = {r: select(rows, kind="teacher", model="resnet18", dataset=main, regime=r) for r in REGIMES}
-seed0 = {r: next((t for t in ts if t["seed"] == min(x["seed"] for x in ts)), None) for r, ts in teachers.items()}
-preds = {r: load_predictions(store, t["id"]) for r, t in seed0.items() if t}
+# the figures show one seed: the first whose every teacher record keeps its embeddings (the t-SNE needs them)
+fig_seed, preds = shown_seed(store, teachers)
 display(Markdown(part_header(part, profile, rows, main)
-                 + " Figures use each teacher's first seed; tables use every seed."))
+                 + (f" Figures show seed {fig_seed} (the first seed whose teacher records keep embeddings for the "
+                    f"t-SNE); tables use every seed." if fig_seed is not None else "")))
 if not preds:
     display(Markdown(f"No teacher of profile `{profile}` is finished yet; the figures below are empty."))
 
@@ -98,14 +101,13 @@ if with_emb:
     spare[0].legend(*axes[0].get_legend_handles_labels(), fontsize=10, markerscale=2.5, loc="center",
                     title="class", title_fontsize=10)
     n_pts = int(np.isin(next(iter(with_emb.values()))["test_labels"][next(iter(with_emb.values()))["test_embedding_index"]], pick).sum())
-    fig.suptitle(f"t-SNE of the teachers' penultimate features: {n_pts} test images of four classes", fontsize=10)
+    fig.suptitle(f"t-SNE of the teachers' penultimate features (seed {fig_seed}): {n_pts} test images of four "
+                 f"classes", fontsize=10)
     fig.tight_layout()
     plt.show()
 else:
-    display(Markdown("**No embeddings in these runs.** The records of this profile keep test probabilities only "
-                     "(the embeddings stayed on the machine that trained them), so the t-SNE cannot be drawn here. "
-                     "Runs exported with `python -m kdlib export` keep the penultimate features of 100 test images "
-                     "per class; the next GPU run of the grid brings them."))
+    display(Markdown("**No embeddings in these runs.** No seed's teacher records keep their penultimate features "
+                     "(a profile may set `record_embeddings: false`), so the t-SNE cannot be drawn here."))
 
 # %% [markdown]
 # ## Class separability (Table 4)
@@ -117,8 +119,14 @@ def students(model, teacher_regime):
     return distilled(rows, model, teacher_regime, main)
 
 
+def n_seeds(*groups):
+    """The seeds behind a row: teacher, LeNet and AlexNet cells may rest on different numbers."""
+    return ", ".join(str(len({x["seed"] for x in g})) for g in groups)
+
+
 table4 = pd.DataFrame([{
     "teacher regime": REGIME_NAMES[r],
+    "seeds (teacher, LeNet, AlexNet)": n_seeds(teachers[r], students("lenet", r), students("alexnet", r)),
     "teacher": fmt_ci(x["class_separability"] for x in teachers[r]), "teacher (paper)": paper["table4"]["teacher"][r],
     "LeNet": fmt_ci(x["class_separability"] for x in students("lenet", r)), "LeNet (paper)": paper["table4"]["lenet"][r],
     "AlexNet": fmt_ci(x["class_separability"] for x in students("alexnet", r)),
@@ -151,11 +159,11 @@ def paper5(r, key):
 
 
 table5f = pd.DataFrame([{
-    "teacher regime": REGIME_NAMES[r], "cohesion": disc(r, "cohesion"), "(paper)": paper5(r, "cohesion"),
+    "teacher regime": REGIME_NAMES[r], "seeds": n_seeds(teachers[r]), "cohesion": disc(r, "cohesion"), "(paper)": paper5(r, "cohesion"),
     "adhesion": disc(r, "adhesion"), " (paper)": paper5(r, "adhesion"),
     "D": disc(r, "discrimination"), "  (paper)": paper5(r, "discrimination")} for r in REGIMES])
 table5l = pd.DataFrame([{
-    "teacher regime": REGIME_NAMES[r], "cohesion": fmt_ci(x["cohesion"] for x in logit_rows[r]),
+    "teacher regime": REGIME_NAMES[r], "seeds": n_seeds(teachers[r]), "cohesion": fmt_ci(x["cohesion"] for x in logit_rows[r]),
     "adhesion": fmt_ci(x["adhesion"] for x in logit_rows[r]),
     "D": fmt_ci(x["discrimination"] for x in logit_rows[r])} for r in REGIMES])
 display(Markdown(f"**Table 5a.** On the penultimate features (d = {', '.join(map(str, sorted(feature_dims))) or '?'}), "
@@ -181,7 +189,7 @@ if preds:
         ax.set_xlabel("confidence")
     axes[0].set_ylabel("accuracy in bin")
     axes[0].legend(fontsize=7, loc="upper left")
-    fig.suptitle("Reliability diagrams of the teachers (15 bins, first seed)", fontsize=10)
+    fig.suptitle(f"Reliability diagrams of the teachers (15 bins, seed {fig_seed})", fontsize=10)
     fig.tight_layout()
     plt.show()
 
@@ -210,25 +218,14 @@ plt.show()
 # masked so the off-diagonal structure, the "dark knowledge" a student can learn from, shows.
 
 # %% tags=["hide-input"]
-def matrix_panel(ax, m, title, cmap="viridis"):
-    im = ax.imshow(m, cmap=cmap)
-    ax.set_title(title, fontsize=9)
-    short = [c[:5] for c in classes]
-    ax.set_xticks(range(len(classes)), short, rotation=90, fontsize=6)
-    ax.set_yticks(range(len(classes)), short, fontsize=6)
-    plt.colorbar(im, ax=ax, fraction=0.046, pad=0.03).ax.tick_params(labelsize=6)
-
-
 if preds:
-    fig, axes, _ = panel_grid(len(preds), size=3.1)
-    for ax, (r, p) in zip(axes, preds.items()):
+    mats = {}
+    for r, p in preds.items():
         m = mean_confusion(p["test_probs"], p["test_labels"])
         np.fill_diagonal(m, np.nan)
-        matrix_panel(ax, m, f"teacher: {REGIME_NAMES[r]}")
-    axes[0].set_ylabel("true class", fontsize=8)
-    fig.supxlabel("mean predicted probability of class", fontsize=8)
-    fig.suptitle("Masked mean confusion of the teachers (each panel on its own colour scale)", fontsize=10)
-    fig.tight_layout()
+        mats[f"teacher: {REGIME_NAMES[r]}"] = m
+    matrix_figure(mats, classes, "viridis", "mean predicted probability of the column's class",
+                  f"Masked mean confusion of the teachers (seed {fig_seed}, one colour scale)")
     plt.show()
 
 # %% [markdown]
@@ -239,15 +236,14 @@ if view["human"] is not None and preds:
     from kdlib.metrics import class_kl_matrix
 
     human, labels = view["human"], view["labels"]
-    fig, axes, _ = panel_grid(1 + len(preds), size=3.1)
     hm = mean_confusion(human, labels)
     np.fill_diagonal(hm, np.nan)
-    matrix_panel(axes[0], hm, "CIFAR-10H humans, diagonal masked")
-    for ax, (r, p) in zip(axes[1:], preds.items()):
-        matrix_panel(ax, class_kl_matrix(align(p, view), human, labels), f"relative KL: {REGIME_NAMES[r]}", "magma")
-    axes[0].set_ylabel("true class", fontsize=8)
-    fig.suptitle("Human confusion (Fig. 3) and the teachers' relative KL to it (Fig. 6)", fontsize=10)
-    fig.tight_layout()
+    matrix_figure({"CIFAR-10H humans": hm}, classes, "viridis", "mean human probability of the column's class",
+                  "Human confusion on the CIFAR-10 test set (Fig. 3), diagonal masked")
+    plt.show()
+    matrix_figure({f"{REGIME_NAMES[r]}": class_kl_matrix(align(p, view), human, labels) for r, p in preds.items()},
+                  classes, "magma", "relative KL to the humans (nats)",
+                  f"The teachers' relative KL to the human labels (Fig. 6; seed {fig_seed}, one colour scale)")
     plt.show()
 elif not preds:
     display(Markdown("No teacher is finished here, so there is nothing to compare with the human labels."))

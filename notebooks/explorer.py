@@ -15,7 +15,7 @@
 # %% [markdown]
 # # Latent explorer
 #
-# The penultimate features of every teacher (first seed), projected to two dimensions by t-SNE.
+# The penultimate features of every teacher (one seed, named below), projected to two dimensions by t-SNE.
 # Choose a teacher in the menu; hover a point to see its image, its label and the model's most
 # probable classes (and the humans', on CIFAR-10 with CIFAR-10H). Below it, one tab per teacher
 # shows the test images on which that teacher and the humans disagree most.
@@ -34,7 +34,7 @@ from IPython.display import HTML, Markdown, display
 from kdlib.explorer import disagreement_tabs, explorer_points, live_explorer, project, static_explorer
 from kdlib.grid import load_grid, resolve_dataset
 from kdlib.report import REGIME_NAMES, part_header
-from kdlib.results import REGIMES, collect, load_predictions, select, test_view
+from kdlib.results import REGIMES, collect, select, shown_seed, test_view
 from kdlib.runs import RunStore
 
 store = RunStore(runs, profile)
@@ -45,11 +45,15 @@ classes = view["classes"]
 display(Markdown(part_header(part, profile, rows, spec["name"])))
 models, embeddings, missing = {}, {}, []
 pick = None
+teachers = {r: select(rows, kind="teacher", model="resnet18", dataset=spec["name"], regime=r) for r in REGIMES}
+shown, preds = shown_seed(store, teachers)  # the first seed whose every teacher record keeps its embeddings
+if shown is not None:
+    display(Markdown(f"Every teacher shown here is its **seed {shown}** run (the first seed whose records keep the "
+                     f"penultimate features of 100 test images per class)."))
 for r in REGIMES:
-    ts = sorted(select(rows, kind="teacher", model="resnet18", dataset=spec["name"], regime=r), key=lambda x: x["seed"])
-    if not ts:
+    if r not in preds:
         continue
-    p = load_predictions(store, ts[0]["id"])
+    p = preds[r]
     if "test_embeddings" not in p or view["images"] is None:
         missing.append(REGIME_NAMES[r])
         continue
@@ -62,8 +66,7 @@ for r in REGIMES:
 if missing:
     display(Markdown(f"Not shown: the teachers {', '.join(missing)}, whose runs here keep no embeddings"
                      + (" or whose test images are not here" if view["images"] is None else "")
-                     + ". Records exported by `python -m kdlib export` keep the penultimate features of 100 test "
-                       "images per class; the next GPU run of the grid brings them."))
+                     + f" (seed {shown})."))
 if models:
     display(HTML(static_explorer(models, images, labels, classes, human)))
 

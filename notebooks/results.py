@@ -40,8 +40,9 @@ from myst_nb import glue
 
 from kdlib.grid import load_grid, resolve_dataset
 from kdlib.report import DATASET_NAMES, MODEL_NAMES, REGIME_NAMES, linked, part_header, regime_color, report_links
-from kdlib.results import (METRIC_NAMES, REGIMES, TOLERANCE, claim_summary, claims, collect, fmt_ci, mean_ci, missing_runs,
-                           paper_tables, preconditions)
+from kdlib.results import (METRIC_NAMES, MIN_SEEDS, PARTIAL_SEED_POLICY, REGIMES, TOLERANCE, claim_summary, claims,
+                           collect, fill_commands, fill_plan, fmt_ci, mean_ci, missing_runs, paper_tables, preconditions,
+                           reference_runs, table1_runs)
 from kdlib.runs import RunStore
 
 store = RunStore(runs, profile)
@@ -62,13 +63,15 @@ if main != "cifar10":
 
 # %% tags=["hide-input"]
 gaps = missing_runs(store, grid, gpu=gpu_profile)
+plan_rows = fill_plan(store, grid)
 if gaps and strict:
     raise RuntimeError(f"{len(gaps)} tasks of profile {profile!r} have unfinished runs, e.g. {gaps[0]['task']}; "
                        f"fill them with: python -m kdlib grid --profile {profile}")
 if gaps:
-    display(Markdown(f"**{sum(g['missing runs'] for g in gaps)} runs of {len(gaps)} tasks are missing**; the "
-                     f"comparisons that need them read *not tested*. The last section lists them with the commands "
-                     f"that fill them."))
+    n_bad = sum(not r["fillable"] for r in plan_rows)
+    display(Markdown(f"**{len(plan_rows)} runs of {len(gaps)} tasks are missing** ({n_bad} of them can never be "
+                     f"made, see *Missing runs*); the comparisons that need them read *not tested* or rest on fewer "
+                     f"seeds. The last section lists them with the commands that fill them."))
 else:
     display(Markdown(f"Every run of the `{profile}` grid is here."))
 
@@ -119,36 +122,49 @@ display(pd.DataFrame([{"id": k, "precondition": v["statement"],
 # **inconclusive** when none is decisive; **precondition failed** when every comparison was
 # withheld; **not tested** when the runs are missing. The Holm column adjusts the comparisons of
 # each claim for multiplicity (Holm's step-down method at 5%).
+#
+# The **headline** (the first column, and the front page) is the Holm-adjusted verdict, and only
+# when every comparison of the claim rests on at least {glue:text}`min_seeds` seeds; with fewer it
+# never says *reproduced* or *contradicted*, only how many seeds there are and which way the point
+# estimates lean. With two seeds an interval is a t(1) interval: its half-width is 12.7 times half
+# the difference between the two seeds' values, so only an effect far larger than its seed-to-seed
+# spread excludes zero; one seed has no interval at all.
 
 # %% tags=["hide-input"]
 results = pd.DataFrame(claims(rows, main, mnist))
 summary = claim_summary(results.to_dict("records"))
+glue("min_seeds", str(MIN_SEEDS), display=False)
 for cid, s in summary.items():
-    glue(f"verdict_{cid}", s["verdict"], display=False)
+    glue(f"verdict_{cid}", s["headline"], display=False)
+    glue(f"raw_{cid}", s["verdict"], display=False)
     glue(f"holm_{cid}", s["verdict_holm"], display=False)
+    glue(f"seeds_{cid}", s["seeds"], display=False)
     glue(f"lean_{cid}", f"{s['agree']} of {s['measured']}" if s["measured"] else "-", display=False)
 glue("n_seeds", str(int(df.seed.nunique()) if len(df) else 0), display=False)
 glue("n_runs", str(len(df)), display=False)
-table = pd.DataFrame([{"claim": cid, "statement": s["statement"], "paper": s["source"], "verdict": s["verdict"],
-                       "Holm-adjusted": s["verdict_holm"],
-                       "comparisons": ", ".join(f"{n} {v}" for v, n in s["counts"].items()),
+table = pd.DataFrame([{"claim": cid, "statement": s["statement"], "paper": s["source"], "headline": s["headline"],
+                       "seeds": s["seeds"], "Holm-adjusted": s["verdict_holm"], "raw": s["verdict"],
+                       "comparisons (raw)": ", ".join(f"{n} {v}" for v, n in s["counts"].items()),
                        "point estimates in the paper's direction": (f"{s['agree']} of {s['measured']}"
                                                                       if s["measured"] else "-")}
                       for cid, s in summary.items()])
 table.style.hide(axis="index")
 
 # %% tags=["hide-input"]
-decisive = [c for c, s in summary.items() if s["verdict"] in ("reproduced", "contradicted", "mixed",
-                                                                 "partly reproduced", "partly contradicted")]
 n_seeds = int(df.seed.nunique()) if len(df) else 0
+tested = {c: s for c, s in summary.items() if s["measured"]}
+settled = {c: s for c, s in tested.items() if s["headline"] == s["verdict_holm"]}
 if not len(df):
     sentence = "No run of this profile is finished yet, so no claim is tested."
-elif n_seeds < 2:
-    sentence = (f"With {n_seeds} seed, no comparison can be decided (a single seed has no interval); the point "
-                f"estimates lean the paper's way in {sum(s['agree'] for s in summary.values())} of "
-                f"{sum(s['measured'] for s in summary.values())} measured comparisons.")
 else:
-    sentence = (f"Over {n_seeds} seeds: " + "; ".join(f"{c} {summary[c]['verdict']}" for c in summary) + ".")
+    lo, hi = min((s["seeds_min"] for s in tested.values()), default=0), max((s["seeds_max"] for s in tested.values()),
+                                                                             default=0)
+    sentence = (f"{len(tested)} of {len(summary)} claims are measured, on {lo}–{hi} seeds per comparison; "
+                + (f"{len(settled)} rest on {MIN_SEEDS} or more seeds everywhere ("
+                   + "; ".join(f"{c} {s['headline']}" for c, s in settled.items()) + ")" if settled else
+                   f"none rests on {MIN_SEEDS} seeds everywhere, so none is decided")
+                + (f"; not measured: {', '.join(c for c in summary if c not in tested)}." if len(tested) < len(summary)
+                   else "."))
 glue("summary_sentence", sentence, display=False)
 display(Markdown(sentence))
 
@@ -156,7 +172,10 @@ display(Markdown(sentence))
 # ### Every comparison
 #
 # The paired difference a − b over seeds (mean, 95% interval, the per-seed values), the two-sided
-# paired t-test's p-value and its Holm adjustment within the claim.
+# paired t-test's p-value and its Holm adjustment within the claim. Rows marked *suppl.* answer a
+# question the claim raises here and take no part in its verdict: the Cutout, Mixup and CutMix
+# teachers ran on top of flip+crop, so C1 also shows what each mixer adds to the flip+crop teacher
+# (a Holm family of their own).
 
 # %% tags=["hide-input"]
 def _num(x, fmt="{:+.3f}"):
@@ -164,7 +183,7 @@ def _num(x, fmt="{:+.3f}"):
 
 
 detail = pd.DataFrame([{
-    "claim": r["claim"], "comparison (a − b)": r["comparison"],
+    "claim": r["claim"] + (" (suppl.)" if r["supplementary"] else ""), "comparison (a − b)": r["comparison"],
     "difference [95% interval]": (f"{_num(r['mean'])} [{_num(r['low'])}, {_num(r['high'])}]" if r["n"] else "-"),
     "seeds": r["n"], "p (Holm)": f"{_num(r['p'], '{:.3f}')} ({_num(r['p_holm'], '{:.3f}')})",
     "verdict (Holm)": r["verdict"] + ("" if r["verdict_holm"] == r["verdict"] else f" ({r['verdict_holm']})"),
@@ -179,32 +198,44 @@ if len(shown):
               "precondition failed": "#bbbbbb"}
     metrics_shown = list(dict.fromkeys(shown.metric))
     sizes = [int((shown.metric == m).sum()) for m in metrics_shown]
-    fig, axes = plt.subplots(len(metrics_shown), 1, figsize=(8.2, 0.3 * sum(sizes) + 0.75 * len(sizes) + 0.6),
+    fig, axes = plt.subplots(len(metrics_shown), 1, figsize=(9.5, 0.3 * sum(sizes) + 0.75 * len(sizes) + 1.0),
                              gridspec_kw={"height_ratios": [n + 1.2 for n in sizes]}, squeeze=False)
+    clipped_any = False
     for ax, metric in zip(axes[:, 0], metrics_shown):
         part_ = shown[shown.metric == metric].reset_index(drop=True)
         y = np.arange(len(part_))[::-1]
-        for yi, r in zip(y, part_.itertuples()):
-            c = colors.get(r.verdict, "#6c757d")
-            if np.isfinite(r.low) and np.isfinite(r.high):
-                ax.plot([r.sign * r.low, r.sign * r.high], [yi, yi], color=c, lw=2)
-            ax.scatter([r.sign * v for v in r.per_seed], [yi] * len(r.per_seed), s=10, color="black", zorder=3)
-            ax.scatter([r.sign * r.mean], [yi], s=42, color=c, edgecolor="black", zorder=4)
-        ax.axvline(0, color="black", lw=0.8)
-        ax.set_yticks(y, [f"{r.claim}: {r.comparison}" for r in part_.itertuples()], fontsize=8)
+        # the axis spans the seeds' values and means; an interval that runs past it ends in an arrow, never silently
         vals = np.concatenate([np.abs(np.asarray(v, float)) for v in part_.per_seed] + [np.abs(part_["mean"].values)])
-        span = max(1e-4, float(np.nanmax(vals)))
-        ax.set_xlim(-1.25 * span, 1.25 * span)
+        span = 1.3 * max(1e-4, float(np.nanmax(vals)))
+        for yi, r in zip(y, part_.itertuples()):
+            c = colors.get(r.verdict_holm, "#6c757d")
+            if np.isfinite(r.low) and np.isfinite(r.high):
+                lo, hi = sorted((r.sign * r.low, r.sign * r.high))
+                ax.plot([max(lo, -span), min(hi, span)], [yi, yi], color=c, lw=2)
+                for end, edge, mark in ((lo, -span, "<"), (hi, span, ">")):
+                    if abs(end) > span and np.sign(end) == np.sign(edge):
+                        ax.plot([edge], [yi], marker=mark, color=c, markersize=7, clip_on=False)
+                        clipped_any = True
+            ax.scatter([r.sign * v for v in r.per_seed], [yi] * len(r.per_seed), s=12, color="black", zorder=5,
+                       marker="|" if len(r.per_seed) > 1 else "o")
+            ax.scatter([r.sign * r.mean], [yi], s=42, color=c, edgecolor="black", zorder=4,
+                       alpha=0.85 if r.n > 1 else 0.4)
+        ax.axvline(0, color="black", lw=0.8)
+        # one seed has no interval at all: the row says so (a bare dot would look tight)
+        ax.set_yticks(y, [f"{r.claim}{' suppl.' if r.supplementary else ''}: {r.comparison} "
+                          f"({'1 seed, no interval' if r.n == 1 else f'{r.n} seeds'})" for r in part_.itertuples()],
+                      fontsize=8)
+        ax.set_xlim(-span, span)
         ax.set_ylim(-0.7, len(part_) - 0.3)
-        ax.set_xlabel(f"Δ {METRIC_NAMES.get(metric, metric)}, signed: > 0 is the paper's direction", fontsize=8)
+        ax.set_xlabel(f"Δ {METRIC_NAMES.get(metric, metric)}, signed: > 0 is the paper's direction →", fontsize=8)
         ax.tick_params(axis="x", labelsize=8)
-    axes[0, 0].text(1.0, 1.02, "paper's direction →", transform=axes[0, 0].transAxes, ha="right", va="bottom",
-                    fontsize=8)
-    handles = [plt.Line2D([], [], marker="o", ls="", color=c, markeredgecolor="black", label=v)
-               for v, c in colors.items() if v in set(shown.verdict)]
-    handles.append(plt.Line2D([], [], marker="o", ls="", color="black", markersize=3, label="one seed"))
-    axes[0, 0].legend(handles=handles, fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=4, frameon=False)
-    fig.tight_layout()
+    handles = [plt.Line2D([], [], marker="o", ls="", color=c, markeredgecolor="black", label=f"{v} (Holm)")
+               for v, c in colors.items() if v in set(shown.verdict_holm)]
+    handles.append(plt.Line2D([], [], marker="|", ls="", color="black", markersize=8, label="one seed's value"))
+    if clipped_any:
+        handles.append(plt.Line2D([], [], marker=">", ls="", color="#6c757d", label="interval runs past the axis"))
+    fig.legend(handles=handles, fontsize=8, loc="upper center", ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))
     glue("fig_comparisons", fig, display=False)
     plt.show()
 else:  # the front page shows this figure: it always exists
@@ -222,15 +253,13 @@ else:  # the front page shows this figure: it always exists
 # images of KL(human ‖ model) against CIFAR-10H; "-" where the dataset has no human labels.
 
 # %% tags=["hide-input"]
-teachers = df[(df.kind == "teacher") & (df.model == "resnet18") & (df.dataset == main)] if len(df) else df
-students = (df[(df.kind == "student") & (df.regime == "none") & (df.alpha == 0.5) & (df.teacher_model == "resnet18")]
-            if len(df) else df)
+cells = table1_runs(rows, main)
 
 
-def table1(who, sel_fn):
+def table1(who):
     lines = []
     for r in REGIMES:
-        sel = sel_fn(r)
+        sel = pd.DataFrame(cells[who][r])
         p = paper["table1"][who][r]
         lines.append({"teacher regime": REGIME_NAMES[r], "seeds": len(sel),
                       "accuracy": linked(fmt_ci(sel.accuracy), sel, links) if len(sel) else "-",
@@ -240,16 +269,10 @@ def table1(who, sel_fn):
     return pd.DataFrame(lines)
 
 
-t1 = {}
-for who, fn in (("teacher", lambda r: teachers[teachers.regime == r] if len(teachers) else teachers),
-                ("lenet", lambda r: students[(students.model == "lenet") & (students.teacher_regime == r)]
-                 if len(students) else students),
-                ("alexnet", lambda r: students[(students.model == "alexnet") & (students.teacher_regime == r)]
-                 if len(students) else students)):
-    t1[who] = table1(who, fn)
+t1 = {who: table1(who) for who in ("teacher", "lenet", "alexnet")}
 for r in REGIMES:
-    sel = teachers[teachers.regime == r] if len(teachers) else teachers
-    glue(f"teacher_acc_{r}", fmt_ci(sel.accuracy) if len(sel) else "-", display=False)
+    glue(f"teacher_acc_{r}", fmt_ci(x["accuracy"] for x in cells["teacher"][r]) if cells["teacher"][r] else "-",
+         display=False)
 display(Markdown("**Table 1a.** ResNet-18 teachers"))
 display(t1["teacher"].style.hide(axis="index"))
 display(Markdown("**Table 1b.** LeNet students, by teacher regime"))
@@ -268,33 +291,24 @@ display(t1["alexnet"].style.hide(axis="index"))
 
 # %% tags=["hide-input"]
 ref = []
-if len(df):
-    alone = df[(df.kind == "student") & (df.alpha == 0.0) & (df.dataset == main)]
-    for model in ("lenet", "alexnet"):
-        for r in REGIMES:
-            sel = alone[(alone.model == model) & (alone.regime == r)]
-            dist = df[(df.kind == "student") & (df.model == model) & (df.regime == r) & (df.alpha == 0.5)
-                      & (df.teacher_regime == "none") & (df.dataset == main)]
-            if len(sel) or len(dist):
-                ref.append({"student": MODEL_NAMES[model], "student regime": REGIME_NAMES[r], "seeds": len(sel),
-                            "alone (α = 0)": linked(fmt_ci(sel.accuracy), sel, links) if len(sel) else "-",
-                            "distilled from the plain teacher": (linked(fmt_ci(dist.accuracy), dist, links)
-                                                                 if len(dist) else "-")})
+for cell in reference_runs(rows, main):
+    sel, dist = pd.DataFrame(cell["alone"]), pd.DataFrame(cell["distilled"])
+    ref.append({"student": MODEL_NAMES[cell["model"]], "student regime": REGIME_NAMES[cell["regime"]],
+                "seeds (alone, distilled)": f"{len(sel)}, {len(dist)}",
+                "alone (α = 0)": linked(fmt_ci(sel.accuracy), sel, links) if len(sel) else "-",
+                "distilled from the plain ResNet-18 teacher": (linked(fmt_ci(dist.accuracy), dist, links)
+                                                               if len(dist) else "-")})
 if ref:
-    display(pd.DataFrame(ref).style.hide(axis="index"))
+    reference = pd.DataFrame(ref)
+    glue("reference_table", reference, display=False)
+    display(reference.style.hide(axis="index"))
 else:
     display(Markdown("No α = 0 student is finished yet: distillation cannot be judged against training alone."))
 
 # %% tags=["hide-input"]
-def accuracy_by_regime(fn):
-    return {r: list(fn(r).accuracy) if len(df) else [] for r in REGIMES}
-
-
-groups = {"ResNet-18 teacher": accuracy_by_regime(lambda r: teachers[teachers.regime == r]),
-          "LeNet student": accuracy_by_regime(lambda r: students[(students.model == "lenet")
-                                                                 & (students.teacher_regime == r)]),
-          "AlexNet student": accuracy_by_regime(lambda r: students[(students.model == "alexnet")
-                                                                   & (students.teacher_regime == r)])}
+groups = {"ResNet-18 teacher": {r: [x["accuracy"] for x in cells["teacher"][r]] for r in REGIMES},
+          "LeNet student": {r: [x["accuracy"] for x in cells["lenet"][r]] for r in REGIMES},
+          "AlexNet student": {r: [x["accuracy"] for x in cells["alexnet"][r]] for r in REGIMES}}
 
 
 def trend(values):
@@ -314,37 +328,44 @@ display(Markdown(f"**{title}**"))
 
 # %% tags=["hide-input"]
 if len(df):
-    import seaborn as sns
-
-    long = pd.DataFrame([{"who": who, "regime": REGIME_NAMES[r], "accuracy": v, "key": r}
-                         for who, values in groups.items() for r in REGIMES for v in values[r]])
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
     order = [REGIME_NAMES[r] for r in REGIMES]
-    palette = {REGIME_NAMES[r]: regime_color(r) for r in REGIMES}
+    clipped_any = False
     for ax, who in zip(axes, groups):
-        sub = long[long.who == who]
-        if len(sub):
-            # means as large markers (not bars: the axis does not start at zero), seeds as dots
-            sns.pointplot(data=sub, x="regime", y="accuracy", hue="regime", order=order, palette=palette,
-                          errorbar=None, ax=ax, markers="D", markersize=9, linestyle="none", legend=False)
-            sns.stripplot(data=sub, x="regime", y="accuracy", order=order, color="black", size=3.5, jitter=0.12,
-                          ax=ax, zorder=4)
-            for k, r in enumerate(REGIMES):  # Student-t 95% intervals, as in every table (not bootstrap)
-                m, h, n = mean_ci(groups[who][r])
-                if n >= 2 and np.isfinite(h):
-                    ax.errorbar(k, m, yerr=h, color="black", capsize=3, lw=1)
-            lo, hi = sub.accuracy.min(), sub.accuracy.max()
+        values = [v for r in REGIMES for v in groups[who][r]]
+        if values:
+            # the axis spans the seeds' values; a Student-t whisker that runs past it (two seeds: 12.7 x half their
+            # difference) ends in an arrow at the edge instead of leaving the figure
+            lo, hi = min(values), max(values)
             pad = max(0.02, (hi - lo) * 0.6)
-            ax.set_ylim(max(0, lo - pad), min(1, hi + pad))
+            y0, y1 = max(0, lo - pad), min(1, hi + pad)
+            ax.set_ylim(y0, y1)
             for k, r in enumerate(REGIMES):
-                if not groups[who][r]:
-                    ax.text(k, max(0, lo - pad) + 0.1 * pad, "not run\nyet", ha="center", fontsize=7, color="#666")
-        ax.set_xticks(range(len(order)), order, rotation=30, fontsize=9)
+                v = groups[who][r]
+                if not v:
+                    ax.text(k, y0 + 0.1 * pad, "not run\nyet", ha="center", fontsize=7, color="#666")
+                    continue
+                m, h, n = mean_ci(v)
+                # seeds left of the mean, so that no dot hides under its diamond
+                ax.scatter(k - 0.16 + 0.06 * (np.arange(n) - (n - 1) / 2), v, s=14, color="black", zorder=4)
+                ax.scatter([k + 0.1], [m], marker="D", s=55, color=regime_color(r), edgecolor="black", zorder=3)
+                if n >= 2 and np.isfinite(h):
+                    a, b = max(m - h, y0), min(m + h, y1)
+                    ax.plot([k + 0.1, k + 0.1], [a, b], color="black", lw=1, zorder=2)
+                    for end, edge, mark in ((m - h, y0, "v"), (m + h, y1, "^")):
+                        if (end < y0 and edge == y0) or (end > y1 and edge == y1):
+                            ax.plot([k + 0.1], [edge], marker=mark, color="black", markersize=5, clip_on=False)
+                            clipped_any = True
+                        else:
+                            ax.plot([k + 0.05, k + 0.15], [end, end], color="black", lw=1)
+                ax.text(k, y0, f"{n} seed{'s' if n != 1 else ''}", ha="center", va="bottom", fontsize=7,
+                        color="#444")
+        ax.set_xticks(range(len(order)), order, rotation=30, ha="right", fontsize=8)
         ax.set_xlabel("teacher regime" if who != "ResNet-18 teacher" else "regime", fontsize=9)
         ax.set_title(who, fontsize=10)
         ax.set_ylabel(f"test accuracy ({DATASET_NAMES.get(main, main)})" if ax is axes[0] else "")
-    fig.suptitle("Diamonds: mean over seeds; dots: seeds; whiskers: 95% Student-t interval (two seeds or more)",
-                 fontsize=9)
+    fig.suptitle("Diamonds: mean over seeds; dots: seeds; whiskers: 95% Student-t interval (two seeds or more)"
+                 + ("; arrows: the interval runs past the axis" if clipped_any else ""), fontsize=9)
     fig.tight_layout()
     plt.show()
 
@@ -353,11 +374,27 @@ if len(df):
 
 # %% tags=["hide-input"]
 if gaps:
-    how = ("These runs are made on a GPU (the commands below; `scripts/device_check.sh` runs whole seeds), then "
-           "brought back with `python -m kdlib import OUT/records.tar.gz`; nothing of this profile is trained by "
-           "`make book` unless `TRAIN=1`." if gpu_profile else
-           f"`python -m kdlib grid --profile {profile}` fills them all; each line below fills one task.")
-    display(Markdown(f"**{sum(g['missing runs'] for g in gaps)} runs of {len(gaps)} tasks are missing.** {how}"))
-    display(pd.DataFrame(gaps).style.hide(axis="index"))
+    done_seeds = sorted({r["seed"] for r in rows})
+    bad = [r for r in plan_rows if not r["fillable"]]
+    commands = fill_commands(plan_rows, profile, gpu_profile)
+    how = ("These runs are made on a GPU (`scripts/device_check.sh` runs the commands below in slices of at most "
+           "ten minutes: each slice packs whole seeds of E1 + E2 first, then E4, E5 and E3), then brought back "
+           "with `python -m kdlib import OUT/records.tar.gz`; nothing of this profile is trained by `make book` "
+           "unless `TRAIN=1`." if gpu_profile else
+           f"`make book` trains them on this machine; the commands below train them without the book.")
+    display(Markdown(f"**{len(plan_rows)} runs of {len(gaps)} tasks are missing.** {how}"))
+    display(pd.DataFrame([{"seeds": ", ".join(map(str, c["seeds"])), "runs it makes": len(c["ids"]),
+                           "command": f"`{c['command']}`"} for c in commands]).style.hide(axis="index"))
+    if bad:
+        seeds_bad = sorted({r["seed"] for r in bad})
+        new_seeds = [x for x in grid["profiles"][profile]["seeds"] if x not in done_seeds]
+        display(Markdown(
+            f"**{len(bad)} runs can never be made** (seed{'s' if len(seeds_bad) > 1 else ''} "
+            f"{', '.join(map(str, seeds_bad))}): {bad[0]['why']}. {PARTIAL_SEED_POLICY}"
+            + (f" The new seeds {', '.join(map(str, new_seeds))} in the commands above complete these cells."
+               if new_seeds else "")))
+    detail = pd.DataFrame(gaps).drop(columns=["command"])
+    display(Markdown("Per task:"))
+    display(detail.style.hide(axis="index"))
 else:
     display(Markdown("None."))
