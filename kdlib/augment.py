@@ -104,6 +104,9 @@ class _Regime:
     def validate(self):  # pragma: no cover - overridden where there is something to check
         pass
 
+    def check_image(self, height: int, width: int):
+        """Bounds that depend on the image size (none for most regimes)."""
+
     def spec(self) -> str:
         args = ",".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self))
         return f"{self.name}({args})" if args else self.name
@@ -152,6 +155,13 @@ class FlipCrop(_Regime):
             raise ValueError(f"flipcrop: fill must be one of {list(FILLS)} (black: torchvision's padding; mean: "
                              f"the dataset mean), got {self.fill!r}")
 
+    def check_image(self, height: int, width: int):
+        side = min(height, width)
+        if self.padding >= side:
+            raise ValueError(f"flipcrop: padding {self.padding} is not less than the {side}-px side of the images: "
+                             f"a crop could then hold no pixel of the image, only border. Use a padding below {side} "
+                             f"(the paper pads 4 px on 32-px images)")
+
     def _pad(self, x):
         p = self.padding
         if not p:
@@ -192,6 +202,13 @@ class Cutout(_Regime):
         _check_int("cutout", "length", self.length, minimum=0, maximum=MAX_SIDE)
         _check_int("cutout", "n_holes", self.n_holes, minimum=0, maximum=MAX_HOLES)
 
+    def check_image(self, height: int, width: int):
+        side = min(height, width)
+        if self.length > side:
+            raise ValueError(f"cutout: length {self.length} is more than the {side}-px side of the images: a hole "
+                             f"that size blanks most images whole. Use a length of at most {side} (DeVries & Taylor "
+                             f"cut 16 px of 32-px CIFAR images)")
+
     def __call__(self, x, y, generator=None):
         n, _, h, w = x.shape
         keep = torch.ones(n, 1, h, w, dtype=torch.bool, device=x.device)
@@ -227,8 +244,8 @@ class CutMix(_Regime):
 
     def validate(self):
         _check_positive("cutmix", "beta", self.beta)
-        if not (0.0 <= float(self.prob) <= 1.0):
-            raise ValueError(f"cutmix: prob must be in [0, 1], got {self.prob!r}")
+        if isinstance(self.prob, bool) or not isinstance(self.prob, (int, float)) or not 0.0 <= self.prob <= 1.0:
+            raise ValueError(f"cutmix: prob must be in [0, 1] (a number: the chance a batch is mixed), got {self.prob!r}")
 
     def __call__(self, x, y, generator=None):
         n, _, h, w = x.shape
@@ -365,6 +382,14 @@ class Augmentation:
         for r in self.regimes:
             if isinstance(r, FlipCrop):
                 r.black = tuple(-m / s for m, s in zip(mean, std))
+        return self
+
+    def check_image_size(self, height: int, width: int) -> "Augmentation":
+        """Refuse parameters out of bounds for images of ``height`` x ``width`` (flip+crop's padding below the
+        side, Cutout's hole at most the side): the one place of these bounds, used by the grid's check at
+        plan time and by the loader."""
+        for r in self.regimes:
+            r.check_image(int(height), int(width))
         return self
 
     @property

@@ -535,6 +535,16 @@ def _atomic_savez(path: Path, **arrays):
 
 # image shape (H, W, C) of every dataset: a cache or a copy of another size is not that dataset
 IMAGE_SHAPES = {"cifar10": (32, 32, 3), "cinic10": (32, 32, 3), "mnist": (28, 28, 1), "fashion-mnist": (28, 28, 1)}
+# images of every official split, and of its smallest class (MNIST's classes differ in size; test-imagenet
+# is CINIC-10's 7,000 ImageNet images per class before exact duplicates are dropped): the bounds on subsets
+# and batch sizes that kdlib.gridcheck derives from the data
+SPLIT_SIZES = {
+    "cifar10": {"train": (50_000, 5_000), "test": (10_000, 1_000)},
+    "cinic10": {"train": (90_000, 9_000), "valid": (90_000, 9_000), "test": (90_000, 9_000),
+                "test-imagenet": (70_000, 7_000)},
+    "mnist": {"train": (60_000, 5_421), "test": (10_000, 892)},
+    "fashion-mnist": {"train": (60_000, 6_000), "test": (10_000, 1_000)},
+}
 
 
 def _cache_problem(out: dict, name: str) -> str | None:

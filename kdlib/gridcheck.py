@@ -3,6 +3,15 @@ folder is created: every key known, every value of the right type and within bou
 a run within memory, every ``from:`` resolved. Each error names the place in the grid, the value
 and what is accepted.
 
+Where the data sets a bound, it is derived from the data (:data:`kdlib.data.IMAGE_SHAPES` and
+:data:`kdlib.data.SPLIT_SIZES`) for every profile that runs the value: flip+crop's padding and
+Cutout's hole against the image side (the bounds themselves are the regimes', in
+:mod:`kdlib.augment`), a subset against the smallest class of its split, a batch size against the
+training images of every dataset of the profile. Elsewhere a stated bound: the recipe's learning
+rate, momentum and weight decay here, its epochs, batch size, warm-up and label smoothing in
+:class:`kdlib.train.Recipe`, the regimes' own in :mod:`kdlib.augment`, T and alpha in
+:func:`kdlib.distill.check_kd_params` with T's range here.
+
 :func:`check_grid` is what :func:`kdlib.grid.load_grid` calls; :func:`check_seeds` checks the
 seeds of ``--seeds`` and of a notebook's parameters.
 """
@@ -12,17 +21,23 @@ import difflib
 import math
 
 from .augment import FILLS, build_augmentation
-from .data import DATASETS, _ALIASES
+from .data import CLASSES, DATASETS, IMAGE_SHAPES, SPLIT_SIZES, _ALIASES
 from .distill import check_kd_params
 from .models import MODELS
 from .train import Recipe
 
-__all__ = ["check_grid", "check_seeds", "check_threads", "MAX_SEED", "MAX_SUBSET", "MAX_WIDTH", "MAX_THREADS"]
+__all__ = ["check_grid", "check_seeds", "check_threads", "MAX_SEED", "MAX_WIDTH", "MAX_THREADS", "MAX_LR",
+           "MAX_WEIGHT_DECAY", "TEMPERATURE_RANGE"]
 
 MAX_SEED = 2**31 - 1  # seeds are scaled (1000 * seed + 2, seed * 7919 + ...) and must stay within int64
-MAX_SUBSET = 100_000  # images per class: beyond any dataset of the paper
 MAX_WIDTH = 1024  # a ResNet-18 of width 1024 already has ~2.8e9 parameters
 MAX_THREADS = 1024
+# Stated bounds of the recipe and of distillation that Recipe and check_kd_params leave open above. Past them
+# a run fails late (a NaN loss in the first epochs) or learns nothing (the weights decayed to zero).
+MAX_LR = 10.0  # 50x the paper's 0.2; plain SGD on these models diverges far below it
+MAX_WEIGHT_DECAY = 0.1  # 200x the paper's 5e-4; and lr * weight_decay < 1, see _check_recipe
+TEMPERATURE_RANGE = (0.01, 1000.0)  # the paper's T is 20 (E7 sweeps 1-20); beyond 1000 the soft targets are flat,
+# below 0.01 one-hot, and logits / T overflow float16 autocast (65504) from logits of a few hundred
 
 TOP = {"defaults", "experiments", "profiles"}
 DEFAULTS = {"temperature", "alpha"}
@@ -95,6 +110,20 @@ def _regime(where: str, spec):
         raise ValueError(f"{where}: {err}") from None
 
 
+def _kd(where: str, temperature, alpha):
+    """check_kd_params (T > 0, alpha in [0, 1]) and T within TEMPERATURE_RANGE."""
+    try:
+        check_kd_params(temperature, alpha)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+    low, high = TEMPERATURE_RANGE
+    if not low <= temperature <= high:
+        raise ValueError(f"{where}: temperature {temperature!r} is outside [{low:g}, {high:g}] (the paper's T is 20; "
+                         f"above {high:g} the teacher's soft targets are flat and T^2 scales the loss past 1e6, below "
+                         f"{low:g} they are one-hot and logits / T overflow half precision). Use a temperature in that "
+                         f"range")
+
+
 def check_seeds(where: str, seeds) -> list:
     """Seeds are a non-empty list of distinct integers in [0, MAX_SEED] (not 0.7, not "12", not true)."""
     _list(where, seeds)
@@ -164,18 +193,82 @@ def _check_experiments(path, experiments: dict, roles: set):
             if "temperature" in exp:
                 raise ValueError(f"{where} has both 'temperature' and 'temperatures'; keep one")
             for t in _list(f"{where}.temperatures", exp["temperatures"]):
-                try:
-                    check_kd_params(t, exp.get("alpha", 0.5))
-                except ValueError as err:
-                    raise ValueError(f"{where}.temperatures: {err}") from None
+                _kd(f"{where}.temperatures", t, exp.get("alpha", 0.5))
         if exp.get("teacher_calibration", "none") not in CALIBRATIONS:
             raise ValueError(f"{where}.teacher_calibration must be one of {list(CALIBRATIONS)} (temperature: distil "
                              f"from the teacher after post-hoc temperature scaling), got {exp['teacher_calibration']!r}")
         if "temperature" in exp or "alpha" in exp:
-            try:
-                check_kd_params(exp.get("temperature", 20.0), exp.get("alpha", 0.5))
-            except ValueError as err:
-                raise ValueError(f"{where}: {err}") from None
+            _kd(where, exp.get("temperature", 20.0), exp.get("alpha", 0.5))
+
+
+def _canonical(name: str) -> str:
+    return _ALIASES.get(name.lower(), name.lower())
+
+
+def _names(ds: dict) -> list:
+    return [_canonical(n) for n in (ds["name"] if isinstance(ds["name"], list) else [ds["name"]])]
+
+
+def _train_images(ds: dict) -> tuple[int, str]:
+    """The fewest training images the dataset spec can give (over the names it may resolve to), and how."""
+    counts = []
+    for n in _names(ds):
+        if ds.get("subset") is not None:
+            counts.append((ds["subset"] * len(CLASSES[n]), f"{n}: subset {ds['subset']} per class x "
+                                                           f"{len(CLASSES[n])} classes"))
+        else:
+            counts.append((SPLIT_SIZES[n]["train"][0], f"{n}'s whole training split"))
+    return min(counts)
+
+
+def _check_recipe(where: str, rec: dict, datasets: dict):
+    """What Recipe leaves open: lr, momentum and weight decay above, and the batch size against the data."""
+    r = Recipe(**rec)  # types and Recipe's own bounds first (epochs, batch size, warm-up, label smoothing)
+    if r.lr > MAX_LR:
+        raise ValueError(f"{where}.lr: {r.lr!r} is more than {MAX_LR:g} (the paper's is 0.1-0.2; SGD diverges to a "
+                         f"NaN loss long before). Use an lr in (0, {MAX_LR:g}]")
+    if not r.momentum < 1:
+        raise ValueError(f"{where}.momentum: {r.momentum!r} must be below 1 (the paper's is 0.9): at 1 or more the "
+                         f"velocity never decays and SGD diverges. Use a momentum in [0, 1)")
+    if r.weight_decay > MAX_WEIGHT_DECAY:
+        raise ValueError(f"{where}.weight_decay: {r.weight_decay!r} is more than {MAX_WEIGHT_DECAY:g} (the paper's "
+                         f"is 5e-4; the weights decay to zero). Use a weight_decay in [0, {MAX_WEIGHT_DECAY:g}]")
+    if r.lr * r.weight_decay >= 1:
+        raise ValueError(f"{where}: lr {r.lr!r} x weight_decay {r.weight_decay!r} = {r.lr * r.weight_decay:g} must be "
+                         f"below 1: each step multiplies the weights by 1 - lr x weight_decay, so they are zeroed or "
+                         f"flip sign every step. Lower one of them")
+    for role, ds in datasets.items():
+        n, how = _train_images(ds)
+        if r.batch_size > n:
+            raise ValueError(f"{where}.batch_size: {r.batch_size} is more than the {n:,} training images of dataset "
+                             f"role {role!r} ({how}): every epoch would be one short batch. Use a batch_size of at "
+                             f"most {n:,}, or a larger subset")
+
+
+def _check_regimes_on_images(path, grid: dict):
+    """Every regime a profile runs, against the image size of the dataset it runs on (flip+crop's padding below
+    the side, Cutout's hole at most the side: kdlib.augment's bounds), naming experiment, profile and dataset."""
+    experiments = grid.get("experiments") or {}
+    for pname, prof in (grid.get("profiles") or {}).items():
+        for ename in prof.get("experiments") or list(experiments):
+            exp = experiments[ename]
+            source = experiments[exp["from"]] if "from" in exp else exp
+            role = source.get("dataset", "main")
+            places = []
+            if "teachers" in exp:
+                places += [("teachers.regimes", r) for r in exp["teachers"]["regimes"]]
+                if "match_accuracy_of" in exp["teachers"]:
+                    places.append(("teachers.match_accuracy_of", exp["teachers"]["match_accuracy_of"]))
+            for key in ("teacher_regimes", "student_regimes"):
+                places += [(key, r) for r in exp.get(key, [])]
+            for name in _names(prof["datasets"][role]):
+                h, w, _ = IMAGE_SHAPES[name]
+                for key, spec in places:
+                    try:
+                        build_augmentation(spec).check_image_size(h, w)
+                    except ValueError as err:
+                        raise ValueError(f"{path}: experiments.{ename}.{key}: {spec!r} on the {h}x{w} images of {name} "
+                                         f"(profiles.{pname}.datasets.{role}): {err}") from None
 
 
 def _check_dataset(where: str, ds):
@@ -187,9 +280,15 @@ def _check_dataset(where: str, ds):
     for n in names:
         if not isinstance(n, str) or _ALIASES.get(n.lower(), n.lower()) not in DATASETS:
             raise ValueError(f"{where}.name: unknown dataset {n!r}; choose from {sorted(DATASETS)}")
-    for key in ("subset", "test_subset"):
+    for key, split in (("subset", "train"), ("test_subset", "test")):
         if ds.get(key) is not None:
-            _int(f"{where}.{key}", ds[key], 1, MAX_SUBSET, "a number of images per class")
+            # the smallest class of the split, over every dataset the role may resolve to (the first one found)
+            fewest, name = min((SPLIT_SIZES[_canonical(n)][split][1], _canonical(n)) for n in names)
+            value = ds[key]
+            if not _is_int(value) or not 1 <= value <= fewest:
+                raise ValueError(f"{where}.{key} must be a number of images per class, an integer in [1, {fewest:,}] "
+                                 f"(the smallest class of {name}'s {split} split has {fewest:,}), got "
+                                 f"{type(value).__name__} {value!r}. Lower it, or leave {key} out for the whole split")
     if ds.get("subset_seed") is not None:
         _int(f"{where}.subset_seed", ds["subset_seed"], 0, MAX_SEED)
 
@@ -213,9 +312,10 @@ def _check_profile(where: str, prof):
         rec = prof["recipes"][kind]
         check_keys(f"{where}.recipes.{kind}", rec, RECIPE)
         try:
-            Recipe(**rec)
+            _check_recipe(f"{where}.recipes.{kind}", rec, prof["datasets"])
         except (TypeError, ValueError) as err:
-            raise ValueError(f"{where}.recipes.{kind}: {err}") from None
+            msg = str(err)
+            raise ValueError(msg if msg.startswith(where) else f"{where}.recipes.{kind}: {msg}") from None
     models = prof.get("models") or {}
     check_keys(f"{where}.models", models, set(MODELS))
     for model, args in models.items():
@@ -249,10 +349,7 @@ def check_grid(grid, path) -> dict:
     check_keys(str(path), grid, TOP)
     defaults = grid.get("defaults") or {}
     check_keys(f"{path}: defaults", defaults, DEFAULTS)
-    try:
-        check_kd_params(defaults.get("temperature", 20.0), defaults.get("alpha", 0.5))
-    except ValueError as err:
-        raise ValueError(f"{path}: defaults: {err}") from None
+    _kd(f"{path}: defaults", defaults.get("temperature", 20.0), defaults.get("alpha", 0.5))
     profiles = grid.get("profiles") or {}
     check_keys(f"{path}: profiles", profiles, set(profiles))
     for pname, prof in profiles.items():
@@ -270,4 +367,5 @@ def check_grid(grid, path) -> dict:
         if "reuse" in prof and (prof["reuse"] not in profiles or prof["reuse"] == pname):
             raise ValueError(f"{where}.reuse: {prof['reuse']!r} must name another profile of the grid (whose finished "
                              f"runs this one reads when their configs match); known: {sorted(set(profiles) - {pname})}")
+    _check_regimes_on_images(path, grid)
     return grid

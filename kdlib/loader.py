@@ -64,6 +64,7 @@ class DeviceLoader:
         self.labels = labels.to(self.device)
         n_cls = int(num_classes if num_classes is not None else int(labels.max()) + 1)
         self.augment = augment if isinstance(augment, Augmentation) else build_augmentation(augment, n_cls)
+        self.augment.check_image_size(self.x.shape[2], self.x.shape[3])  # e.g. padding below the image side
         self.augment.set_normalization(mean, std)  # flip+crop's black border in normalised units
         self.num_classes = n_cls
         self.batch_size = batch_size

@@ -302,3 +302,101 @@ def test_a_cache_copied_from_another_source_is_rebuilt(tmp_path):
     with pytest.warns(UserWarning, match=f"ignoring cache {path_b}: its contents do not hash"):
         again = load_dataset("mnist", "test", root=tmp_path / "b", verify=False)
     np.testing.assert_array_equal(again.images, b.images)
+
+
+# ----------------------------------------------------------------------------- item 4: every value bounded at load
+from conftest import grid_with  # noqa: E402
+from kdlib.grid import load_grid, main as grid_main  # noqa: E402
+
+from test_hostile_grid import E, smoke  # noqa: E402
+
+
+def on_cifar(g):
+    """The smoke profile on CIFAR-10 (32-px images) instead of Fashion-MNIST."""
+    smoke(g)["datasets"]["main"]["name"] = "cifar10"
+
+
+def student(g, **values):
+    smoke(g)["recipes"]["student"].update(values)
+
+
+BOUNDED = {
+    # derived from the data
+    "padding 40 on 32-px images": (
+        lambda g: (on_cifar(g), E(g)["E4"].update(student_regimes=["flipcrop(padding=40)"])),
+        r"grid.yaml: experiments.E4.student_regimes: 'flipcrop\(padding=40\)' on the 32x32 images of cifar10 "
+        r"\(profiles.\S+.datasets.main\): flipcrop: padding 40 is not less than the 32-px side.*Use a padding below 32"),
+    "padding 28 on 28-px images": (
+        lambda g: E(g)["E1"]["teachers"].update(regimes=["none", "flipcrop(padding=28)"]),
+        r"experiments.E1.teachers.regimes: 'flipcrop\(padding=28\)' on the 28x28 images of fashion-mnist .*"
+        r"padding 28 is not less than the 28-px side"),
+    "Cutout hole beyond the image": (
+        lambda g: E(g)["E5"].update(teacher_regimes=["flipcrop+cutout(length=29)"]),
+        r"experiments.E5.teacher_regimes: 'flipcrop\+cutout\(length=29\)' on the 28x28 images of .*cutout: length 29 "
+        r"is more than the 28-px side.*Use a length of at most 28"),
+    "Cutout hole beyond the MNIST image of a from: experiment": (
+        lambda g: E(g)["E3"].update(student_regimes=["cutout(length=30)"]),
+        r"experiments.E3.student_regimes: 'cutout\(length=30\)' on the 28x28 images of mnist "
+        r"\(profiles.\S+.datasets.mnist\)"),
+    "subset beyond the smallest class": (
+        lambda g: smoke(g)["datasets"]["mnist"].update(subset=6000),
+        r"profiles.smoke.datasets.mnist.subset must be a number of images per class, an integer in \[1, 5,421\] "
+        r"\(the smallest class of mnist's train split has 5,421\), got int 6000. Lower it, or leave subset out"),
+    "test subset beyond the test split": (
+        lambda g: smoke(g)["datasets"]["main"].update(test_subset=1001),
+        r"profiles.smoke.datasets.main.test_subset must be .* \[1, 1,000\] .*fashion-mnist's test split"),
+    "batch beyond the training split": (
+        lambda g: student(g, batch_size=101),
+        r"profiles.smoke.recipes.student.batch_size: 101 is more than the 100 training images of dataset role "
+        r"'main' \(fashion-mnist: subset 10 per class x 10 classes\).*Use a batch_size of at most 100"),
+    # stated bounds
+    "learning rate": (lambda g: student(g, lr=1e3), r"profiles.smoke.recipes.student.lr: 1000.0 is more than 10"),
+    "momentum of 1": (lambda g: student(g, momentum=1.0), r"recipes.student.momentum: 1.0 must be below 1"),
+    "weight decay": (lambda g: student(g, weight_decay=0.5), r"recipes.student.weight_decay: 0.5 is more than 0.1"),
+    "lr x weight decay": (lambda g: student(g, lr=10.0, weight_decay=0.1),
+                          r"recipes.student: lr 10.0 x weight_decay 0.1 = 1 must be below 1"),
+    "huge temperature": (lambda g: E(g)["E7"].update(temperatures=[1, 2, 1e9]),
+                         r"experiments.E7.temperatures: temperature 1000000000.0 is outside \[0.01, 1000\]"),
+    "tiny default temperature": (lambda g: g["defaults"].update(temperature=1e-6),
+                                 r"defaults: temperature 1e-06 is outside \[0.01, 1000\]"),
+    "boolean CutMix prob": (lambda g: E(g)["E4"].update(student_regimes=["cutmix(prob=true)"]),
+                            r"experiments.E4.student_regimes: cutmix: prob must be in \[0, 1\] \(a number"),
+    "label smoothing 1": (lambda g: smoke(g)["recipes"]["teacher"].update(label_smoothing=1.0),
+                          r"recipes.teacher: label_smoothing must be in \[0, 1\)"),
+    "warmup beyond the run": (lambda g: student(g, warmup=1.5), r"recipes.student: warmup must be a fraction in \(0, 1\)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BOUNDED))
+def test_out_of_bounds_values_are_refused_at_plan_time_before_any_folder(case, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    edit, needle = BOUNDED[case]
+    path = grid_with(tmp_path, edit)
+    before = set(tmp_path.rglob("*"))
+    with pytest.raises(ValueError, match=needle):
+        load_grid(path)
+    capsys.readouterr()
+    assert grid_main(["--profile", "smoke", "--grid", str(path), "--plan"]) == 2
+    err = capsys.readouterr()
+    assert err.out == "" and err.err.startswith("error: ") and "grid.yaml" in err.err
+    assert set(tmp_path.rglob("*")) == before
+
+
+def test_values_at_their_bounds_are_accepted(tmp_path):
+    def at_bounds(g):
+        E(g)["E4"].update(student_regimes=["flipcrop(padding=27)", "cutout(length=28)"])
+        student(g, batch_size=100, lr=10.0, weight_decay=0.099, momentum=0.99)
+        E(g)["E7"].update(temperatures=[0.01, 1000])
+        smoke(g)["datasets"]["mnist"].update(subset=5421, test_subset=892)
+
+    load_grid(grid_with(tmp_path, at_bounds))
+    load_grid()  # and the shipped grid
+
+
+def test_the_loader_refuses_a_padding_beyond_the_image_too():
+    from kdlib.loader import DeviceLoader
+
+    x, y = np.zeros((4, 8, 8, 1), np.uint8), np.arange(4)
+    with pytest.raises(ValueError, match="flipcrop: padding 8 is not less than the 8-px side"):
+        DeviceLoader(x, y, 2, "flipcrop(padding=8)", mean=(0.5,), std=(0.5,))
+    DeviceLoader(x, y, 2, "flipcrop(padding=7)+cutout(length=8)", mean=(0.5,), std=(0.5,))
