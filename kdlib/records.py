@@ -383,7 +383,10 @@ def _safe_extract(archive: Path, into: Path):
     with tar:
         total = 0
         members = []
-        for m in tar.getmembers():
+        max_entries = 200_000  # a paper profile's records are ~5,000 files; each header listed costs memory
+        for count, m in enumerate(tar, 1):  # headers walked one by one, not all listed first
+            if count > max_entries:
+                raise RecordError(f"{archive} holds more than {max_entries:,} entries; not an archive of records")
             name = m.name
             if name.startswith("/") or ".." in Path(name).parts:
                 raise RecordError(f"{archive}: member {name!r} points outside the archive; refused")

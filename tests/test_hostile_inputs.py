@@ -400,3 +400,14 @@ def test_the_loader_refuses_a_padding_beyond_the_image_too():
     with pytest.raises(ValueError, match="flipcrop: padding 8 is not less than the 8-px side"):
         DeviceLoader(x, y, 2, "flipcrop(padding=8)", mean=(0.5,), std=(0.5,))
     DeviceLoader(x, y, 2, "flipcrop(padding=7)+cutout(length=8)", mean=(0.5,), std=(0.5,))
+
+
+def test_a_records_archive_of_too_many_entries_is_refused_while_listing(tmp_path):
+    from kdlib.records import RecordError, _safe_extract
+
+    header = tarfile.TarInfo("r/x").tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape")  # an empty file
+    (tmp_path / "records.tar.gz").write_bytes(gzip.compress(header * 200_001 + bytes(1024), compresslevel=1))
+    assert (tmp_path / "records.tar.gz").stat().st_size < 2 << 20  # 100 MB of headers in a small gzip
+    with pytest.raises(RecordError, match="holds more than 200,000 entries; not an archive of records"):
+        _safe_extract(tmp_path / "records.tar.gz", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
