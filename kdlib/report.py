@@ -146,21 +146,33 @@ def run_location(run) -> str:
     return f"`{rel}`{tag}"
 
 
-def missing_table(configs: list[dict], profile: str):
-    """The runs of a task that are not finished, with the command that fills them."""
+def missing_table(configs: list[dict], profile: str, runs=None, grid_path=None):
+    """The runs of a task that are not finished, each with the command that makes it or why none can
+    (:func:`kdlib.results.fill_plan`: the pipeline's own rule; a student of a committed record that cannot teach
+    it is never given a command)."""
     import pandas as pd
 
-    from .results import fill_command
-    from .runs import run_id
+    from .grid import load_grid
+    from .results import NOT_FILLABLE, fill_command, fill_plan
+    from .runs import RunStore, run_id
 
-    gpu = profile == "paper"
+    grid = load_grid(grid_path)
+    gpu = profile == "paper" or profile.startswith("paper-")
+    wanted = {run_id(c) for c in configs}
+    seeds = sorted({c["seed"] for c in configs})
+    plan_rows = {r["id"]: r for r in fill_plan(RunStore(runs, profile), grid, experiments=list(grid["experiments"]),
+                                               seeds=seeds) if r["id"] in wanted}
     rows = []
     for cfg in configs:
-        cmd = (fill_command(profile, [cfg["seed"]]) if gpu
-               else f"python -m kdlib grid --profile {profile} --seeds {cfg['seed']}")
-        rows.append({"missing run": run_id(cfg), "model": cfg["model"]["name"], "seed": cfg["seed"],
-                     "fill it with": cmd})
-    return pd.DataFrame(rows).style.hide(axis="index").set_caption(f"{len(rows)} runs of this task are not finished")
+        rid = run_id(cfg)
+        r = plan_rows.get(rid, {"fillable": False, "why": "not planned by the grid", "only": ""})
+        how = (fill_command(profile, [cfg["seed"]], r["only"].split(",") if r["only"] else None, gpu) if r["fillable"]
+               else f"none: {r['why']}")
+        rows.append({"missing run": rid, "model": cfg["model"]["name"], "seed": cfg["seed"], "made by": how})
+    n_bad = sum(1 for x in rows if x["made by"].startswith("none"))
+    caption = f"{len(rows)} runs of this task are not finished" + (
+        f"; {n_bad} can never be made ({NOT_FILLABLE.split(' (')[0]})" if n_bad else "")
+    return pd.DataFrame(rows).style.hide(axis="index").set_caption(caption)
 
 
 def provenance_table(runs):
@@ -185,7 +197,7 @@ def provenance_table(runs):
 def history_figure(runs: list[Run], title: str = ""):
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained")  # constrained: no title on a label
     for run in runs:
         h = run.read_history()
         cfg = run.config
@@ -194,10 +206,9 @@ def history_figure(runs: list[Run], title: str = ""):
         axes[0].plot(epochs, [r["loss"] for r in h], marker="o", label=label)
         axes[1].plot(epochs, [r["train_acc"] for r in h], marker="o", label=label)
     axes[0].set(xlabel="epoch", ylabel="training loss")
-    axes[1].set(xlabel="epoch", ylabel="training accuracy (on augmented batches)")
+    axes[1].set(xlabel="epoch", ylabel="training accuracy\n(on the batches it trained on)")
     axes[1].legend(fontsize=7)
-    fig.suptitle(title)
-    fig.tight_layout()
+    fig.suptitle(title, fontsize=10)
     return fig
 
 
@@ -209,13 +220,15 @@ def metrics_table(runs: list[Run], split: str = "test"):
         cfg = run.config
         m = run.read_json("metrics.json")[split]
         prov = run.read_json("provenance.json")
-        row = {"run": run.id, "model": cfg["model"]["name"], "regime": cfg["augment"], "seed": cfg["seed"]}
-        if cfg["kind"] == "student":
-            row.update({"teacher": cfg["teacher"] or "-", "alpha": cfg["alpha"], "T": cfg["temperature"]})
-        row.update({k: m[k] for k in ("accuracy", "precision", "recall", "f1", "nll", "ece", "class_separability")})
-        for k in ("kl_to_human", "agreement_with_teacher", "kl_teacher_student"):
-            if k in m:
-                row[k] = m[k]
-        row["train_s"] = prov["wall_seconds"]["train"]
+        row = {"run": run.id, "model": MODEL_NAMES.get(cfg["model"]["name"], cfg["model"]["name"]), "seed": cfg["seed"]}
+        row.update({short: round(float(m[k]), 3) for k, short in METRIC_COLUMNS.items() if k in m})
+        row["train s"] = round(float(prov["wall_seconds"]["train"]), 1)
         rows.append(row)
+    # the regime, teacher, alpha and T are the task's, stated above the table: not repeated on every row
     return pd.DataFrame(rows)
+
+
+# the metrics of a run report, under short column names (the run report's page is one column wide)
+METRIC_COLUMNS = {"accuracy": "acc.", "precision": "prec.", "recall": "recall", "f1": "F1", "nll": "NLL",
+                  "ece": "ECE", "class_separability": "sep.", "kl_to_human": "KL human",
+                  "agreement_with_teacher": "agrees", "kl_teacher_student": "KL teacher"}

@@ -60,6 +60,43 @@ else:
 # Students trained in lockstep share their group's wall time, so a group's seconds appear once
 # per student in the table above.
 #
+# **Commits.** A run's `provenance.json` names the git commit of the copy it ran from and whether
+# that copy had uncommitted changes (*dirty*). For the committed records of GPU machines the copy
+# was not a clone of this repository, so the commit it names can differ from the code that ran:
+# `results/README.md` says, for every batch of records, which commit's code produced them (for the
+# second H200 slice: the working tree of `3f6a2f6`, whose copy's git metadata said `5a440f2`).
+#
+# ## Compute spent, and what the missing runs will cost
+#
+# Wall time per device, each lockstep group of students counted once, and an estimate for the runs
+# still missing that a command can make: each missing teacher at the mean teacher task measured on
+# that device, each missing student group at the mean group of the same models.
+
+# %% tags=["hide-input"]
+from myst_nb import glue
+
+from kdlib.compute import estimate_missing, spent
+from kdlib.results import fill_plan
+
+cost = spent(store)
+table = [{"device": dev, "kind": kind, "tasks": v["tasks"], "minutes": v["seconds"] / 60}
+         for dev, kinds in cost["by_device"].items() for kind, v in kinds.items()]
+if table:
+    display(pd.DataFrame(table).style.format({"minutes": "{:.1f}"}).hide(axis="index"))
+    total = sum(r["minutes"] for r in table)
+    main_device = max(cost["by_device"], key=lambda d: sum(v["seconds"] for v in cost["by_device"][d].values()))
+    todo = estimate_missing(fill_plan(store, load_grid()), cost, main_device)
+    glue_text = (f"{total:.0f} minutes of wall time in all; the {todo['tasks']} missing tasks (teachers and student "
+                 f"groups of the paper's experiments that a command can make) would take about "
+                 f"{todo['minutes']:.0f} more minutes on {main_device}"
+                 + (f" ({todo['unknown']} of them with no measured task of their kind)" if todo["unknown"] else "")
+                 + ", at the measured times.")
+    display(Markdown(glue_text))
+else:
+    glue_text = "No finished run records its wall time yet."
+    display(Markdown(glue_text))
+glue("compute", glue_text, display=False)
+#
 # ## Benchmarks
 
 # %% tags=["hide-input"]

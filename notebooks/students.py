@@ -62,14 +62,14 @@ display(Markdown(f"Students {students} with regime `{regime}`, T = {temperature:
                  f"{source}; profile `{profile}`, {len(done)} finished runs: "
                  + ", ".join(run_location(r) for r in done)))
 if missing:
-    display(missing_table(missing, profile))
+    display(missing_table(missing, profile, runs=runs, grid_path=grid))
 
 # %%
 if done:
     fig = history_figure(done, title=f"students <- {teacher_regime if alpha > 0 else 'no teacher'} / {regime}")
 
 # %%
-metrics_table(done) if done else None
+metrics_table(done).style.hide(axis="index").format(precision=3) if done else None
 
 # %% [markdown]
 # ## Provenance

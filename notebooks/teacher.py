@@ -54,14 +54,14 @@ if done:
                      f"`{done[0].config['dataset']['name']}`, profile `{profile}`, seeds "
                      f"{[r.config['seed'] for r in done]}; runs: " + ", ".join(run_location(r) for r in done)))
 if missing:
-    display(missing_table(missing, profile))
+    display(missing_table(missing, profile, runs=runs, grid_path=grid))
 
 # %%
 if done:
     fig = history_figure(done, title=f"teacher {model} / {regime}")
 
 # %%
-metrics_table(done) if done else None
+metrics_table(done).style.hide(axis="index").format(precision=3) if done else None
 
 # %% [markdown]
 # ## Provenance
