@@ -344,7 +344,7 @@ def _comparisons(main_dataset: str, mnist_dataset: str | None = None):
         claims_["C10"] = (
             "On MNIST, the LeNet students of Mixup and CutMix AlexNet teachers have a higher test loss than the "
             "plain teacher's.", "§4.3, Table 3",
-            [(f"LeNet ← AlexNet {N[r]} − LeNet ← AlexNet none: NLL", "nll",
+            [(f"LeNet ← AlexNet {MIXER_NAMES[r]} − LeNet ← AlexNet none: NLL", "nll",
               diff({**ml, "teacher_regime": r}, {**ml, "teacher_regime": "none"}), +1, ["G:mnist"])
              for r in ("mixup", "cutmix")])
         claims_ = dict(sorted(claims_.items(), key=lambda kv: int(kv[0][1:])))

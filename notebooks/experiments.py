@@ -27,7 +27,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from kdlib.grid import load_grid, resolve_dataset
-from kdlib.report import linked, part_header, report_links
+from kdlib.report import MIXER_NAMES, MODEL_NAMES, REGIME_NAMES, linked, part_header, report_links
 from kdlib.results import REGIMES, collect, distilled, fmt_ci, paper_tables, select
 from kdlib.runs import RunStore
 
@@ -46,6 +46,11 @@ def students(model, teacher_regime, regime="none", teacher_model="resnet18", dat
     return distilled(rows, model, teacher_regime, dataset, regime=regime, teacher_model=teacher_model)
 
 
+def seeds(*groups):
+    """The seeds behind a row's cells (one number per group of runs, e.g. teacher, LeNet, AlexNet)."""
+    return ", ".join(str(len({x["seed"] for x in g})) for g in groups)
+
+
 # %% [markdown]
 # ## Distribution shift: CINIC-10, ImageNet part (Table 2)
 
@@ -54,7 +59,9 @@ has_cinic = any(r["cinic_accuracy"] == r["cinic_accuracy"] for r in rows)  # NaN
 lines = []
 for r in REGIMES:
     t = select(rows, kind="teacher", model="resnet18", dataset=main, regime=r)
-    lines.append({"teacher regime": r,
+    lines.append({"teacher regime": REGIME_NAMES[r],
+                  "seeds (teacher, LeNet, AlexNet)": seeds(*[[x for x in g if x["cinic_accuracy"] == x["cinic_accuracy"]]
+                                                            for g in (t, students("lenet", r), students("alexnet", r))]),
                   "teacher": fmt_ci(x["cinic_accuracy"] for x in t), "teacher (paper)": paper["table2"]["teacher"][r],
                   "LeNet": fmt_ci(x["cinic_accuracy"] for x in students("lenet", r)),
                   "LeNet (paper)": paper["table2"]["lenet"][r],
@@ -80,7 +87,7 @@ lines = []
 for r in ("none", "mixup", "cutmix"):
     t = select(rows, kind="teacher", model="alexnet", dataset=mnist, regime=r)
     s = students("lenet", r, teacher_model="alexnet", dataset=mnist)
-    lines.append({"teacher regime": r,
+    lines.append({"teacher regime": MIXER_NAMES[r], "seeds (AlexNet, LeNet)": seeds(t, s),
                   "AlexNet acc": linked(fmt_ci(x["accuracy"] for x in t), t, links),
                   "(paper)": paper["table3"]["teacher"][r]["accuracy"],
                   "AlexNet loss": fmt_ci(x["nll"] for x in t), "(paper) ": paper["table3"]["teacher"][r]["loss"],
@@ -106,7 +113,8 @@ def prf(runs_, paper_row):
 lines = []
 for model in ("lenet", "alexnet"):
     for r in REGIMES:
-        lines.append({"student": model, "teacher regime": r, **prf(students(model, r), paper["table6"][model][r])})
+        lines.append({"student": MODEL_NAMES[model], "teacher regime": REGIME_NAMES[r], "seeds": seeds(students(model, r)),
+                      **prf(students(model, r), paper["table6"][model][r])})
 pd.DataFrame(lines).style.format(precision=3).hide(axis="index")
 
 # %% [markdown]
@@ -116,8 +124,10 @@ pd.DataFrame(lines).style.format(precision=3).hide(axis="index")
 # audit chapter); its values are shown as printed.
 
 # %% tags=["hide-input"]
-lines = [{"teacher regime": r, **prf(select(rows, kind="teacher", model="resnet18", dataset=main, regime=r),
-                                     paper["table9"]["teacher"][r])} for r in REGIMES]
+lines = [{"teacher regime": REGIME_NAMES[r],
+          "seeds": seeds(select(rows, kind="teacher", model="resnet18", dataset=main, regime=r)),
+          **prf(select(rows, kind="teacher", model="resnet18", dataset=main, regime=r), paper["table9"]["teacher"][r])}
+         for r in REGIMES]
 pd.DataFrame(lines).style.format(precision=3).hide(axis="index")
 
 # %% [markdown]
@@ -133,7 +143,8 @@ for r in REGIMES:
     spec = r
     s = students("lenet", "none", regime=spec)
     alone = select(rows, kind="student", model="lenet", alpha=0.0, regime=spec, dataset=main)
-    lines.append({"student regime": r, **prf(s, paper["table7"]["lenet"][r]),
+    lines.append({"student regime": REGIME_NAMES[r], "seeds (distilled, alone)": seeds(s, alone),
+                  **prf(s, paper["table7"]["lenet"][r]),
                   "alone (alpha=0) accuracy": linked(fmt_ci(x["accuracy"] for x in alone), alone, links)})
 pd.DataFrame(lines).style.format(precision=3).hide(axis="index")
 
@@ -141,5 +152,6 @@ pd.DataFrame(lines).style.format(precision=3).hide(axis="index")
 # ## Ablation: teacher and student with the same regime (Table 8)
 
 # %% tags=["hide-input"]
-lines = [{"regime": r, **prf(students("lenet", r, regime=r), paper["table8"]["lenet"][r])} for r in REGIMES]
+lines = [{"regime": REGIME_NAMES[r], "seeds": seeds(students("lenet", r, regime=r)),
+          **prf(students("lenet", r, regime=r), paper["table8"]["lenet"][r])} for r in REGIMES]
 pd.DataFrame(lines).style.format(precision=3).hide(axis="index")

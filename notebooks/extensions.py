@@ -49,8 +49,9 @@ from myst_nb import glue
 from kdlib.calibration import temperature_scaling_report
 from kdlib.extensions import MIXERS, contrast, difference, penalty, students, teacher_spec, teachers
 from kdlib.grid import experiment_names, extension_experiments, load_grid, resolve_dataset
-from kdlib.report import MODEL_NAMES, REGIME_NAMES, part_header, regime_color
-from kdlib.results import (REGIMES, collect, fill_command, fmt_ci, load_predictions, missing_runs, paper_tables,
+from kdlib.report import MIXER_NAMES, MODEL_NAMES, REGIME_NAMES, part_header, regime_color
+from kdlib.results import (PARTIAL_SEED_POLICY, REGIMES, collect, fill_command, fill_commands, fill_plan, fmt_ci,
+                           load_predictions, missing_runs, paper_tables,
                            verdict)
 from kdlib.runs import RunStore
 
@@ -84,24 +85,31 @@ if not planned:
         f"(`python -m kdlib grid --profile {profile}-ext --only {' '.join(EXT)}` trains them without the book)."
         if f"{profile}-ext" in grid["profiles"] else
         f"**The `{profile}` profile runs none of the extension experiments {EXT}.**"))
-missing = {e: missing_runs(store, grid, gpu=gpu_profile, experiments=[e]) for e in planned}
-if planned and gpu_profile and any(missing.values()):
-    display(Markdown("On a GPU: a student needs its teacher's weights (or its cached training-set logits), which the "
-                     "compact records in `results/` do not keep, so `device-run` trains the extension experiments for "
-                     "the seeds whose E1 teachers it trains in the same run (a new seed, e.g. `--seeds 2`); the "
-                     "students of a recorded teacher cannot be added later without retraining that teacher."))
+fills = {e: fill_plan(store, grid, experiments=[e]) for e in planned}
+if planned and gpu_profile and any(fills.values()):
+    display(Markdown("On a GPU: a student on clean input needs its teacher's weights or its training-set logits; the "
+                     "committed teacher records made before 2026-12-03 keep neither, so `device-run` makes the "
+                     "extension students of those seeds only where it trains their teachers again, which it never "
+                     "does for a recorded teacher (another realisation). New seeds complete these experiments; the "
+                     "teacher records made since carry their training-set logits, so their clean-input students can "
+                     "be distilled later on any machine. " + PARTIAL_SEED_POLICY))
 
 
 def show_missing(experiment):
-    gaps = missing.get(experiment) or []
-    if not gaps:
+    rows_ = fills.get(experiment) or []
+    if not rows_:
         return
-    n = sum(g["missing runs"] for g in gaps)
-    seeds = sorted({int(s) for g in gaps for s in g["seeds"].split(", ")})
-    command = (fill_command(profile, seeds, [experiment]) if gpu_profile
-               else f"python -m kdlib grid --profile {profile} --only {experiment}")
-    display(Markdown(f"*{n} runs of {len(gaps)} tasks of {experiment} are missing* (e.g. `{gaps[0]['task']}`); "
-                     f"the comparisons that need them read *not tested*. Fill them with `{command}`."))
+    bad = [r for r in rows_ if not r["fillable"]]
+    commands = fill_commands(rows_, profile, gpu_profile)
+    text = (f"*{len(rows_)} runs of {experiment} are missing* (e.g. of `{rows_[0]['task']}`); the comparisons that "
+            f"need them read *not tested*.")
+    if commands:
+        text += " Fill them with " + "; ".join(f"`{c['command']}` ({len(c['ids'])} runs, seeds "
+                                               f"{', '.join(map(str, c['seeds']))})" for c in commands) + "."
+    if bad:
+        text += (f" {len(bad)} of them (seed {', '.join(map(str, sorted({r['seed'] for r in bad})))}) can never be "
+                 f"made: {bad[0]['why']}.")
+    display(Markdown(text))
 
 
 def ci_text(d, fmt="{:+.3f}"):
@@ -153,13 +161,13 @@ if "E6" in planned:
             with_fc = penalty(rows, model, teacher_spec(m))
             literal = penalty(rows, model, teacher_spec(m, literal=True))
             change = difference(students(rows, model, m), students(rows, model, teacher_spec(m)))
-            table.append({"teacher": REGIME_NAMES[m], "student": MODEL_NAMES[model],
+            table.append({"mixer": MIXER_NAMES[m], "student": MODEL_NAMES[model],
                           "teacher acc. (with flip+crop)": fmt_ci([r["accuracy"] for r in t_with]),
                           "teacher acc. (alone)": fmt_ci([r["accuracy"] for r in t_lit]),
                           "penalty, with flip+crop": ci_text(with_fc), "penalty, alone": ci_text(literal),
                           "alone − with": ci_text(change)})
             if m in ("mixup", "cutmix"):
-                claim("E6", f"{REGIME_NAMES[m]} teacher alone (no flip+crop) makes a worse {MODEL_NAMES[model]} "
+                claim("E6", f"the {MIXER_NAMES[m]} teacher alone (no flip+crop) makes a worse {MODEL_NAMES[model]} "
                       f"student than the plain teacher", literal, -1)
     display(pd.DataFrame(table).style.hide(axis="index"))
 
@@ -385,7 +393,8 @@ if "E11" in planned:
 # %% [markdown]
 # ## Teacher training length: do the verdicts move with 4× longer teachers?
 #
-# The paper trained its teachers for 218 epochs with a step schedule; ours train for 35 (`paper`) or 40
+# The paper states no epoch count (its public code defaults to 218 epochs of a step schedule, see the
+# methods chapter); ours train for 35 (`paper`) or 40
 # (`quick`) epochs of a one-cycle schedule. The sibling profile with 4× longer teachers (`paper-long`,
 # `quick-long`: same recipe otherwise, experiments E1 and E2) is compared here, seed by seed, with this
 # profile's runs.

@@ -180,7 +180,8 @@ for path in bench_files:
 # %% [markdown]
 # ## How far from converged are the teachers?
 #
-# The paper trained its teachers for 218 epochs with a step schedule; this grid trains them for far
+# The paper states no epoch count (its public code defaults to 218 epochs of a step schedule, see the
+# methods chapter); this grid trains them for far
 # fewer (its `teacher` recipe). Where a longer run was recorded (the sibling profile, `paper-long` or
 # `quick-long`: the same recipe, 4× the epochs), it is compared here with the grid's teachers of the same
 # regime. Only the sibling's own teachers count: its run store also reads the shorter runs it reuses.
