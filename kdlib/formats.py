@@ -65,13 +65,18 @@ class DataError(ValueError):
 
 
 def file_digest(path, algorithm: str = "sha256", decompress_gzip: bool = False) -> str:
-    """Hex digest of a file (of its gzip payload when ``decompress_gzip``)."""
+    """Hex digest of a file (of its gzip payload when ``decompress_gzip``: the payloads checksummed so are
+    IDX files, so one that decompresses past MAX_IDX_BYTES is refused rather than hashed for minutes)."""
     h = hashlib.new(algorithm)
     opener = gzip.open if decompress_gzip else open
+    seen = 0
     try:
         with opener(path, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
+                seen += len(chunk)
+                if decompress_gzip and seen > MAX_IDX_BYTES:
+                    raise _too_big("decompresses to at least", path, seen, MAX_IDX_BYTES)
     except (OSError, EOFError, zlib.error) as err:
         raise DataError(f"cannot read {path}: {err}. The file is corrupt or truncated; delete it and fetch it again.") from None
     return h.hexdigest()

@@ -76,6 +76,17 @@ def test_gzip_idx_whose_stream_falls_short_costs_only_what_is_there(tmp_path):
     assert mem.peak < 16 << 20  # the chunks read, not the 200 MB promised
 
 
+def test_a_gzip_bomb_under_an_official_name_is_refused_while_its_checksum_streams(tmp_path, monkeypatch):
+    # the payload checksum of a Fashion-MNIST .gz streams its decompressed bytes: capped at MAX_IDX_BYTES (lowered
+    # here to 1 MiB to spare writing a 1 GiB bomb), not hashed for minutes
+    make_mnist(tmp_path)
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(bytes(4 << 20)))
+    monkeypatch.setattr(F, "MAX_IDX_BYTES", 1 << 20)
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte.gz: decompresses to at least [\d,]+ bytes, more "
+                                        r"than the cap of 1,048,576"):
+        load_dataset("fashion-mnist", "test", root=tmp_path)
+
+
 # ----------------------------------------------------------------------------- item 2: CIFAR python batches
 def test_cifar_batch_whose_data_is_a_list_of_one_repeated_row_is_refused(tmp_path):
     # pickle memoises the row: a 200 KB file whose list would be converted into a 300 MB array
