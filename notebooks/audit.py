@@ -54,7 +54,7 @@ table9.style.format(precision=3).hide(axis="index")
 # %% [markdown]
 # Mixup's printed precision differs from CutMix's printed accuracy by {glue:text}`t9_swap_gap`.
 #
-# ## Impossible F1 scores: macro F1 can never exceed (precision + recall) / 2
+# ## Tables 6–9: impossible F1 scores (macro F1 can never exceed (precision + recall) / 2)
 #
 # Each class's F1 is the harmonic mean of its precision and recall, which never exceeds their
 # arithmetic mean; averaging over classes keeps the inequality, so macro F1 ≤ (macro P + macro R)/2
@@ -82,7 +82,7 @@ bad_f1.style.format(precision=3).hide(axis="index")
 # to its neighbours (every other row has F1 within 0.02 of accuracy); a typo or the public code's
 # per-batch averaging of weighted F1 may explain it.
 #
-# ## Macro recall must equal accuracy on a balanced test set
+# ## Tables 6–9: macro recall must equal accuracy on a balanced test set
 #
 # CIFAR-10's test set and CINIC-10's ImageNet part hold the same number of images per class, so
 # macro recall equals accuracy exactly. Rows where they differ beyond rounding:
@@ -95,6 +95,25 @@ bad_rec.style.format(precision=3).hide(axis="index")
 # %% [markdown]
 # Table 9's CutMix teacher on CINIC-10 prints accuracy 0.710 and recall 0.720, and that row
 # appears nowhere else in the text: Table 2 gives the same teacher 0.716.
+#
+# ## Table 1 against §5: the CutMix teacher is the worse calibrated one
+#
+# §5 concludes that the interpolative techniques (Mixup, CutMix) give better-calibrated teachers.
+# Table 1's own ECE column says so for Mixup only:
+
+# %% tags=["hide-input"]
+ece = {r: t["table1"]["teacher"][r]["ece"] for r in REGIMES}
+glue("t1_ece_none", f"{ece['none']:.3f}", display=False)
+glue("t1_ece_mixup", f"{ece['mixup']:.3f}", display=False)
+glue("t1_ece_cutmix", f"{ece['cutmix']:.3f}", display=False)
+pd.DataFrame([{"teacher": r, "ECE (Table 1)": ece[r], "against the plain teacher": round(ece[r] - ece["none"], 3)}
+              for r in REGIMES]).style.format(precision=3).hide(axis="index")
+
+# %% [markdown]
+# The CutMix teacher's ECE of {glue:text}`t1_ece_cutmix` is *above* the plain teacher's
+# {glue:text}`t1_ece_none` (a lower ECE is better calibrated); only the Mixup teacher's
+# ({glue:text}`t1_ece_mixup`) is below it. The paper's claim C9 rests on its reliability diagrams
+# (Figs. 5, 7), which its own table contradicts for CutMix; our test of C9 is in each part's results.
 #
 # ## Tables 2 and 9 give different CINIC-10 numbers
 

@@ -29,3 +29,10 @@ def test_flagged_rows_match_hand_computation():
     rec = {(v["table"], v["model"], v["regime"], v["test set"]) for v in recall_accuracy_violations(t)}
     assert ("table9", "teacher", "cutmix", "cinic") in rec  # accuracy 0.710, recall 0.720
     assert ("table9", "teacher", "none", "cifar10") not in rec  # 0.852 = 0.852
+
+
+def test_table1s_cutmix_teacher_is_worse_calibrated_than_the_plain_one():
+    # the audit's reading of Table 1 against §5: ECE 0.252 (CutMix) > 0.205 (none) > 0.170 (Mixup)
+    t = paper_tables()["table1"]["teacher"]
+    assert (t["cutmix"]["ece"], t["none"]["ece"], t["mixup"]["ece"]) == (0.252, 0.205, 0.170)
+    assert t["cutmix"]["ece"] > t["none"]["ece"] > t["mixup"]["ece"]
