@@ -38,6 +38,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
+from kdlib.findings import certainty_sentence, student_sentences, teacher_sentence
 from kdlib.grid import load_grid, resolve_dataset
 from kdlib.report import DATASET_NAMES, MODEL_NAMES, REGIME_NAMES, linked, part_header, regime_color, report_links
 from kdlib.results import (METRIC_NAMES, MIN_SEEDS, PARTIAL_SEED_POLICY, REGIMES, TOLERANCE, claim_summary, claims,
@@ -167,6 +168,11 @@ else:
                    else "."))
 glue("summary_sentence", sentence, display=False)
 display(Markdown(sentence))
+# what the data show, for the front page: the teachers, the students by teacher regime, how sure
+findings = " ".join([teacher_sentence(rows, main), *student_sentences(rows, main)]) if len(df) else sentence
+glue("findings", findings, display=False)
+glue("certainty", certainty_sentence(summary, MIN_SEEDS), display=False)
+glue("seed_list", ", ".join(map(str, sorted(df.seed.unique()))) if len(df) else "none", display=False)
 
 # %% [markdown]
 # ### Every comparison
