@@ -2,6 +2,7 @@
 Debian's Chromium through Playwright: no network request, no unexpected console error, every
 image decoded, plotly drawn, math typeset, widgets rendered, glued numbers present."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -222,3 +223,69 @@ def test_reader_facing_layout(smoke_book):
         browser.close()
     assert not failures, "\n".join(failures[:30])
     assert len(titles) > 10 and len(set(titles)) == len(titles), [t for t in titles if titles.count(t) > 1]
+
+
+FILL = re.compile(r"python -m kdlib (device-run|grid) --profile ([\w-]+)((?: --only(?: E\d+)+)?) --seeds((?: \d+)+)")
+
+
+def test_no_page_prints_a_fill_command_that_cannot_fill(smoke_book):
+    """Every fill command printed anywhere in the book names, for each of its seeds, runs that a command can
+    make (kdlib.results.fill_plan on the book's own store): none points at a seed whose gaps can never be
+    filled (students of committed records that cannot teach them)."""
+    from kdlib.grid import load_grid
+    from kdlib.results import fill_plan
+    from kdlib.runs import RunStore
+
+    root = smoke_book.parent.parent
+    grid = load_grid(root / "grid.yaml")
+    found = 0
+    for page in smoke_book.rglob("*.html"):
+        if "_static" in page.parts:
+            continue
+        text = re.sub(r"<[^>]+>", "", page.read_text())
+        for m in FILL.finditer(text):
+            found += 1
+            profile, only, seeds = m.group(2), m.group(3).split()[1:], [int(s) for s in m.group(4).split()]
+            store = RunStore(root / "runs", profile, results=root / "results")
+            rows = fill_plan(store, grid, experiments=only or None, seeds=seeds)
+            for s in seeds:
+                assert any(r["fillable"] and r["seed"] == s for r in rows), \
+                    f"{page.relative_to(smoke_book)}: {m.group(0)!r} fills nothing for seed {s}"
+    assert found, "no fill command in the book (Part I always lacks seeds 2-4)"
+
+
+@needs_browser
+def test_part1_draws_the_tsne_and_the_explorer_from_the_seed_with_embeddings(smoke_book):
+    from playwright.sync_api import sync_playwright
+
+    dichotomy = (smoke_book / "book" / "part1" / "dichotomy.html").read_text()
+    assert "No embeddings in these runs" not in dichotomy and "Figures show seed 1" in dichotomy
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1000, "height": 900})
+        page.goto((smoke_book / "book" / "part1" / "dichotomy.html").as_uri())
+        page.wait_for_load_state("load")
+        assert page.locator("section#latent-space-of-the-teachers-fig-4 img").count() >= 1
+        page.goto((smoke_book / "book" / "part1" / "explorer.html").as_uri())
+        page.wait_for_load_state("load")
+        page.wait_for_timeout(800)
+        points = page.evaluate("""() => { const gd = document.querySelector('.kd-explorer .plotly-graph-div');
+            return gd && gd.data ? gd.data.reduce((n, t) => n + (t.x ? t.x.length : 0), 0) : 0; }""")
+        assert points >= 5 * 10 * 10, points  # five teachers, ten classes, many images each
+        assert "seed 1" in page.inner_text("body")
+        img = page.locator("img[id$='-img']").first
+        img.evaluate("e => e.scrollIntoView({block: 'center'})")
+        page.wait_for_timeout(200)
+        assert page.evaluate("""() => { const img = document.querySelector("img[id$='-img']");
+            const r = img.getBoundingClientRect();
+            return document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2) === img; }""")
+        browser.close()
+
+
+def test_the_front_page_states_no_figure_the_readme_does_not(smoke_book):
+    """Timings, test counts and dates on the front page come from the README (or are glued from a notebook)."""
+    text = re.sub(r"<[^>]+>", " ", (smoke_book / "book" / "intro.html").read_text())
+    readme = (REPO / "README.md").read_text()
+    for pattern in (r"\d+ min \d+ s", r"\d+ passed", r"\d+ skipped", r"20\d\d-\d\d-\d\d"):
+        for figure in re.findall(pattern, text):
+            assert figure in readme, f"the front page says {figure!r}, the README does not"
