@@ -238,6 +238,36 @@ def test_clean_students_train_from_a_record_teacher_and_are_importable(full_stor
 
 
 @needs_data
+def test_calibrated_students_train_from_a_record_teacher(full_store, exported, tmp_path):
+    """E10's students (teacher logits divided by the temperature fitted on the held-out half of the test set):
+    from a record, the temperature is fitted on the record's float16 test logits and divides its float16
+    training-set logits; the students land within float16's reach of those of the live teacher."""
+    from kdlib.calibration import fit_temperature
+
+    grid = load_grid()
+    tcfg, group = student_groups(grid, PROFILE, "main", "resnet18", "flipcrop", ["lenet"], "none", 20.0, 0.5,
+                                 seeds=[0], teacher_calibration="temperature")[0]
+    shutil.rmtree(exported / PROFILE / "student")
+    store = RunStore(tmp_path / "runs", PROFILE, results=exported)
+    assert store.run(tcfg).record
+    (run,) = P.run_students(group, store, device="cpu", progress=False)
+    (live,) = P.run_students(group, full_store, device="cpu", progress=False)
+    preds = store.run(tcfg).read_predictions()  # the record's: float16 logits
+    held = preds["test_indices"] % 2 == 0
+    prov = run.provenance()
+    assert prov["teacher_calibration"]["temperature"] == pytest.approx(
+        fit_temperature(preds["test_logits"][held], preds["test_labels"][held]), rel=1e-6)
+    assert prov["teacher"]["logits"]["from"] == "record"
+    t_live = live.provenance()["teacher_calibration"]["temperature"]
+    # measured: 4.8585 from the float16 test logits, 4.8594 from the float32 ones (1.7e-4 relative; max |dp| of the
+    # students 2.2e-8); float16 moves each logit by at most 2^-11 = 4.9e-4 of itself, so the fitted scale by about
+    # as much: the bound is 1e-3
+    assert prov["teacher_calibration"]["temperature"] == pytest.approx(t_live, rel=1e-3)
+    a, b = run.read_predictions(), live.read_predictions()
+    assert np.abs(a["test_probs"] - b["test_probs"]).max() < 1e-4  # as for the uncalibrated students above
+
+
+@needs_data
 def test_a_recorded_teacher_cannot_teach_augmented_students(exported, tmp_path):
     """Students on augmented input (E4) need the teacher online, i.e. its weights: a record cannot teach them."""
     grid = load_grid()
