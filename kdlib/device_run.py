@@ -3,7 +3,7 @@
 GPU time comes in slices of at most ten minutes, and a GPU machine's run store dies with it. This
 command runs the grid in phases (:data:`PHASES`), each for every requested seed before the next phase:
 
-1. E1 + E2 (the teachers and their students: the core claims C1-C5), seed by seed;
+1. E1 + E2 (the teachers and their students: the core claims), seed by seed;
 2. E4, E5 and E3 (the ablations, then MNIST), seed by seed;
 3. E6-E11 (the extensions, by their priority), seed by seed;
 

@@ -1,5 +1,6 @@
 """Compact run records: export -> import round trip, refusals of tampered or mismatched records, the
 run store reading records as finished runs, and the committed results/ within budget."""
+import hashlib
 import io
 import json
 import shutil
@@ -177,8 +178,6 @@ def test_teacher_records_carry_their_training_logits_as_float16(full_store, expo
         assert np.all(np.abs(half.astype(np.float32) - full) <= np.maximum(np.abs(full) * 2.0**-11, 2.0**-24))
         assert len(half) == run.provenance()["datasets"][0]["n"]
         manifest = json.loads((rec / MANIFEST).read_text())
-        import hashlib
-
         assert manifest["files"][COMPACT_TRAIN_LOGITS] == hashlib.sha256((rec / COMPACT_TRAIN_LOGITS).read_bytes()
                                                                           ).hexdigest()
         assert sum(p.stat().st_size for p in rec.iterdir()) <= BUDGET["teacher"]
