@@ -459,14 +459,20 @@ def read_npy(path, max_bytes: int = MAX_NPZ_BYTES) -> np.ndarray:
         raise DataError(f"cannot read {path}: {err}; replace the file") from None
 
 
-def read_npz(path, max_bytes: int = MAX_NPZ_BYTES) -> dict:
-    """Every array of an .npz as a dict, after the zip's entries and each .npy header were checked before loading:
-    an entry's stored size within the file, its stated size within what its compression can yield, the array
-    its header declares within the entry, and all of them within ``max_bytes``."""
-    path = Path(path)
+def read_npz(path, max_bytes: int = MAX_NPZ_BYTES, where=None) -> dict:
+    """Every array of an .npz (a path, or its bytes named by ``where``) as a dict, after the zip's entries and
+    each .npy header were checked before loading: an entry's stored size within the file, its stated size
+    within what its compression can yield, the array its header declares within the entry, and all of them
+    within ``max_bytes``."""
+    if isinstance(path, (bytes, bytearray)):
+        data = bytes(path)
+        size, source, path = len(data), (lambda: io.BytesIO(data)), where or "<bytes>"
+    else:
+        path = Path(path)
+        size, source = None, (lambda: path)
     try:
-        size = path.stat().st_size
-        with zipfile.ZipFile(path) as zf:
+        size = path.stat().st_size if size is None else size
+        with zipfile.ZipFile(source()) as zf:
             infos = zf.infolist()
             if len(infos) > 64:
                 raise DataError(f"{path} holds {len(infos):,} entries; the .npz files read here hold a handful. "
@@ -495,7 +501,7 @@ def read_npz(path, max_bytes: int = MAX_NPZ_BYTES) -> dict:
                     raise DataError(f"{where}: its header declares an array of shape {shape} ({dtype}, {claim:,} bytes) "
                                     f"but the entry holds {info.file_size - header:,} bytes; the file is truncated or "
                                     f"hostile, and nothing of that size was allocated. Replace the file.")
-        with np.load(path, allow_pickle=False) as z:
+        with np.load(source(), allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
     except DataError:
         raise

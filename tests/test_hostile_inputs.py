@@ -422,3 +422,13 @@ def test_a_records_archive_of_too_many_entries_is_refused_while_listing(tmp_path
     with pytest.raises(RecordError, match="holds more than 200,000 entries; not an archive of records"):
         _safe_extract(tmp_path / "records.tar.gz", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_record_npz_whose_header_claims_a_huge_array_is_refused_on_import(tmp_path):
+    from kdlib.records import RecordError, _load_npz
+
+    npz_with(tmp_path / "p.npz", {"test_logits": npy_claiming((10**9, 10), dtype="<f2")})
+    with peak_memory() as mem, pytest.raises(RecordError, match=r"predictions.npz is not a readable .npz.*test_logits"
+                                                                r".npy.*20,000,000,000 bytes, more than the cap"):
+        _load_npz((tmp_path / "p.npz").read_bytes(), tmp_path / "predictions.npz")
+    assert mem.peak < 1 << 20
