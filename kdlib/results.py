@@ -459,10 +459,12 @@ def headline(s: dict) -> str:
     at least MIN_SEEDS seeds and was run; otherwise never 'reproduced' or 'contradicted', only the seeds it has
     and which way its point estimates lean ('2 seeds: leaning the paper's way in 3 of 4')."""
     v = s["verdict_holm"]
-    if v in ("not tested", "precondition failed") or not s["measured"]:
+    if v in ("not tested", "precondition failed"):
         return v
     if s["seeds_min"] >= MIN_SEEDS and not s["untested"]:
         return v
+    if not s["measured"]:  # measured, but every difference is exactly zero: nothing leans
+        return f"{s['seeds']}: no difference"
     a, m = s["agree"], s["measured"]
     lean = "leaning against the paper" if a == 0 else "leaning the paper's way" + ("" if a == m else f" in {a} of {m}")
     return f"{s['seeds']}: {lean}" + (f" ({m} of {m})" if a == m or a == 0 else "")
