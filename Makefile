@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: test book grid bench venv clean system-deps
+.PHONY: test book grid bench venv clean system-deps test-cluster
 
 venv: $(STAMP)
 
@@ -23,6 +23,14 @@ test: $(STAMP)
 
 system-deps:
 	@bash scripts/system_deps.sh book
+
+# the smoke profile through profiles/slurm on a single-node Slurm started here (scripts/cluster/: munge, MariaDB,
+# slurmdbd, slurmctld, slurmd; Debian's packages installed when missing) and stopped again, also on failure;
+# the checks: tests/cluster/check_cluster.py. Runs as root (slurmd).
+test-cluster: $(STAMP)
+	@bash scripts/system_deps.sh test
+	$(PY) -m pip install --quiet -r requirements-cluster.txt
+	PY=$(PY) bash scripts/cluster/test.sh
 
 # Part I: CIFAR-10 from the committed records in results/$(PART1) (never trained here unless TRAIN=1);
 # Part II: the laptop replication, trained here by Snakemake.

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# make test-cluster: a single-node Slurm (scripts/cluster/start.sh), the checks of tests/cluster/check_cluster.py
+# against it, and every daemon stopped again (scripts/cluster/stop.sh, also on failure or Ctrl-C).
+#   usage: scripts/cluster/test.sh [check_cluster.py options]      (PY: the project's python, default .venv's)
+set -euo pipefail
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+PY=${PY:-$REPO/.venv/bin/python}
+cd "$REPO"
+trap 'bash scripts/cluster/stop.sh' EXIT
+trap 'exit 130' INT TERM
+t0=$SECONDS
+bash scripts/cluster/start.sh
+. scripts/cluster/common.sh
+sinfo -o "%P %D %c %m %G %t"
+set +e
+"$PY" tests/cluster/check_cluster.py "$@"
+rc=$?
+echo "test-cluster: $((SECONDS - t0)) s in all (exit $rc)"
+exit $rc
