@@ -16,8 +16,11 @@ folders followed; an empty folder is an error, not a key), in ``$KDLIB_CACHE`` o
 against what the loader expects (arrays, shapes, dtypes, counts, label range, meta; the shapes
 in its zip headers before anything is loaded) and against the digest it carries, a SHA-256 of
 its arrays bound to the dataset, the split and the source key: an edited, damaged or foreign
-cache (one pixel changed) is rebuilt with a warning naming the file, never used. It is written to a temporary file and renamed, so it is
-never half-written; temporary files of killed writes are swept. A ``root`` passed in is only read, never written. Files whose checksum is known (CIFAR-10's archive and batches,
+cache (one pixel changed) is rebuilt with a warning naming the file, never used (a check against
+edits and damage, not a signature: whoever can write the cache folder can write a matching digest
+too). It is written
+to a temporary file and renamed, so it is never half-written; temporary files of killed writes
+are swept. A ``root`` passed in is only read, never written. Files whose checksum is known (CIFAR-10's archive and batches,
 MNIST and Fashion-MNIST's IDX files, the CIFAR-10 JPEG copy, CIFAR-10H) are verified before
 they are decoded; a mismatch is an error. CIFAR-10's pickles are unpickled only after that check,
 and then only with an allow-list of types.
