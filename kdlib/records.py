@@ -376,7 +376,8 @@ def _find_runs(root: Path) -> list[tuple[Path, str, str]]:
     return found
 
 
-def _safe_extract(archive: Path, into: Path):
+def _safe_extract(archive: Path, into: Path, max_entries: int = 200_000):
+    """``max_entries``: a paper profile's records are ~5,000 files; each header listed costs memory."""
     try:
         tar = tarfile.open(archive)
     except (tarfile.TarError, OSError) as err:
@@ -384,7 +385,6 @@ def _safe_extract(archive: Path, into: Path):
     with tar:
         total = 0
         members = []
-        max_entries = 200_000  # a paper profile's records are ~5,000 files; each header listed costs memory
         for count, m in enumerate(tar, 1):  # headers walked one by one, not all listed first
             if count > max_entries:
                 raise RecordError(f"{archive} holds more than {max_entries:,} entries; not an archive of records")
