@@ -11,7 +11,7 @@ import math
 from .report import MODEL_NAMES, REGIME_NAMES
 from .results import MIXERS, REGIMES, mean_ci, paired_difference, seeds_needed, table1_runs
 
-__all__ = ["cell_means", "teacher_sentence", "student_sentences", "certainty_sentence", "seeds_to_settle",
+__all__ = ["seeds_text", "cell_means", "teacher_sentence", "student_sentences", "certainty_sentence", "seeds_to_settle",
            "HARMLESS", "STANDARD", "MIXED"]
 
 STANDARD = ["flipcrop", "cutout"]  # the regimes without a mixed-sample mixer
@@ -31,7 +31,8 @@ def cell_means(rows: list[dict], main: str) -> dict:
     return out
 
 
-def _seeds(ns) -> str:
+def seeds_text(ns) -> str:
+    """'2 seeds', '1–2 seeds' for the fewest and most of ``ns`` (zeros ignored)."""
     ns = [n for n in ns if n]
     if not ns:
         return "no seed"
@@ -61,7 +62,7 @@ def teacher_sentence(rows: list[dict], main: str) -> str:
             text += (", of which the mixers on top of flip+crop add "
                      + ", ".join(f"{REGIME_NAMES[r].split(' + ')[-1]} {_pts(d)}" for r, d in own.items())
                      + " points")
-    return text + f" ({_seeds(n for _, n in means.values())})."
+    return text + f" ({seeds_text(n for _, n in means.values())})."
 
 
 def student_sentences(rows: list[dict], main: str) -> list[str]:
@@ -78,7 +79,7 @@ def student_sentences(rows: list[dict], main: str) -> list[str]:
         got = [r for r in REGIMES if cells[r][1]]
         text = (f"{name} students by teacher regime: "
                 + ", ".join(f"{REGIME_NAMES[r]} {cells[r][0]:.3f}" for r in got)
-                + f" ({_seeds(cells[r][1] for r in got)})")
+                + f" ({seeds_text(cells[r][1] for r in got)})")
         std = {r: cells[r][0] - base for r in STANDARD if cells[r][1]}
         mix = {r: cells[r][0] - base for r in MIXED if cells[r][1]}
         words = []
@@ -108,7 +109,7 @@ def certainty_sentence(summary: dict, min_seeds: int) -> str:
     lo = min(s["seeds_min"] for s in tested.values())
     hi = max(s["seeds_max"] for s in tested.values())
     settled = [c for c, s in tested.items() if s["seeds_min"] >= min_seeds and not s["untested"]]
-    text = f"{len(tested)} of {len(summary)} claims are measured, on {_seeds([lo, hi])} per comparison"
+    text = f"{len(tested)} of {len(summary)} claims are measured, on {seeds_text([lo, hi])} per comparison"
     if lo <= 2:
         text += (" (with two seeds a 95% interval is a t(1) interval, 12.7 times half the seeds' difference; "
                  "one seed has none)")

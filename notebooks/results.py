@@ -38,7 +38,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from kdlib.findings import certainty_sentence, student_sentences, teacher_sentence
+from kdlib.findings import certainty_sentence, seeds_text, student_sentences, teacher_sentence
 from kdlib.grid import load_grid, resolve_dataset
 from kdlib.report import DATASET_NAMES, MODEL_NAMES, REGIME_NAMES, linked, part_header, regime_color, report_links
 from kdlib.results import (METRIC_NAMES, MIN_SEEDS, PARTIAL_SEED_POLICY, REGIMES, TOLERANCE, claim_summary, claims,
@@ -160,7 +160,7 @@ if not len(df):
 else:
     lo, hi = min((s["seeds_min"] for s in tested.values()), default=0), max((s["seeds_max"] for s in tested.values()),
                                                                              default=0)
-    sentence = (f"{len(tested)} of {len(summary)} claims are measured, on {lo}–{hi} seeds per comparison; "
+    sentence = (f"{len(tested)} of {len(summary)} claims are measured, on {seeds_text([lo, hi])} per comparison; "
                 + (f"{len(settled)} rest on {MIN_SEEDS} or more seeds everywhere ("
                    + "; ".join(f"{c} {s['headline']}" for c, s in settled.items()) + ")" if settled else
                    f"none rests on {MIN_SEEDS} seeds everywhere, so none is decided")
