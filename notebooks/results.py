@@ -31,6 +31,7 @@ part = "II"
 
 # %% tags=["hide-input"]
 import math
+import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -203,8 +204,11 @@ if len(shown):
     colors = {"reproduced": "#2a9d8f", "contradicted": "#e76f51", "inconclusive": "#6c757d",
               "precondition failed": "#bbbbbb"}
     metrics_shown = list(dict.fromkeys(shown.metric))
-    sizes = [int((shown.metric == m).sum()) for m in metrics_shown]
-    fig, axes = plt.subplots(len(metrics_shown), 1, figsize=(9.5, 0.3 * sum(sizes) + 0.75 * len(sizes) + 1.0),
+    # rows per panel, a wrapped label counting for its lines
+    lines_of = {m: sum(1 + len(f"{r.claim}: {r.comparison} (NN seeds)") // 58 for r in shown[shown.metric == m]
+                       .itertuples()) for m in metrics_shown}
+    sizes = [lines_of[m] for m in metrics_shown]
+    fig, axes = plt.subplots(len(metrics_shown), 1, figsize=(9.0, 0.24 * sum(sizes) + 0.75 * len(sizes) + 1.0),
                              gridspec_kw={"height_ratios": [n + 1.2 for n in sizes]}, squeeze=False)
     clipped_any = False
     for ax, metric in zip(axes[:, 0], metrics_shown):
@@ -228,9 +232,10 @@ if len(shown):
                        alpha=0.85 if r.n > 1 else 0.4)
         ax.axvline(0, color="black", lw=0.8)
         # one seed has no interval at all: the row says so (a bare dot would look tight)
-        ax.set_yticks(y, [f"{r.claim}{' suppl.' if r.supplementary else ''}: {r.comparison} "
-                          f"({'1 seed, no interval' if r.n == 1 else f'{r.n} seeds'})" for r in part_.itertuples()],
-                      fontsize=8)
+        # long labels (the difference-in-differences of C4, C5) wrap, so that the plot keeps its width
+        ax.set_yticks(y, [textwrap.fill(f"{r.claim}{' suppl.' if r.supplementary else ''}: {r.comparison} "
+                                        f"({'1 seed, no interval' if r.n == 1 else f'{r.n} seeds'})", 58)
+                          for r in part_.itertuples()], fontsize=8)
         ax.set_xlim(-span, span)
         ax.set_ylim(-0.7, len(part_) - 0.3)
         ax.set_xlabel(f"Δ {METRIC_NAMES.get(metric, metric)}, signed: > 0 is the paper's direction →", fontsize=8)
