@@ -6,14 +6,22 @@ set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 PY=${PY:-$REPO/.venv/bin/python}
 cd "$REPO"
-trap 'bash scripts/cluster/stop.sh' EXIT
+check=
+cleanup() {  # the checks' process group first (Snakemake and its jobs' clients), then every daemon
+  if [ -n "$check" ] && kill -0 "$check" 2>/dev/null; then kill -- "-$check" 2>/dev/null; sleep 2; kill -9 -- "-$check" 2>/dev/null; fi
+  bash scripts/cluster/stop.sh
+}
+trap cleanup EXIT
 trap 'exit 130' INT TERM
 t0=$SECONDS
 bash scripts/cluster/start.sh
 . scripts/cluster/common.sh
 sinfo -o "%P %D %c %m %G %t"
 set +e
-"$PY" tests/cluster/check_cluster.py "$@"
+setsid "$PY" tests/cluster/check_cluster.py "$@" &
+check=$!
+wait "$check"
 rc=$?
+check=
 echo "test-cluster: $((SECONDS - t0)) s in all (exit $rc)"
 exit $rc

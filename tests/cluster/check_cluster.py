@@ -10,8 +10,8 @@ Prints one PASS or FAIL line per check and ends with 'N passed, N failed' (exit 
      `python -m kdlib grid --profile smoke` into another store;
   3. each job's log is where the README says: logs/<part>/<notebook>.log (papermill's progress and cell output)
      and logs/slurm/rule_<rule>/<wildcards>/<jobid>.log (Slurm's own);
-  4. a job cancelled mid-training (scancel, once its run has written a checkpoint and before it finished) is
-     retried by Snakemake and resumes from that checkpoint to the metrics and history of an uninterrupted local
+  4. a job killed mid-training (`scancel --signal=TERM --full`, once its run has written a checkpoint and before
+     it finished: the signal Slurm sends at preemption or the time limit) is retried by Snakemake and resumes from that checkpoint to the metrics and history of an uninterrupted local
      run. The smoke runs finish in a second, before their first checkpoint (kdlib.train writes one at an epoch
      end once 60 s have passed, and after the last epoch), so this check trains one teacher of a `cluster-cancel`
      profile written here: the smoke profile with one longer teacher (tests/cluster/cancel.smk runs its report);
@@ -213,7 +213,10 @@ def check_cancel(work: Path, start: str):
             ids = [q.split("|")[0] for q in queue if "rule_teacher" in q]
             if len(ids) == 1:
                 epoch = torch.load(runs[0] / "checkpoint.pt", weights_only=True, map_location="cpu")["epoch"]
-                subprocess.run(["scancel", ids[0]], check=True)
+                # SIGTERM to every process of the job (batch script and steps), as Slurm does at preemption or the
+                # time limit. A plain `scancel` would leave Snakemake waiting for ever: sacct then says
+                # "CANCELLED by <uid>", which the executor plugin (2.8.0) does not count among failed states.
+                subprocess.run(["scancel", "--signal=TERM", "--full", ids[0]], check=True)
                 cancelled = ids[0]
                 break
             why = f"running teacher jobs: {queue}"
@@ -226,13 +229,14 @@ def check_cancel(work: Path, start: str):
     secs = time.monotonic() - t0
     local_rc = local.wait(timeout=900)
     out = log.read_text(errors="replace")
-    if not check(f"scancel of the teacher job after its run's checkpoint (epoch {epoch} of {CANCEL_EPOCHS})",
+    if not check(f"scancel --signal=TERM of the teacher job after its run's checkpoint (epoch {epoch} of {CANCEL_EPOCHS})",
                  cancelled is not None, f"job {cancelled}" if cancelled else why):
         return
     jobs = sacct(start)
     later = [j for j, row in jobs.items() if int(j) > int(cancelled) and "rule_teacher" in row.get("Comment", "")]
-    check("sacct: the cancelled job CANCELLED, Snakemake's retry COMPLETED",
-          jobs.get(cancelled, {}).get("State", "").startswith("CANCELLED") and len(later) == 1
+    first = jobs.get(cancelled, {}).get("State", "")
+    check("sacct: the killed job FAILED, Snakemake's retry COMPLETED",
+          first in ("FAILED", "CANCELLED") and len(later) == 1
           and jobs[later[0]]["State"] == "COMPLETED",
           f"{cancelled} {jobs.get(cancelled, {}).get('State')}; retry "
           + ", ".join(f"{j} {jobs[j]['State']}" for j in later))
