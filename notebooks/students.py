@@ -73,6 +73,11 @@ metrics_table(done).style.hide(axis="index").format(precision=3) if done else No
 
 # %% [markdown]
 # ## Provenance
+#
+# Where and how each run was made, from its `provenance.json`. *commit* is the git commit of the copy
+# the run ran from, *(dirty)* that the copy had uncommitted changes; for committed records made on a
+# GPU machine the copy was not a clone of this repository, and `results/README.md` names the code that
+# ran for each batch of records (the chapter *Reproducibility* explains it).
 
 # %%
 provenance_table(done) if done else None
