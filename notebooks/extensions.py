@@ -117,7 +117,7 @@ def ci_text(d, fmt="{:+.3f}"):
         return "-"
     if math.isinf(d["high"]) or math.isnan(d["high"]):
         return fmt.format(d["mean"]) + f" (1 seed)"
-    return fmt.format(d["mean"]) + f" [{fmt.format(d['low'])}, {fmt.format(d['high'])}]"
+    return fmt.format(d["mean"]) + f" [{fmt.format(d['low'])}, {fmt.format(d['high'])}] ({d['n']} seeds)"
 
 
 def says(d, direction):
