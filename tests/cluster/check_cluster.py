@@ -202,7 +202,7 @@ def check_cancel(work: Path, start: str):
                              "--directory", str(work / "cancel"),
                              "--config", f"grid={grid}", f"runs={store}", f"task={task}"],
                             stdout=open(log, "w"), stderr=subprocess.STDOUT, cwd=REPO, env=env1())
-    cancelled, epoch, why = None, None, "no checkpoint before the run finished (raise KDC_CANCEL_EPOCHS)"
+    cancelled, epoch, seen, why = None, None, [], "no checkpoint before the run finished (raise KDC_CANCEL_EPOCHS)"
     while proc.poll() is None and time.monotonic() - t0 < 900:
         runs = [d for d in (store / "cluster-cancel" / "teacher").glob("*") if d.is_dir()]
         if runs and (runs[0] / "DONE").exists():
@@ -212,7 +212,8 @@ def check_cancel(work: Path, start: str):
                                    text=True).stdout.split()
             ids = [q.split("|")[0] for q in queue if "rule_teacher" in q]
             if len(ids) == 1:
-                epoch = torch.load(runs[0] / "checkpoint.pt", weights_only=True, map_location="cpu")["epoch"]
+                state = torch.load(runs[0] / "checkpoint.pt", weights_only=True, map_location="cpu")
+                epoch, seen = state["epoch"], [float(h["seconds"]) for h in state["history"]]
                 # SIGTERM to every process of the job (batch script and steps), as Slurm does at preemption or the
                 # time limit. A plain `scancel` would leave Snakemake waiting for ever: sacct then says
                 # "CANCELLED by <uid>", which the executor plugin (2.8.0) does not count among failed states.
@@ -248,12 +249,15 @@ def check_cancel(work: Path, start: str):
     if not check("local reference run of the same config (python -m kdlib grid --grid ... --task ...)", ok,
                  f"exit {local_rc}, run {run.name}"):
         return
-    # the retry's progress bar starts at the checkpoint's epoch: tqdm prints 'N/EPOCHS' with N = epoch resumed
-    nb_log = (work / "cancel" / "logs/cancel" / f"{task}.log").read_text(errors="replace")
-    counts = [int(n) for n in re.findall(rf"\b(\d+)/{CANCEL_EPOCHS}\b", nb_log)]
-    check("the retry resumed from the checkpoint (its progress starts at that epoch, not 0)",
-          bool(counts) and epoch is not None and min(counts) >= epoch > 0,
-          f"checkpoint epoch {epoch}; the retry's first count {min(counts) if counts else None}")
+    # Resumed, not retrained: the final history's first epochs carry the very wall times (per-epoch `seconds`, which
+    # no rerun reproduces) that the checkpoint held when the job was killed.
+    rows = [r.split(",") for r in (run / "history.csv").read_text().splitlines()]
+    col = rows[0].index("seconds")
+    final = [float(r[col]) for r in rows[1:]]
+    check("the retry resumed from the checkpoint (the first epochs' wall times are the killed job's)",
+          bool(seen) and final[:len(seen)] == seen and len(final) == CANCEL_EPOCHS,
+          f"checkpoint at epoch {epoch}: {len(seen)} epochs' seconds "
+          + ("kept" if final[:len(seen)] == seen else "differ"))
     a, b = json.loads((run / "metrics.json").read_text()), json.loads((ref / "metrics.json").read_text())
     d = diff(a, b)
     check("the resumed run's metrics.json equals the uninterrupted run's", not d, "; ".join(d[:3]) or "equal")
