@@ -39,7 +39,9 @@ mnist = resolve_dataset(grid, profile, "mnist")["name"]
 paper = paper_tables()
 links = report_links(profile, part, grid)  # every number links to the run report that produced it
 display(Markdown(part_header(part, profile, rows, main) + " Cells read '-' where no run is finished yet (the results "
-                 "chapter lists the missing runs and the commands that fill them)."))
+                 "chapter lists the missing runs and the commands that fill them). The *seeds* column counts the seeds "
+                 "behind each cell of the row in order (Table 2: teacher, LeNet, AlexNet; Table 3: AlexNet, LeNet; "
+                 "Table 7: distilled, alone)."))
 
 
 def students(model, teacher_regime, regime="none", teacher_model="resnet18", dataset=main):
@@ -60,7 +62,7 @@ lines = []
 for r in REGIMES:
     t = select(rows, kind="teacher", model="resnet18", dataset=main, regime=r)
     lines.append({"teacher regime": REGIME_NAMES[r],
-                  "seeds (teacher, LeNet, AlexNet)": seeds(*[[x for x in g if x["cinic_accuracy"] == x["cinic_accuracy"]]
+                  "seeds": seeds(*[[x for x in g if x["cinic_accuracy"] == x["cinic_accuracy"]]
                                                             for g in (t, students("lenet", r), students("alexnet", r))]),
                   "teacher": fmt_ci(x["cinic_accuracy"] for x in t), "teacher (paper)": paper["table2"]["teacher"][r],
                   "LeNet": fmt_ci(x["cinic_accuracy"] for x in students("lenet", r)),
@@ -87,7 +89,7 @@ lines = []
 for r in ("none", "mixup", "cutmix"):
     t = select(rows, kind="teacher", model="alexnet", dataset=mnist, regime=r)
     s = students("lenet", r, teacher_model="alexnet", dataset=mnist)
-    lines.append({"teacher regime": MIXER_NAMES[r], "seeds (AlexNet, LeNet)": seeds(t, s),
+    lines.append({"teacher regime": MIXER_NAMES[r], "seeds": seeds(t, s),
                   "AlexNet acc": linked(fmt_ci(x["accuracy"] for x in t), t, links),
                   "(paper)": paper["table3"]["teacher"][r]["accuracy"],
                   "AlexNet loss": fmt_ci(x["nll"] for x in t), "(paper) ": paper["table3"]["teacher"][r]["loss"],
@@ -104,9 +106,10 @@ pd.DataFrame(lines).style.format(precision=3).hide(axis="index")
 # %% tags=["hide-input"]
 def prf(runs_, paper_row):
     out = {}
-    for k, name in zip(range(4), ("accuracy", "precision", "recall", "f1")):
-        out[name] = linked(fmt_ci(x[name] for x in runs_), runs_, links)
-        out[f"{name} (paper)"] = paper_row["cifar10"][k]
+    # short headers: these tables are eleven columns wide in a 736-px column
+    for k, (name, short) in enumerate(zip(("accuracy", "precision", "recall", "f1"), ("acc.", "prec.", "recall", "F1"))):
+        out[short] = linked(fmt_ci(x[name] for x in runs_), runs_, links)
+        out[f"{short} (paper)"] = paper_row["cifar10"][k]
     return out
 
 
@@ -143,9 +146,9 @@ for r in REGIMES:
     spec = r
     s = students("lenet", "none", regime=spec)
     alone = select(rows, kind="student", model="lenet", alpha=0.0, regime=spec, dataset=main)
-    lines.append({"student regime": REGIME_NAMES[r], "seeds (distilled, alone)": seeds(s, alone),
+    lines.append({"student regime": REGIME_NAMES[r], "seeds": seeds(s, alone),
                   **prf(s, paper["table7"]["lenet"][r]),
-                  "alone (alpha=0) accuracy": linked(fmt_ci(x["accuracy"] for x in alone), alone, links)})
+                  "alone (α = 0) acc.": linked(fmt_ci(x["accuracy"] for x in alone), alone, links)})
 pd.DataFrame(lines).style.format(precision=3).hide(axis="index")
 
 # %% [markdown]
