@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 
 from kdlib.report import REGIME_NAMES
-from kdlib.results import (claim_summary, claims, combine_verdicts, holm, mean_ci, paired_difference, paper_tables,
+from kdlib.results import (claim_summary, claims, combine_verdicts, fmt_ci, holm, mean_ci, paired_difference, paper_tables,
                            preconditions, regime_key, verdict)
 
 
@@ -386,3 +386,25 @@ def test_c1_shows_each_mixers_own_part_against_the_flipcrop_teacher_outside_its_
     # every comparison against the plain teacher is reproduced, and the mixers' parts take no part in it
     summary = claim_summary(c1)["C1"]
     assert summary["verdict"] == "reproduced" and summary["measured"] == 4
+
+
+def test_the_no_teacher_table_restates_table_1b_and_ignores_other_teachers():
+    """Part II's bug: the E3 students of the AlexNet teacher (same dataset) were averaged into the 'distilled
+    from the plain teacher' cell. The reference cell must be exactly Table 1b's 'none' cell."""
+    from kdlib.results import reference_runs, table1_runs
+
+    rows = []
+    for seed, (resnet_student, alexnet_student) in enumerate([(0.76, 0.60), (0.77, 0.62)]):
+        rows += [{"id": f"r{seed}", "kind": "student", "model": "lenet", "alpha": 0.5, "regime": "none",
+                  "teacher_model": "resnet18", "teacher_regime": "none", "dataset": "d", "seed": seed,
+                  "accuracy": resnet_student},
+                 {"id": f"a{seed}", "kind": "student", "model": "lenet", "alpha": 0.5, "regime": "none",
+                  "teacher_model": "alexnet", "teacher_regime": "none", "dataset": "d", "seed": seed,
+                  "accuracy": alexnet_student},
+                 {"id": f"z{seed}", "kind": "student", "model": "lenet", "alpha": 0.0, "regime": "none",
+                  "teacher_model": None, "teacher_regime": None, "dataset": "d", "seed": seed, "accuracy": 0.7}]
+    cell = next(c for c in reference_runs(rows, "d") if c["model"] == "lenet" and c["regime"] == "none")
+    assert [r["id"] for r in cell["distilled"]] == [r["id"] for r in table1_runs(rows, "d")["lenet"]["none"]] \
+        == ["r0", "r1"]
+    assert fmt_ci(r["accuracy"] for r in cell["distilled"]).startswith("0.765")  # (0.76 + 0.77) / 2
+    assert [r["id"] for r in cell["alone"]] == ["z0", "z1"]
