@@ -292,4 +292,4 @@ def test_slurm_profile_is_complete_and_parses(tmp_path):
                           "part2=smoke"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
                          env={**os.environ, "KDLIB_RUNS": str(tmp_path)})
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "runtime=240" in res.stdout and "gpu=1" in res.stdout
+    assert f"runtime={prof['set-resources']['teacher']['runtime']}" in res.stdout and "gpu=1" in res.stdout
