@@ -77,6 +77,12 @@ def _cached(tmp_path):
     (lambda a: a.update(labels=a["labels"][:-1]), "labels are int64"),
     (lambda a: a.update(labels=a["labels"] + 50), "labels lie outside"),
     (lambda a: a.update(meta=np.array(json.dumps({"verified": False}))), "meta lacks the row order"),
+    # in the valid format, contents edited: the digest of the arrays (bound to dataset, split, source) catches it
+    (lambda a: a.pop("digest"), "it carries no digest of its contents"),
+    (lambda a: a.update(labels=np.roll(a["labels"], 1)), "do not hash to the digest"),
+    (lambda a: a.update(meta=np.array(str(a["meta"]).replace('"verified": false', '"verified": true'))),
+     "do not hash to the digest"),
+    (lambda a: a.update(digest=np.array("0" * 64)), "do not hash to the digest"),
 ])
 def test_a_cache_that_does_not_match_is_rebuilt_with_a_warning(tmp_path, edit, why):
     make_mnist(tmp_path / "src")
@@ -88,6 +94,7 @@ def test_a_cache_that_does_not_match_is_rebuilt_with_a_warning(tmp_path, edit, w
         again = load_dataset("mnist", "test", root=tmp_path / "src", verify=False)
     np.testing.assert_array_equal(again.images, first.images)
     np.testing.assert_array_equal(again.labels, first.labels)
+    assert again.meta["verified"] is False
     _, rebuilt = _cached(tmp_path)  # and the file on disk is whole again
     np.testing.assert_array_equal(rebuilt["labels"], first.labels)
 
