@@ -467,7 +467,7 @@ def headline(s: dict) -> str:
         return f"{s['seeds']}: no difference"
     a, m = s["agree"], s["measured"]
     lean = "leaning against the paper" if a == 0 else "leaning the paper's way" + ("" if a == m else f" in {a} of {m}")
-    return f"{s['seeds']}: {lean}" + (f" ({m} of {m})" if a == m or a == 0 else "")
+    return f"{s['seeds']}: {lean}" + (f" ({a} of {m} the paper's way)" if a == 0 else f" ({m} of {m})" if a == m else "")
 
 
 def seeds_needed(per_seed, level: float = 0.95, cap: int = 50):

@@ -363,7 +363,7 @@ def test_the_headline_verdict_is_holms_and_needs_three_seeds_everywhere():
     two = {**base, "seeds_min": 2, "seeds_max": 2, "seeds": "2 seeds"}
     assert headline(two) == "2 seeds: leaning the paper's way (4 of 4)"
     assert headline({**two, "agree": 3}) == "2 seeds: leaning the paper's way in 3 of 4"
-    assert headline({**two, "agree": 0, "verdict_holm": "contradicted"}) == "2 seeds: leaning against the paper (4 of 4)"
+    assert headline({**two, "agree": 0, "verdict_holm": "contradicted"}) == "2 seeds: leaning against the paper (0 of 4 the paper's way)"
     # a comparison not run at all also keeps the verdict off the headline
     assert headline({**base, "seeds_min": 3, "seeds_max": 3, "seeds": "3 seeds, 1 comparison not run",
                      "untested": 1}).startswith("3 seeds, 1 comparison not run: leaning")
