@@ -677,7 +677,13 @@ def reference_runs(rows: list[dict], main: str) -> list[dict]:
     return out
 
 
-__all__ += ["fmt_ci", "select", "distilled", "load_predictions", "shown_seed", "table1_runs", "reference_runs"]
+def seed_counts(*groups) -> str:
+    """The seeds behind a table row's cells, one count per group of rows ('2, 2, 1': teacher, LeNet, AlexNet)."""
+    return ", ".join(str(len({x["seed"] for x in g})) for g in groups)
+
+
+__all__ += ["fmt_ci", "select", "distilled", "load_predictions", "shown_seed", "table1_runs", "reference_runs",
+            "seed_counts"]
 
 
 def test_view(store: RunStore, spec: dict, need_images: bool = True) -> dict:

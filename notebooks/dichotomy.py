@@ -39,7 +39,7 @@ from kdlib.metrics import mean_confusion, reliability_curve
 from kdlib.figures import matrix_figure
 from kdlib.report import REGIME_NAMES, part_header, regime_color
 from kdlib.results import (REGIMES, align, collect, distilled, fmt_ci, load_predictions, paper_tables, select,
-                           shown_seed, test_view)
+                           seed_counts, shown_seed, test_view)
 from kdlib.runs import RunStore
 
 store = RunStore(runs, profile)
@@ -119,9 +119,7 @@ def students(model, teacher_regime):
     return distilled(rows, model, teacher_regime, main)
 
 
-def n_seeds(*groups):
-    """The seeds behind a row: teacher, LeNet and AlexNet cells may rest on different numbers."""
-    return ", ".join(str(len({x["seed"] for x in g})) for g in groups)
+n_seeds = seed_counts  # teacher, LeNet and AlexNet cells may rest on different numbers
 
 
 table4 = pd.DataFrame([{

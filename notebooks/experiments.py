@@ -28,7 +28,7 @@ from IPython.display import Markdown, display
 
 from kdlib.grid import load_grid, resolve_dataset
 from kdlib.report import MIXER_NAMES, MODEL_NAMES, REGIME_NAMES, linked, part_header, report_links
-from kdlib.results import REGIMES, collect, distilled, fmt_ci, paper_tables, select
+from kdlib.results import REGIMES, collect, distilled, fmt_ci, paper_tables, seed_counts, select
 from kdlib.runs import RunStore
 
 store = RunStore(runs, profile)
@@ -48,9 +48,7 @@ def students(model, teacher_regime, regime="none", teacher_model="resnet18", dat
     return distilled(rows, model, teacher_regime, dataset, regime=regime, teacher_model=teacher_model)
 
 
-def seeds(*groups):
-    """The seeds behind a row's cells (one number per group of runs, e.g. teacher, LeNet, AlexNet)."""
-    return ", ".join(str(len({x["seed"] for x in g})) for g in groups)
+seeds = seed_counts
 
 
 # %% [markdown]

@@ -51,7 +51,7 @@ from kdlib.extensions import MIXERS, contrast, difference, penalty, students, te
 from kdlib.grid import experiment_names, extension_experiments, load_grid, resolve_dataset
 from kdlib.report import MIXER_NAMES, MODEL_NAMES, REGIME_NAMES, part_header, regime_color
 from kdlib.results import (PARTIAL_SEED_POLICY, REGIMES, collect, fill_command, fill_commands, fill_plan, fmt_ci,
-                           load_predictions, missing_runs, paper_tables,
+                           load_predictions, paper_tables,
                            verdict)
 from kdlib.runs import RunStore
 
