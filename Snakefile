@@ -29,10 +29,11 @@ import sys
 from glob import glob
 
 sys.path.insert(0, workflow.basedir)
-from kdlib.cli import DEFAULT_PROFILE  # noqa: E402
-from kdlib.grid import load_grid, plan, resolve_dataset, task_configs, task_status  # noqa: E402
-from kdlib.report import task_title  # noqa: E402
-from kdlib.runs import run_id  # noqa: E402
+from kdlib.base.cli import DEFAULT_PROFILE  # noqa: E402
+from kdlib.book.report import task_title  # noqa: E402
+from kdlib.runs.execute import task_status  # noqa: E402
+from kdlib.runs.plan import load_grid, plan, resolve_dataset, task_configs  # noqa: E402
+from kdlib.runs.store import run_id  # noqa: E402
 
 _KNOWN = {"part1", "part2", "train", "threads", "runs", "device", "profile"}
 _unknown = set(config) - _KNOWN
@@ -50,7 +51,7 @@ PY = sys.executable
 # one thread per job on a CPU: `--cores N` then runs N notebooks side by side without oversubscription
 THREADS = f"OMP_NUM_THREADS={config.get('threads', 1)} MKL_NUM_THREADS={config.get('threads', 1)}"
 NOTEBOOK = f'{THREADS} "{PY}" -m kdlib notebook --progress'
-KDLIB_SOURCES = sorted(glob(os.path.join(workflow.basedir, "kdlib", "*.py")))
+KDLIB_SOURCES = sorted(glob(os.path.join(workflow.basedir, "kdlib", "**", "*.py"), recursive=True))  # every wing
 GRID_FILE = os.path.join(workflow.basedir, "grid.yaml")
 PAPER_TABLES = os.path.join(workflow.basedir, "book", "paper_tables.yaml")
 

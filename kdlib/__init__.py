@@ -6,8 +6,8 @@ launch notebooks (``python -m kdlib notebook`` under Snakemake) start without im
 __all__ = ["build_augmentation", "kd_loss", "build_model", "count_parameters"]
 __version__ = "0.2.0"
 
-_LAZY = {"build_augmentation": "augment", "kd_loss": "distill", "build_model": "models",
-         "count_parameters": "models"}
+_LAZY = {"build_augmentation": "blocks.augment", "kd_loss": "blocks.distill", "build_model": "blocks.models",
+         "count_parameters": "blocks.models"}
 
 
 def __getattr__(name):

@@ -6,9 +6,9 @@ import sys
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"bench": "kdlib.bench", "grid": "kdlib.grid", "notebook": "kdlib.notebooks",
-                "export": "kdlib.records:main_export", "import": "kdlib.records:main_import",
-                "device-run": "kdlib.device_run"}
+    commands = {"bench": "kdlib.runs.bench_cli", "grid": "kdlib.runs.execute", "notebook": "kdlib.book.notebooks",
+                "export": "kdlib.runs.records_cli:main_export", "import": "kdlib.runs.records_cli:main_import",
+                "device-run": "kdlib.runs.device_run"}
     about = {"grid": "run every task of a profile in one process (or --plan: list them)",
              "notebook": "execute one task's run report or one chapter with papermill",
              "bench": "benchmarks: loader, training step, distillation (ratios in one run)",
@@ -27,10 +27,9 @@ def main(argv=None):
         print("\n".join(lines))
         return 0 if argv else 2
     if argv[0] not in commands:
-        import difflib
+        from .base.hints import did_you_mean
 
-        near = difflib.get_close_matches(argv[0], list(commands), n=1)
-        print(f"error: unknown command {argv[0]!r}" + (f"; did you mean {near[0]!r}?" if near else "")
+        print(f"error: unknown command {argv[0]!r}" + did_you_mean(argv[0], commands)
               + f" Commands: {', '.join(commands)}", file=sys.stderr)
         return 2
     import importlib

@@ -29,7 +29,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from kdlib.results import REGIMES, paper_tables
+from kdlib.book.rows import PAPER_REGIMES, paper_tables
 
 t = paper_tables()
 
@@ -42,7 +42,7 @@ t = paper_tables()
 
 # %% tags=["hide-input"]
 rows = []
-for r in REGIMES:
+for r in PAPER_REGIMES:
     acc, prec, rec, f1 = t["table9"]["teacher"][r]["cifar10"]
     rows.append({"teacher": r, "accuracy": acc, "precision": prec, "recall": rec, "F1": f1,
                  "|precision - accuracy|": round(abs(prec - acc), 3), "|F1 - accuracy|": round(abs(f1 - acc), 3)})
@@ -59,10 +59,10 @@ table9.style.format(precision=3).hide(axis="index")
 # Each class's F1 is the harmonic mean of its precision and recall, which never exceeds their
 # arithmetic mean; averaging over classes keeps the inequality, so macro F1 ≤ (macro P + macro R)/2
 # for any classifier. Allowing for the printed rounding (±0.0005 on each value), these rows of the
-# paper break it (`kdlib.audit.f1_bound_violations`):
+# paper break it (`kdlib.book.audit.f1_bound_violations`):
 
 # %% tags=["hide-input"]
-from kdlib.audit import f1_bound_violations, recall_accuracy_violations
+from kdlib.book.audit import f1_bound_violations, recall_accuracy_violations
 
 bad_f1 = pd.DataFrame(f1_bound_violations(t))
 glue("n_f1_bad", str(len(bad_f1)), display=False)
@@ -102,12 +102,12 @@ bad_rec.style.format(precision=3).hide(axis="index")
 # Table 1's own ECE column says so for Mixup only:
 
 # %% tags=["hide-input"]
-ece = {r: t["table1"]["teacher"][r]["ece"] for r in REGIMES}
+ece = {r: t["table1"]["teacher"][r]["ece"] for r in PAPER_REGIMES}
 glue("t1_ece_none", f"{ece['none']:.3f}", display=False)
 glue("t1_ece_mixup", f"{ece['mixup']:.3f}", display=False)
 glue("t1_ece_cutmix", f"{ece['cutmix']:.3f}", display=False)
 pd.DataFrame([{"teacher": r, "ECE (Table 1)": ece[r], "against the plain teacher": round(ece[r] - ece["none"], 3)}
-              for r in REGIMES]).style.format(precision=3).hide(axis="index")
+              for r in PAPER_REGIMES]).style.format(precision=3).hide(axis="index")
 
 # %% [markdown]
 # The CutMix teacher's ECE of {glue:text}`t1_ece_cutmix` is *above* the plain teacher's
@@ -121,7 +121,7 @@ pd.DataFrame([{"teacher": r, "ECE (Table 1)": ece[r], "against the plain teacher
 cinic = pd.DataFrame([{"teacher": r, "Table 2 accuracy": t["table2"]["teacher"][r],
                        "Table 9 accuracy": t["table9"]["teacher"][r]["cinic"][0],
                        "difference": round(t["table2"]["teacher"][r] - t["table9"]["teacher"][r]["cinic"][0], 3)}
-                      for r in REGIMES])
+                      for r in PAPER_REGIMES])
 glue("cinic_n_diff", str(int((cinic.difference != 0).sum())), display=False)
 cinic.style.format(precision=3).hide(axis="index")
 
@@ -150,7 +150,7 @@ t5.style.format(precision=3).hide(axis="index")
 # | where | the paper says | what holds |
 # | --- | --- | --- |
 # | §3.4, class discrimination | "cohesion and adhesion ... as *inter*- and *intra*-class similarities, respectively" | the reverse: cohesion is the intra-class similarity, adhesion the inter-class one (as its own next sentence and formula use them) |
-# | §3.4, cohesion formula | $C = \frac{1}{N_C(N_C-1)}\sum_{i<j} S(d_i, d_j)$ | a sum over the $N_C(N_C-1)/2$ pairs $i<j$ divided by $N_C(N_C-1)$ is at most 1/2; Table 5 prints cohesion 0.917 (CutMix), so the table used the mean over pairs (what `kdlib.metrics.class_discrimination` computes) |
+# | §3.4, cohesion formula | $C = \frac{1}{N_C(N_C-1)}\sum_{i<j} S(d_i, d_j)$ | a sum over the $N_C(N_C-1)/2$ pairs $i<j$ divided by $N_C(N_C-1)$ is at most 1/2; Table 5 prints cohesion 0.917 (CutMix), so the table used the mean over pairs (what `kdlib.blocks.metrics.class_discrimination` computes) |
 # | §3.2, the KD loss | $\alpha\tau^2 D_{KL}(f_S^\tau, f_T^\tau)$, i.e. KL(student ‖ teacher) | Hinton's loss and the paper's own code use KL(teacher ‖ student) (`KLDivLoss(log_softmax(s/T), softmax(t/T))`) |
 # | §3.4, KL to human labels | "nothing but the cross-entropy loss between the model predictions and human labels" | KL(p_f ‖ p_h) as written is not a cross-entropy; KL(h ‖ f) = H(h, f) − H(h) differs from the cross-entropy by the humans' entropy, constant per image; and KL(f ‖ h) is infinite wherever humans give a class zero mass (80.6% of CIFAR-10H's entries), so we report KL(human ‖ model) |
 # | §4.4, "no matter the set up, data augmentation techniques hurt the performance of the student models" | — | Table 7's Mixup-trained LeNet student on CINIC-10 (0.457) beats the plain one (0.456); and on MNIST (Table 3) the most accurate LeNet student is the Mixup teacher's (0.9886 vs 0.9868) |

@@ -35,11 +35,12 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from kdlib.findings import certainty_sentence, mixed_penalty, seeds_to_settle, student_sentences, teacher_sentence
-from kdlib.grid import load_grid, resolve_dataset
-from kdlib.report import DATASET_NAMES, MODEL_NAMES, PARTS, REGIME_NAMES
-from kdlib.results import MIN_SEEDS, claim_summary, claims, collect, preconditions, seeds_needed
-from kdlib.runs import RunStore
+from kdlib.book.findings import certainty_sentence, mixed_penalty, seeds_to_settle, student_sentences, teacher_sentence
+from kdlib.runs.plan import load_grid, resolve_dataset
+from kdlib.book.names import DATASET_NAMES, MODEL_NAMES, PARTS, REGIME_NAMES
+from kdlib.book.claims import MIN_SEEDS, claim_summary, claims, preconditions, seeds_needed
+from kdlib.book.rows import collect
+from kdlib.runs.store import RunStore
 
 grid = load_grid()
 parts = {}

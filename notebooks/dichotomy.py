@@ -19,7 +19,7 @@
 # teachers' outputs and features: tighter, better separated classes (t-SNE, Fig. 4; class
 # separability, Table 4; cohesion and adhesion, Table 5), calibration (Figs. 5 and 7), and
 # distance to human uncertainty (Figs. 3 and 6). Every quantity here is computed by
-# `kdlib.metrics` on the test predictions stored with each run.
+# `kdlib.blocks.metrics` on the test predictions stored with each run.
 
 # %% tags=["parameters", "hide-input"]
 profile = "quick"
@@ -34,22 +34,24 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 from sklearn.manifold import TSNE
 
-from kdlib.grid import load_grid, resolve_dataset
-from kdlib.metrics import mean_confusion, reliability_curve
-from kdlib.figures import matrix_figure
-from kdlib.report import REGIME_NAMES, part_header, regime_color
-from kdlib.results import (REGIMES, align, collect, distilled, fmt_ci, load_predictions, paper_tables, select,
-                           seed_counts, shown_seed, test_view)
-from kdlib.runs import RunStore
+from kdlib.runs.plan import load_grid, resolve_dataset
+from kdlib.blocks.metrics import mean_confusion, reliability_curve
+from kdlib.book.figures import matrix_figure
+from kdlib.book.names import REGIME_NAMES, regime_color
+from kdlib.book.report import part_header
+from kdlib.book.rows import PAPER_REGIMES, align, collect, distilled, load_predictions, paper_tables, select, heldout_view
+from kdlib.book.stats import fmt_ci
+from kdlib.book.claims import seed_counts, shown_seed
+from kdlib.runs.store import RunStore
 
 store = RunStore(runs, profile)
 rows = collect(store)
 spec = resolve_dataset(load_grid(), profile, "main")
 main = spec["name"]
-view = test_view(store, spec, need_images=False)
+view = heldout_view(store, spec, need_images=False)
 classes = view["classes"]
 paper = paper_tables()
-teachers = {r: select(rows, kind="teacher", model="resnet18", dataset=main, regime=r) for r in REGIMES}
+teachers = {r: select(rows, kind="teacher", model="resnet18", dataset=main, regime=r) for r in PAPER_REGIMES}
 # the figures show one seed: the first whose every teacher record keeps its embeddings (the t-SNE needs them)
 fig_seed, preds = shown_seed(store, teachers)
 display(Markdown(part_header(part, profile, rows, main)
@@ -128,7 +130,7 @@ table4 = pd.DataFrame([{
     "teacher": fmt_ci(x["class_separability"] for x in teachers[r]), "teacher (paper)": paper["table4"]["teacher"][r],
     "LeNet": fmt_ci(x["class_separability"] for x in students("lenet", r)), "LeNet (paper)": paper["table4"]["lenet"][r],
     "AlexNet": fmt_ci(x["class_separability"] for x in students("alexnet", r)),
-    "AlexNet (paper)": paper["table4"]["alexnet"][r]} for r in REGIMES])
+    "AlexNet (paper)": paper["table4"]["alexnet"][r]} for r in PAPER_REGIMES])
 table4.style.format(precision=3).hide(axis="index")
 
 # %% [markdown]
@@ -143,7 +145,7 @@ def disc(r, key):
     return fmt_ci(x[key] for x in teachers[r])
 
 
-logit_rows = {r: [] for r in REGIMES}
+logit_rows = {r: [] for r in PAPER_REGIMES}
 feature_dims = set()
 for r, ts in teachers.items():
     for t in ts:
@@ -159,11 +161,11 @@ def paper5(r, key):
 table5f = pd.DataFrame([{
     "teacher regime": REGIME_NAMES[r], "seeds": n_seeds(teachers[r]), "cohesion": disc(r, "cohesion"), "(paper)": paper5(r, "cohesion"),
     "adhesion": disc(r, "adhesion"), " (paper)": paper5(r, "adhesion"),
-    "D": disc(r, "discrimination"), "  (paper)": paper5(r, "discrimination")} for r in REGIMES])
+    "D": disc(r, "discrimination"), "  (paper)": paper5(r, "discrimination")} for r in PAPER_REGIMES])
 table5l = pd.DataFrame([{
     "teacher regime": REGIME_NAMES[r], "seeds": n_seeds(teachers[r]), "cohesion": fmt_ci(x["cohesion"] for x in logit_rows[r]),
     "adhesion": fmt_ci(x["adhesion"] for x in logit_rows[r]),
-    "D": fmt_ci(x["discrimination"] for x in logit_rows[r])} for r in REGIMES])
+    "D": fmt_ci(x["discrimination"] for x in logit_rows[r])} for r in PAPER_REGIMES])
 display(Markdown(f"**Table 5a.** On the penultimate features (d = {', '.join(map(str, sorted(feature_dims))) or '?'}), "
                  f"beside the paper's Table 5"))
 display(table5f.style.hide(axis="index"))
@@ -196,12 +198,12 @@ fig, axes = plt.subplots(1, 3, figsize=(9.5, 3), sharey=True)
 groups = [("ResNet-18 teacher", lambda r: teachers[r]), ("LeNet student", lambda r: students("lenet", r)),
           ("AlexNet student", lambda r: students("alexnet", r))]
 for ax, (who, fn) in zip(axes, groups):
-    for k, r in enumerate(REGIMES):
+    for k, r in enumerate(PAPER_REGIMES):
         v = [x["ece"] for x in fn(r)]
         if v:
             ax.bar(k, np.mean(v), 0.7, color=regime_color(r), edgecolor="black", linewidth=0.4)
             ax.scatter([k] * len(v), v, s=10, color="black", zorder=3)
-    ax.set_xticks(range(5), [REGIME_NAMES[r] for r in REGIMES], rotation=30, fontsize=9)
+    ax.set_xticks(range(5), [REGIME_NAMES[r] for r in PAPER_REGIMES], rotation=30, fontsize=9)
     ax.set_title(who, fontsize=10)
 axes[0].set_ylabel("ECE (15 bins)")
 axes[1].set_xlabel("teacher regime")
@@ -231,7 +233,7 @@ if preds:
 
 # %% tags=["hide-input"]
 if view["human"] is not None and preds:
-    from kdlib.metrics import class_kl_matrix
+    from kdlib.blocks.metrics import class_kl_matrix
 
     human, labels = view["human"], view["labels"]
     hm = mean_confusion(human, labels)

@@ -26,10 +26,13 @@ part = "II"
 import pandas as pd
 from IPython.display import Markdown, display
 
-from kdlib.grid import load_grid, resolve_dataset
-from kdlib.report import MIXER_NAMES, MODEL_NAMES, REGIME_NAMES, linked, part_header, report_links
-from kdlib.results import REGIMES, collect, distilled, fmt_ci, paper_tables, seed_counts, select
-from kdlib.runs import RunStore
+from kdlib.runs.plan import load_grid, resolve_dataset
+from kdlib.book.names import MIXER_NAMES, MODEL_NAMES, REGIME_NAMES
+from kdlib.book.report import linked, part_header, report_links
+from kdlib.book.rows import PAPER_REGIMES, collect, distilled, paper_tables, select
+from kdlib.book.stats import fmt_ci
+from kdlib.book.claims import seed_counts
+from kdlib.runs.store import RunStore
 
 store = RunStore(runs, profile)
 grid = load_grid()
@@ -57,7 +60,7 @@ seeds = seed_counts
 # %% tags=["hide-input"]
 has_cinic = any(r["cinic_accuracy"] == r["cinic_accuracy"] for r in rows)  # NaN when absent
 lines = []
-for r in REGIMES:
+for r in PAPER_REGIMES:
     t = select(rows, kind="teacher", model="resnet18", dataset=main, regime=r)
     lines.append({"teacher regime": REGIME_NAMES[r],
                   "seeds": seeds(*[[x for x in g if x["cinic_accuracy"] == x["cinic_accuracy"]]
@@ -71,7 +74,7 @@ if not has_cinic:
     display(Markdown(
         "**CINIC-10 is not present on this machine**, so only the paper's values are shown. Put CINIC-10 "
         "(`train/ valid/ test/` folders or `CINIC-10.tar.gz`) under `$KDLIB_DATA` (or run "
-        "`python -c \"from kdlib.data import load_dataset; load_dataset('cinic10', 'test-imagenet', download=True)\"`) "
+        "`python -c \"from kdlib.data.datasets import load_dataset; load_dataset('cinic10', 'test-imagenet', download=True)\"`) "
         "on the machine that trains the CIFAR-10 grid: every CIFAR-10 run is then also evaluated on its ImageNet "
         "part, normalised with CIFAR-10's statistics, and its record carries the result."))
 pd.DataFrame(lines).style.format(precision=3).hide(axis="index")
@@ -113,7 +116,7 @@ def prf(runs_, paper_row):
 
 lines = []
 for model in ("lenet", "alexnet"):
-    for r in REGIMES:
+    for r in PAPER_REGIMES:
         lines.append({"student": MODEL_NAMES[model], "teacher regime": REGIME_NAMES[r], "seeds": seeds(students(model, r)),
                       **prf(students(model, r), paper["table6"][model][r])})
 pd.DataFrame(lines).style.format(precision=3).hide(axis="index")
@@ -128,7 +131,7 @@ pd.DataFrame(lines).style.format(precision=3).hide(axis="index")
 lines = [{"teacher regime": REGIME_NAMES[r],
           "seeds": seeds(select(rows, kind="teacher", model="resnet18", dataset=main, regime=r)),
           **prf(select(rows, kind="teacher", model="resnet18", dataset=main, regime=r), paper["table9"]["teacher"][r])}
-         for r in REGIMES]
+         for r in PAPER_REGIMES]
 pd.DataFrame(lines).style.format(precision=3).hide(axis="index")
 
 # %% [markdown]
@@ -140,7 +143,7 @@ pd.DataFrame(lines).style.format(precision=3).hide(axis="index")
 
 # %% tags=["hide-input"]
 lines = []
-for r in REGIMES:
+for r in PAPER_REGIMES:
     spec = r
     s = students("lenet", "none", regime=spec)
     alone = select(rows, kind="student", model="lenet", alpha=0.0, regime=spec, dataset=main)
@@ -154,5 +157,5 @@ pd.DataFrame(lines).style.format(precision=3).hide(axis="index")
 
 # %% tags=["hide-input"]
 lines = [{"regime": REGIME_NAMES[r], "seeds": seeds(students("lenet", r, regime=r)),
-          **prf(students("lenet", r, regime=r), paper["table8"]["lenet"][r])} for r in REGIMES]
+          **prf(students("lenet", r, regime=r), paper["table8"]["lenet"][r])} for r in PAPER_REGIMES]
 pd.DataFrame(lines).style.format(precision=3).hide(axis="index")

@@ -31,26 +31,28 @@ hover = False  # with live: a plotly FigureWidget with hover/click callbacks (ne
 # %% tags=["hide-input"]
 from IPython.display import HTML, Markdown, display
 
-from kdlib.explorer import disagreement_tabs, explorer_points, live_explorer, project, static_explorer
-from kdlib.grid import load_grid, resolve_dataset
-from kdlib.report import REGIME_NAMES, part_header
-from kdlib.results import REGIMES, collect, select, shown_seed, test_view
-from kdlib.runs import RunStore
+from kdlib.book.explorer import disagreement_tabs, explorer_points, live_explorer, project, static_explorer
+from kdlib.runs.plan import load_grid, resolve_dataset
+from kdlib.book.names import REGIME_NAMES
+from kdlib.book.report import part_header
+from kdlib.book.rows import PAPER_REGIMES, collect, select, heldout_view
+from kdlib.book.claims import shown_seed
+from kdlib.runs.store import RunStore
 
 store = RunStore(runs, profile)
 rows = collect(store)
 spec = resolve_dataset(load_grid(), profile, "main")
-view = test_view(store, spec)
+view = heldout_view(store, spec)
 classes = view["classes"]
 display(Markdown(part_header(part, profile, rows, spec["name"])))
 models, embeddings, missing = {}, {}, []
 pick = None
-teachers = {r: select(rows, kind="teacher", model="resnet18", dataset=spec["name"], regime=r) for r in REGIMES}
+teachers = {r: select(rows, kind="teacher", model="resnet18", dataset=spec["name"], regime=r) for r in PAPER_REGIMES}
 shown, preds = shown_seed(store, teachers)  # the first seed whose every teacher record keeps its embeddings
 if shown is not None:
     display(Markdown(f"Every teacher shown here is its **seed {shown}** run (the first seed whose records keep the "
                      f"penultimate features of 100 test images per class)."))
-for r in REGIMES:
+for r in PAPER_REGIMES:
     if r not in preds:
         continue
     p = preds[r]

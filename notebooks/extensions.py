@@ -46,14 +46,15 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from kdlib.calibration import temperature_scaling_report
-from kdlib.extensions import MIXERS, contrast, difference, penalty, students, teacher_spec, teachers
-from kdlib.grid import experiment_names, extension_experiments, load_grid, resolve_dataset
-from kdlib.report import MIXER_NAMES, MODEL_NAMES, REGIME_NAMES, part_header, regime_color
-from kdlib.results import (PARTIAL_SEED_POLICY, REGIMES, collect, fill_command, fill_commands, fill_plan, fmt_ci,
-                           load_predictions, paper_tables,
-                           verdict)
-from kdlib.runs import RunStore
+from kdlib.blocks.calibration import temperature_scaling_report
+from kdlib.book.extensions import MIXERS, contrast, difference, penalty, students, teacher_spec, teachers
+from kdlib.runs.plan import experiment_names, extension_experiments, load_grid, resolve_dataset
+from kdlib.book.names import MIXER_NAMES, MODEL_NAMES, REGIME_NAMES, regime_color
+from kdlib.book.report import part_header
+from kdlib.book.fill import PARTIAL_SEED_POLICY, fill_command, fill_commands, fill_plan
+from kdlib.book.rows import PAPER_REGIMES, collect, load_predictions, paper_tables
+from kdlib.book.stats import fmt_ci, verdict
+from kdlib.runs.store import RunStore
 
 grid = load_grid()
 EXT = extension_experiments(grid)
@@ -186,7 +187,7 @@ if "E7" in planned:
     fig, axes = plt.subplots(1, len(MODELS), figsize=(5.2 * len(MODELS), 3.8), constrained_layout=True,
                              squeeze=False)
     for ax, model in zip(axes[0], MODELS):
-        for regime in REGIMES:
+        for regime in PAPER_REGIMES:
             per = {t: [r["accuracy"] for r in students(rows, model, teacher_spec(regime), temperature=t)]
                    for t in TEMPS}
             ts = [t for t in TEMPS if per[t]]
@@ -234,9 +235,9 @@ if "E8" in planned:
     show_missing("E8")
     model = "lenet"
     mean = np.full((5, 5), np.nan)
-    text = [["" for _ in REGIMES] for _ in REGIMES]
-    for i, tr in enumerate(REGIMES):
-        for j, sr in enumerate(REGIMES):
+    text = [["" for _ in PAPER_REGIMES] for _ in PAPER_REGIMES]
+    for i, tr in enumerate(PAPER_REGIMES):
+        for j, sr in enumerate(PAPER_REGIMES):
             acc = [r["accuracy"] for r in students(rows, model, teacher_spec(tr), regime=teacher_spec(sr))]
             if acc:
                 mean[i, j] = np.mean(acc)
@@ -249,7 +250,7 @@ if "E8" in planned:
                 if text[i][j]:
                     ax.text(j, i, text[i][j].replace(" ± ", "\n± "), ha="center", va="center", fontsize=8,
                             color="white" if mean[i, j] < np.nanmean(mean) else "black")
-        names = [REGIME_NAMES[r] for r in REGIMES]
+        names = [REGIME_NAMES[r] for r in PAPER_REGIMES]
         ax.set_xticks(range(5), names, rotation=20)
         ax.set_yticks(range(5), names)
         ax.set_xlabel("regime of the student's distillation inputs")
@@ -262,10 +263,10 @@ if "E8" in planned:
             paper = paper_tables()
             display(Markdown("The paper's LeNet accuracy (one seed): plain teacher, student inputs of each regime "
                              "(Table 7): " + ", ".join(f"{REGIME_NAMES[r]} {paper['table7']['lenet'][r]['cifar10'][0]:.3f}"
-                                                       for r in REGIMES)
+                                                       for r in PAPER_REGIMES)
                              + "; teacher and student inputs of the same regime (Table 8): "
                              + ", ".join(f"{REGIME_NAMES[r]} {paper['table8']['lenet'][r]['cifar10'][0]:.3f}"
-                                         for r in REGIMES) + "."))
+                                         for r in PAPER_REGIMES) + "."))
         table = []
         for m in ["flipcrop"] + MIXERS:
             t_only = students(rows, model, teacher_spec(m), regime="none")
@@ -310,7 +311,7 @@ if "E9" in planned:
 # ## E10 · Calibration: students of temperature-scaled teachers
 #
 # Each E1 teacher's logits are divided by the one temperature that minimises its NLL on half of the
-# test set (images of even index; `kdlib.calibration`), then distilled as before (T = 20). Scaling never
+# test set (images of even index; `kdlib.blocks.calibration`), then distilled as before (T = 20). Scaling never
 # changes the teacher's predictions, only its confidence. The teacher's ECE before and after is
 # measured on the other half. If calibration is what moves the student, scaling should close the gap
 # between the students of augmented and plain teachers. (The scale is one number fitted on test labels;
@@ -320,7 +321,7 @@ if "E9" in planned:
 if "E10" in planned:
     show_missing("E10")
     table = []
-    for regime in REGIMES:
+    for regime in PAPER_REGIMES:
         for t in teachers(rows, teacher_spec(regime)):
             pred = load_predictions(store, t["id"])
             if "test_logits" not in pred:
@@ -354,7 +355,7 @@ if "E10" in planned:
 #
 # Each augmented E1 teacher is trained again with its own schedule but stopped at the first epoch its
 # accuracy on the held-out half of the test set (even indices) reaches the plain teacher's on the same
-# images (`kdlib.pipeline`; a teacher that never reaches it trains to the end and is flagged). Its
+# images (`kdlib.runs.pipeline`; a teacher that never reaches it trains to the end and is flagged). Its
 # students are then distilled as in E2. If the augmented teachers' students differ from the plain
 # teacher's only because their teachers are more accurate, the difference vanishes here.
 
@@ -414,7 +415,7 @@ if long_profile in grid["profiles"]:
                             else f"`python -m kdlib grid --profile {long_profile}`") + "."))
     else:
         table = []
-        for m in REGIMES:
+        for m in PAPER_REGIMES:
             short_t, long_t = teachers(rows, teacher_spec(m)), teachers(rows_long, teacher_spec(m))
             if not long_t:
                 continue

@@ -24,7 +24,7 @@
 #    how well does each property of a teacher — accuracy, test NLL, ECE, KL to the human labels,
 #    class separability, discrimination, the spread of its logits — rank its distilled student's
 #    accuracy? Spearman's ρ with a 95% percentile bootstrap interval over teachers
-#    (`kdlib.predictors`).
+#    (`kdlib.blocks.predictors`).
 #
 # Students here are the paper's E2 students (clean inputs, T = 20, α = 0.5).
 
@@ -42,11 +42,13 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
 
-from kdlib.grid import load_grid, resolve_dataset
-from kdlib.predictors import PREDICTORS, correlations, teacher_student_pairs
-from kdlib.report import MODEL_NAMES, REGIME_NAMES, part_header, regime_color
-from kdlib.results import REGIMES, collect, fmt_ci, load_predictions, paired_difference
-from kdlib.runs import RunStore
+from kdlib.runs.plan import load_grid, resolve_dataset
+from kdlib.blocks.predictors import PREDICTORS, correlations, teacher_student_pairs
+from kdlib.book.names import MODEL_NAMES, REGIME_NAMES, regime_color
+from kdlib.book.report import part_header
+from kdlib.book.rows import PAPER_REGIMES, collect, load_predictions
+from kdlib.book.stats import fmt_ci, paired_difference
+from kdlib.runs.store import RunStore
 
 store = RunStore(runs, profile)
 rows = collect(store)
@@ -87,7 +89,7 @@ def by_regime(model):
 table = []
 for model in ("lenet", "alexnet"):
     groups = by_regime(model)
-    for regime in REGIMES:
+    for regime in PAPER_REGIMES:
         ps = groups.get(regime, [])
         if not ps:
             continue
@@ -108,7 +110,7 @@ diffs = []
 for model in ("lenet", "alexnet"):
     groups = by_regime(model)
     base = {p["seed"]: p for p in groups.get("none", [])}
-    for regime in REGIMES[1:]:
+    for regime in PAPER_REGIMES[1:]:
         other = {p["seed"]: p for p in groups.get(regime, [])}
         if not (set(base) & set(other)):
             continue
@@ -130,8 +132,8 @@ records = [{"student": MODEL_NAMES[m], "teacher regime": REGIME_NAMES[p["teacher
            for m in pairs for p in pairs[m]]
 if records:
     df = pd.DataFrame(records)
-    order = [REGIME_NAMES[r] for r in REGIMES if REGIME_NAMES[r] in set(df["teacher regime"])]
-    palette = {REGIME_NAMES[r]: regime_color(r) for r in REGIMES}
+    order = [REGIME_NAMES[r] for r in PAPER_REGIMES if REGIME_NAMES[r] in set(df["teacher regime"])]
+    palette = {REGIME_NAMES[r]: regime_color(r) for r in PAPER_REGIMES}
     students = [MODEL_NAMES[m] for m in ("lenet", "alexnet") if MODEL_NAMES[m] in set(df["student"])]
     fig, axes = plt.subplots(2, len(students), figsize=(4.8 * len(students), 6.4), constrained_layout=True,
                              squeeze=False)
@@ -211,7 +213,7 @@ for model in ("lenet", "alexnet"):
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
     handles = [plt.Line2D([], [], color=regime_color(r), marker="o", linestyle="", markeredgecolor="black",
-                          label=REGIME_NAMES[r]) for r in REGIMES]
+                          label=REGIME_NAMES[r]) for r in PAPER_REGIMES]
     fig.legend(handles=handles, loc="outside lower center", ncol=5, fontsize=9, frameon=False,
                title=f"teacher's regime ({MODEL_NAMES[model]} students)")
     plt.show()

@@ -27,7 +27,7 @@
 # with $s$ and $t$ the student's and teacher's logits, $T = 20$ and $\alpha = 0.5$ as in the paper;
 # $\alpha$ weights the soft term (Hinton et al.). The KL divergence is summed over classes and
 # averaged over the batch. The teacher stays in evaluation mode and sees the very batch tensor the
-# student sees. `kdlib.distill.kd_loss` implements it; `tests/test_distill.py` checks it against a
+# student sees. `kdlib.blocks.distill.kd_loss` implements it; `tests/test_distill.py` checks it against a
 # numpy re-derivation.
 
 # %% tags=["parameters", "hide-input"]
@@ -39,7 +39,7 @@ part = "II"
 # ## The regimes on real images (the paper's Fig. 2)
 #
 # The same eight images of the part's dataset (training images where the data are on this machine,
-# else test images kept with the records) through each regime of `kdlib.augment`, with one generator seed;
+# else test images kept with the records) through each regime of `kdlib.blocks.augment`, with one generator seed;
 # Mixup and CutMix pair each image with another of the batch.
 
 # %% tags=["hide-input"]
@@ -49,16 +49,18 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from kdlib.augment import build_augmentation
-from kdlib.data import CLASSES, NORMALIZATION, DataError
-from kdlib.grid import load_grid, resolve_dataset
-from kdlib.loader import to_device_images
-from kdlib.models import build_model, count_parameters
-from kdlib.pipeline import split_of
-from kdlib.report import DATASET_NAMES, PARTS, public_path_text
-from kdlib.recipes import beside_paper, recipe_table
-from kdlib.results import paper_tables, test_view
-from kdlib.runs import RunStore
+from kdlib.blocks.augment import build_augmentation
+from kdlib.data.registry import CLASSES, NORMALIZATION
+from kdlib.data.formats import DataError
+from kdlib.runs.plan import load_grid, resolve_dataset
+from kdlib.data.loader import to_device_images
+from kdlib.blocks.models import build_model, count_parameters
+from kdlib.data.memo import split_of
+from kdlib.book.names import DATASET_NAMES, PARTS
+from kdlib.book.report import public_path_text
+from kdlib.book.recipes import beside_paper, recipe_table
+from kdlib.book.rows import paper_tables, heldout_view
+from kdlib.runs.store import RunStore
 
 grid = load_grid()
 spec = resolve_dataset(grid, profile, "main")
@@ -69,7 +71,7 @@ try:
     images, labels, source = train.images[:8], train.labels[:8], "training"
 except (DataError, FileNotFoundError):
     train = None
-    view = test_view(RunStore(runs, profile), spec)
+    view = heldout_view(RunStore(runs, profile), spec)
     images, labels, source = view["images"][:8], view["labels"][view["image_rows"][:8]], "test (from the records)"
 name = spec["name"]
 classes = CLASSES[name]

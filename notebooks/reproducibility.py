@@ -32,10 +32,10 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
-from kdlib.grid import load_grid, resolve_dataset
-from kdlib.report import part_header
-from kdlib.results import collect
-from kdlib.runs import RunStore
+from kdlib.runs.plan import load_grid, resolve_dataset
+from kdlib.book.report import part_header
+from kdlib.book.rows import collect
+from kdlib.runs.store import RunStore
 
 store = RunStore(runs, profile)
 display(Markdown(part_header(part, profile, collect(store, include_failed=True),
@@ -75,8 +75,8 @@ else:
 # %% tags=["hide-input"]
 from myst_nb import glue
 
-from kdlib.compute import estimate_missing, spent
-from kdlib.results import fill_plan
+from kdlib.book.compute import estimate_missing, spent
+from kdlib.book.fill import fill_plan
 
 cost = spent(store)
 table = [{"device": dev, "kind": kind, "tasks": v["tasks"], "minutes": v["seconds"] / 60}
@@ -136,7 +136,7 @@ for path in bench_files:
         mp = lv["measured_peak"]
         # benchmarks made before the graphed step moved into fit's pipeline epoch also timed it per model
         graphed = any("max_abs_loss_diff" in r for v in lv["models"].values() for r in v["variants"].values())
-        display(Markdown(f"Speed levers (`kdlib.fast`) at batch {lv['batch_size']}: MFU against the datasheet peak "
+        display(Markdown(f"Speed levers (`kdlib.train.fast`) at batch {lv['batch_size']}: MFU against the datasheet peak "
                          + (f"({lv['peak_flops'] / 1e12:.0f} TFLOP/s) " if lv.get("peak_flops") else "")
                          + f"and against the peak a {mp['n']}³ {mp['dtype'].replace('torch.', '')} matrix product "
                          f"reached in the same run ({mp['flop_per_s'] / 1e12:.1f} TFLOP/s)"
@@ -159,9 +159,9 @@ for path in bench_files:
         display(pd.DataFrame(table).style.format({"stacked (vmap) model-images/s": "{:,.0f}",
                                                   "one after another": "{:,.0f}", "speed-up": "{:.2f}"},
                                                  na_rep="-").hide(axis="index"))
-        if "pipeline" in lv:  # the grid's own epoch (kdlib.train.fit) with each engine
+        if "pipeline" in lv:  # the grid's own epoch (kdlib.train.loop.fit) with each engine
             pl = lv["pipeline"]
-            display(Markdown(f"The pipeline's epoch (`kdlib.train.fit` as the grid calls it) over {pl['images']:,} "
+            display(Markdown(f"The pipeline's epoch (`kdlib.train.loop.fit` as the grid calls it) over {pl['images']:,} "
                              f"images with each engine: `plain` (torch.optim, model by model), `static` (the "
                              f"group's step on fixed device buffers), `graphs` (that step as CUDA graphs). Epoch "
                              f"seconds are the median after the first epoch, which pays for autotuning and capture; "
@@ -187,7 +187,7 @@ for path in bench_files:
 # regime. Only the sibling's own teachers count: its run store also reads the shorter runs it reuses.
 
 # %% tags=["hide-input"]
-from kdlib.report import REGIME_NAMES  # noqa: E402
+from kdlib.book.names import REGIME_NAMES  # noqa: E402
 
 long_rows = []
 if store.results is not None and (Path(store.results) / f"{profile}-long").is_dir():

@@ -39,13 +39,15 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from kdlib.findings import certainty_sentence, seeds_text, student_sentences, teacher_sentence
-from kdlib.grid import load_grid, resolve_dataset
-from kdlib.report import DATASET_NAMES, MODEL_NAMES, REGIME_NAMES, linked, part_header, regime_color, report_links
-from kdlib.results import (METRIC_NAMES, MIN_SEEDS, PARTIAL_SEED_POLICY, REGIMES, TOLERANCE, claim_summary, claims,
-                           collect, fill_commands, fill_plan, fmt_ci, mean_ci, missing_runs, paper_tables, preconditions,
-                           reference_runs, table1_runs)
-from kdlib.runs import RunStore
+from kdlib.book.findings import certainty_sentence, seeds_text, student_sentences, teacher_sentence
+from kdlib.runs.plan import load_grid, resolve_dataset
+from kdlib.book.names import DATASET_NAMES, MODEL_NAMES, REGIME_NAMES, regime_color
+from kdlib.book.report import linked, part_header, report_links
+from kdlib.book.claims import METRIC_NAMES, MIN_SEEDS, TOLERANCE, claim_summary, claims, preconditions, reference_runs, table1_runs
+from kdlib.book.fill import PARTIAL_SEED_POLICY, fill_commands, fill_plan, missing_runs
+from kdlib.book.rows import PAPER_REGIMES, collect, paper_tables
+from kdlib.book.stats import fmt_ci, mean_ci
+from kdlib.runs.store import RunStore
 
 store = RunStore(runs, profile)
 grid = load_grid()
@@ -83,7 +85,7 @@ else:
 # A run is **failed**, and left out of every mean, table and verdict, when its test accuracy lies
 # within 3 binomial standard errors of chance (1/C), when a training loss is not finite, or when its
 # training loss is flat (the last epoch's loss at least 98% of the first's). The rule is
-# `kdlib.records.run_health`; it is applied to every run as it is read. (The smoke profiles, whose
+# `kdlib.runs.health.run_health`; it is applied to every run as it is read. (The smoke profiles, whose
 # runs are at chance by design, keep them in the tables, flagged: they test code paths, not claims.)
 
 # %% tags=["hide-input"]
@@ -269,7 +271,7 @@ cells = table1_runs(rows, main)
 
 def table1(who):
     lines = []
-    for r in REGIMES:
+    for r in PAPER_REGIMES:
         sel = pd.DataFrame(cells[who][r])
         p = paper["table1"][who][r]
         lines.append({"teacher regime": REGIME_NAMES[r], "seeds": len(sel),
@@ -281,7 +283,7 @@ def table1(who):
 
 
 t1 = {who: table1(who) for who in ("teacher", "lenet", "alexnet")}
-for r in REGIMES:
+for r in PAPER_REGIMES:
     glue(f"teacher_acc_{r}", fmt_ci(x["accuracy"] for x in cells["teacher"][r]) if cells["teacher"][r] else "-",
          display=False)
 display(Markdown("**Table 1a.** ResNet-18 teachers"))
@@ -317,15 +319,15 @@ else:
     display(Markdown("No α = 0 student is finished yet: distillation cannot be judged against training alone."))
 
 # %% tags=["hide-input"]
-groups = {"ResNet-18 teacher": {r: [x["accuracy"] for x in cells["teacher"][r]] for r in REGIMES},
-          "LeNet student": {r: [x["accuracy"] for x in cells["lenet"][r]] for r in REGIMES},
-          "AlexNet student": {r: [x["accuracy"] for x in cells["alexnet"][r]] for r in REGIMES}}
+groups = {"ResNet-18 teacher": {r: [x["accuracy"] for x in cells["teacher"][r]] for r in PAPER_REGIMES},
+          "LeNet student": {r: [x["accuracy"] for x in cells["lenet"][r]] for r in PAPER_REGIMES},
+          "AlexNet student": {r: [x["accuracy"] for x in cells["alexnet"][r]] for r in PAPER_REGIMES}}
 
 
 def trend(values):
     base = np.mean(values["none"]) if values["none"] else math.nan
-    better = [r for r in REGIMES[1:] if values[r] and np.mean(values[r]) > base]
-    worse = [r for r in REGIMES[1:] if values[r] and np.mean(values[r]) <= base]
+    better = [r for r in PAPER_REGIMES[1:] if values[r] and np.mean(values[r]) > base]
+    worse = [r for r in PAPER_REGIMES[1:] if values[r] and np.mean(values[r]) <= base]
     return better, worse
 
 
@@ -340,10 +342,10 @@ display(Markdown(f"**{title}**"))
 # %% tags=["hide-input"]
 if len(df):
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
-    order = [REGIME_NAMES[r] for r in REGIMES]
+    order = [REGIME_NAMES[r] for r in PAPER_REGIMES]
     clipped_any = False
     for ax, who in zip(axes, groups):
-        values = [v for r in REGIMES for v in groups[who][r]]
+        values = [v for r in PAPER_REGIMES for v in groups[who][r]]
         if values:
             # the axis spans the seeds' values; a Student-t whisker that runs past it (two seeds: 12.7 x half their
             # difference) ends in an arrow at the edge instead of leaving the figure
@@ -351,7 +353,7 @@ if len(df):
             pad = max(0.02, (hi - lo) * 0.6)
             y0, y1 = max(0, lo - pad), min(1, hi + pad)
             ax.set_ylim(y0, y1)
-            for k, r in enumerate(REGIMES):
+            for k, r in enumerate(PAPER_REGIMES):
                 v = groups[who][r]
                 if not v:
                     ax.text(k, y0 + 0.1 * pad, "not run\nyet", ha="center", fontsize=7, color="#666")

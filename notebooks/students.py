@@ -39,15 +39,15 @@ grid = None
 train = True  # False: show the finished runs (committed records included) and list the missing ones; train nothing
 
 # %%
-from kdlib.report import notebook_params
+from kdlib.book.report import notebook_params
 
 params = notebook_params("students", globals())
 
 # %%
 from IPython.display import Markdown, display
 
-from kdlib.grid import task_runs
-from kdlib.report import history_figure, metrics_table, missing_table, provenance_table, run_location
+from kdlib.runs.execute import task_runs
+from kdlib.book.report import history_figure, metrics_table, missing_table, provenance_table, run_location
 
 keys = ("profile", "dataset", "teacher_model", "teacher_regime", "students", "regime", "temperature", "alpha",
         "teacher_label_smoothing", "teacher_calibration", "teacher_match_accuracy_of")

@@ -4,7 +4,7 @@
 
 SOURCE defaults to Debian's /usr/share/datasets/fashion-mnist (apt-get install dataset-fashion-mnist),
 DEST to tests/fixtures/data/fashion-mnist. The four .gz files are written with a zero gzip timestamp, so
-the output is byte-for-byte reproducible, and their payload SHA-256 digests (kdlib.data.FIXTURE_CHECKSUMS,
+the output is byte-for-byte reproducible, and their payload SHA-256 digests (kdlib.data.registry.FIXTURE_CHECKSUMS,
 printed here) let the loader verify the fixture like the official files. The smoke profile (10 train and
 10 test images per class) runs on it when Debian's copy is absent: the tests never skip for lack of data.
 """

@@ -6,7 +6,7 @@ were trained with the mean fill, which their configs left implicit; this writes 
 import argparse
 from pathlib import Path
 
-from kdlib.records import flipcrop_fill, migrate_records
+from kdlib.runs.export import flipcrop_fill, migrate_records
 
 WHY = ("flip+crop gained the parameter fill (black by default, as torchvision); these runs padded with the "
        "dataset mean, which their config left implicit")

@@ -94,7 +94,7 @@ def grid_with(tmp_path, edit):
     """A copy of the project's grid.yaml in ``tmp_path``, changed by ``edit(grid_dict)``."""
     import yaml
 
-    from kdlib.grid import GRID_PATH
+    from kdlib.base.paths import GRID_PATH
 
     grid = yaml.safe_load(GRID_PATH.read_text())
     edit(grid)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
-from kdlib.audit import f1_bound_violations, recall_accuracy_violations
-from kdlib.results import paper_tables
+from kdlib.book.audit import f1_bound_violations, recall_accuracy_violations
+from kdlib.book.rows import paper_tables
 
 
 @pytest.mark.parametrize("seed", range(20))

@@ -4,7 +4,7 @@ import pytest
 import torch
 from scipy import stats
 
-from kdlib.augment import REGIMES, build_augmentation, sample_beta
+from kdlib.blocks.augment import MIXER_TYPES, build_augmentation, sample_beta
 
 
 def gen(seed=0):
@@ -195,7 +195,7 @@ def test_spec_is_canonical_and_overridable():
     assert aug.spec == "flipcrop(padding=4,flip=True,fill=black)+cutout(length=8,n_holes=1)"
     assert build_augmentation("cutmix(beta=1,prob=1)").spec == "cutmix(beta=1,prob=1)"
     assert build_augmentation("mixup").mixes and not build_augmentation("flipcrop+cutout").mixes
-    assert set(REGIMES) == {"none", "flipcrop", "cutout", "mixup", "cutmix"}
+    assert set(MIXER_TYPES) == {"none", "flipcrop", "cutout", "mixup", "cutmix"}
 
 
 @pytest.mark.parametrize(
@@ -269,7 +269,7 @@ def test_flipcrop_pads_black_exactly_as_torchvision_randomcrop_before_normalize(
     Ours works on normalised batches: with the loader's mean/std the border is -mean/std, i.e. black."""
     import torchvision.transforms.functional as TF
 
-    from kdlib.augment import build_augmentation
+    from kdlib.blocks.augment import build_augmentation
 
     mean, std = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
     g = torch.Generator().manual_seed(3)

@@ -9,14 +9,18 @@ import numpy as np
 import pytest
 import torch
 
-from kdlib import data as D
-from kdlib.augment import build_augmentation
-from kdlib.distill import kd_loss
-from kdlib.grid import load_grid, plan, run_task
-from kdlib.models import build_model
-from kdlib.notebooks import execute_task
-from kdlib.runs import RunStore
-from kdlib.train import Recipe
+import kdlib.data.datasets as D
+import kdlib.data.formats as F
+import kdlib.data.human as HUM
+import kdlib.data.registry as REG
+from kdlib.blocks.augment import build_augmentation
+from kdlib.blocks.distill import kd_loss
+from kdlib.runs.plan import load_grid, plan
+from kdlib.runs.execute import run_task
+from kdlib.blocks.models import build_model
+from kdlib.book.notebooks import execute_task
+from kdlib.runs.store import RunStore
+from kdlib.train.recipe import Recipe
 from conftest import grid_with
 
 
@@ -55,20 +59,20 @@ CASES = {
     "negative epochs": (lambda t: Recipe(epochs=-1), ValueError, "epochs must be an integer >= 1"),
     "shapes that disagree": (lambda t: kd_loss(torch.zeros(2, 3), torch.zeros(2, 4), torch.tensor([0, 1])),
                              ValueError, "teacher_logits shape"),
-    "dataset missing": (lambda t: D.load_dataset("mnist", "train", root=t / "empty"), D.DatasetNotFoundError,
+    "dataset missing": (lambda t: D.load_dataset("mnist", "train", root=t / "empty"), REG.DatasetNotFoundError,
                         "no copy of mnist.*Looked in.*download=True"),
-    "corrupt archive": (lambda t: D.load_dataset("cifar10", "test", root=corrupt_tar(t), verify=False), D.DataError,
+    "corrupt archive": (lambda t: D.load_dataset("cifar10", "test", root=corrupt_tar(t), verify=False), F.DataError,
                         "test.tar.gz.*corrupt or truncated.*fetch it again"),
-    "wrong checksum": (lambda t: D.load_dataset("mnist", "test", root=mnist_root(t)), D.DataError,
+    "wrong checksum": (lambda t: D.load_dataset("mnist", "test", root=mnist_root(t)), F.DataError,
                        "checksum mismatch.*Delete it and fetch it again"),
     "CIFAR-10H of the wrong shape": (
         lambda t: (np.save(t / "cifar10h-probs.npy", np.full((10, 10), 0.1)),
-                   D.load_human_labels(root=t, verify=False)), D.DataError, r"must be \(10000, 10\)"),
+                   HUM.load_human_labels(root=t, verify=False)), F.DataError, r"must be \(10000, 10\)"),
     "CIFAR-10H rows not summing to 1": (
         lambda t: (np.save(t / "cifar10h-probs.npy", np.full((10000, 10), 0.5)),
-                   D.load_human_labels(root=t, verify=False)), D.DataError, "rows must sum to 1"),
+                   HUM.load_human_labels(root=t, verify=False)), F.DataError, "rows must sum to 1"),
     "human labels for a dataset without them": (
-        lambda t: D.human_labels_for(D.load_dataset("mnist", "test", root=mnist_root(t), verify=False),
+        lambda t: HUM.human_labels_for(D.load_dataset("mnist", "test", root=mnist_root(t), verify=False),
                                      human=np.full((10000, 10), 0.1)), ValueError, "only for the CIFAR-10 test set"),
     "grid key typo": (lambda t: load_grid(grid_with(t, lambda g: g["experiments"]["E1"].update(
         {"teacher": g["experiments"]["E1"].pop("teachers")}))), ValueError, "unknown key 'teacher'.*'teachers'"),

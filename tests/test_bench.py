@@ -1,7 +1,7 @@
 """The benchmark command runs and reports figures that hang together (CPU, tiny sizes)."""
 import json
 
-from kdlib import bench
+import kdlib.runs.bench_cli as bench
 
 
 def test_levers_report_on_cpu(tmp_path, capsys):
@@ -35,10 +35,10 @@ def test_levers_report_on_cpu(tmp_path, capsys):
 
 def test_bench_runs_on_any_checkout_with_the_fixture(tmp_path, monkeypatch, capsys):
     """No CIFAR-10, no Debian Fashion-MNIST: --dataset auto falls back to the committed fixture."""
-    import kdlib.data as D
+    import kdlib.data.registry as REG
 
     monkeypatch.setenv("KDLIB_DATA", str(tmp_path / "empty"))
-    monkeypatch.setitem(D.SYSTEM_DIRS, "fashion-mnist", [])
+    monkeypatch.setitem(REG.SYSTEM_DIRS, "fashion-mnist", [])
     out = tmp_path / "b.json"
     assert bench.main(["--device", "cpu", "--only", "loader", "--subset", "2", "--batch-size", "8",
                        "--out", str(out)]) == 0

@@ -130,7 +130,7 @@ TABLE_PAGES = {1: "results", 2: "experiments", 3: "experiments", 4: "dichotomy",
 
 @needs_browser
 def test_every_table_of_the_paper_has_its_counterpart(smoke_book):
-    from kdlib.results import paper_tables
+    from kdlib.book.rows import paper_tables
 
     assert {int(k[5:]) for k in paper_tables() if k.startswith("table")} == set(TABLE_PAGES)
     for n, page in TABLE_PAGES.items():
@@ -230,11 +230,11 @@ FILL = re.compile(r"python -m kdlib (device-run|grid) --profile ([\w-]+)((?: --o
 
 def test_no_page_prints_a_fill_command_that_cannot_fill(smoke_book):
     """Every fill command printed anywhere in the book names, for each of its seeds, runs that a command can
-    make (kdlib.results.fill_plan on the book's own store): none points at a seed whose gaps can never be
+    make (kdlib.book.fill.fill_plan on the book's own store): none points at a seed whose gaps can never be
     filled (students of committed records that cannot teach them)."""
-    from kdlib.grid import load_grid
-    from kdlib.results import fill_plan
-    from kdlib.runs import RunStore
+    from kdlib.runs.plan import load_grid
+    from kdlib.book.fill import fill_plan
+    from kdlib.runs.store import RunStore
 
     root = smoke_book.parent.parent
     grid = load_grid(root / "grid.yaml")

@@ -43,7 +43,7 @@ def _parser_of(command, monkeypatch):
     """The argparse parser a subcommand builds (captured at parse_args, before anything runs)."""
     import pytest
 
-    import kdlib.cli
+    import kdlib.base.cli
     from kdlib.__main__ import main
 
     class Captured(Exception):
@@ -52,7 +52,7 @@ def _parser_of(command, monkeypatch):
     def capture(self, *a, **k):
         raise Captured(self)
 
-    monkeypatch.setattr(kdlib.cli.ArgumentParser, "parse_args", capture)
+    monkeypatch.setattr(kdlib.base.cli.ArgumentParser, "parse_args", capture)
     with pytest.raises(Captured) as info:
         main([command])
     return info.value.args[0]
@@ -92,7 +92,7 @@ def test_unknown_profile_experiment_and_device_are_one_line_with_a_suggestion():
 
 
 def test_notebook_passes_papermill_parameters(monkeypatch, tmp_path, capsys):
-    import kdlib.notebooks as N
+    import kdlib.book.notebooks as N
 
     seen = {}
 
@@ -110,8 +110,8 @@ def test_notebook_passes_papermill_parameters(monkeypatch, tmp_path, capsys):
 def test_the_notebook_launcher_names_a_profile_without_importing_torch():
     """Snakemake starts one `kdlib notebook` per job: planning and torch are the kernel's business (2 s a job)."""
     code = ("import sys\n"
-            "from kdlib.notebooks import _raw_grid\n"
-            "from kdlib.cli import check_profile, check_device\n"
+            "from kdlib.book.notebooks import _raw_grid\n"
+            "from kdlib.base.cli import check_device\nfrom kdlib.base.gridfile import check_profile\n"
             "check_profile('quick', _raw_grid()); check_device('auto'); check_device('cpu')\n"
             "import kdlib, papermill, jupytext\n"
             "assert 'torch' not in sys.modules, 'torch imported'\n"
@@ -122,8 +122,8 @@ def test_the_notebook_launcher_names_a_profile_without_importing_torch():
 
 def test_a_prepared_task_runs_the_notebook_with_the_planned_parameters(tmp_path, monkeypatch):
     """`kdlib notebook TASK --kind K --title T -p ...` (Snakemake's call) executes what `kdlib notebook TASK` does."""
-    from kdlib import notebooks
-    from kdlib.grid import load_grid, plan
+    from kdlib.book import notebooks
+    from kdlib.runs.plan import load_grid, plan
 
     seen = []
     monkeypatch.setattr(notebooks, "execute", lambda source, out, params, **kw: seen.append(

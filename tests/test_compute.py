@@ -1,7 +1,7 @@
-"""kdlib.compute: wall time spent (a lockstep group counted once) and the estimate for missing runs."""
+"""kdlib.book.compute: wall time spent (a lockstep group counted once) and the estimate for missing runs."""
 import pytest
 
-from kdlib.compute import estimate_missing, spent
+from kdlib.book.compute import estimate_missing, spent
 
 
 class FakeRun:

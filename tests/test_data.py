@@ -12,8 +12,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import kdlib.data as D
-from kdlib.data import DataError, DatasetNotFoundError, human_labels_for, load_dataset, load_human_labels
+import kdlib.data.cache as CACHE
+import kdlib.data.datasets as D
+import kdlib.data.download as DL
+import kdlib.data.formats as F
+import kdlib.data.registry as REG
+from kdlib.data.formats import DataError
+from kdlib.data.registry import DatasetNotFoundError
+from kdlib.data.human import human_labels_for, load_human_labels
+from kdlib.data.datasets import load_dataset
 
 from conftest import CIFAR10H, CIFAR_JPEG, FASHION, needs_cifar, needs_cifar10h, needs_real_fashion
 
@@ -70,7 +77,7 @@ def make_cinic(folder, seed=0):
     expected = []  # (class index, file) of the images test-imagenet must keep
     dup = None
     for split in ("train", "valid", "test"):
-        for c, cls in enumerate(D.CIFAR10_CLASSES):
+        for c, cls in enumerate(REG.CIFAR10_CLASSES):
             d = folder / split / cls
             d.mkdir(parents=True)
             for k in range(3):
@@ -81,7 +88,7 @@ def make_cinic(folder, seed=0):
             (d / f"cifar10-{split}-{c}.png").write_bytes(png_bytes(np.zeros((32, 32, 3), np.uint8)))
     # one exact duplicate and one unreadable file in test
     c, fname, img = expected[4]
-    (folder / "test" / D.CIFAR10_CLASSES[c] / "n0zz_dup.png").write_bytes(png_bytes(img))
+    (folder / "test" / REG.CIFAR10_CLASSES[c] / "n0zz_dup.png").write_bytes(png_bytes(img))
     (folder / "test" / "cat" / "n0zz_broken.png").write_bytes(b"not a png at all")
     return expected
 
@@ -224,7 +231,7 @@ def test_real_cifar_jpeg_equals_torchvision_imagefolder(tmp_path, cifar_test):
     ours = load_dataset("cifar10", "test", root=tmp_path)  # a plain folder, no index map
     assert ours.order == "folder"
     ref = torchvision.datasets.ImageFolder(str(tmp_path / "test"))
-    assert ref.classes == D.CIFAR10_CLASSES
+    assert ref.classes == REG.CIFAR10_CLASSES
     assert np.array_equal(ours.labels, np.array(ref.targets))
     for i in range(0, 10000, 97):
         img, _ = ref[i]
@@ -246,7 +253,7 @@ def test_real_cifar_jpeg_train():
 
 
 def test_image_folder_with_wrong_classes_is_an_error(tmp_path):
-    for cls in D.CIFAR10_CLASSES[:9] + ["zebra"]:
+    for cls in REG.CIFAR10_CLASSES[:9] + ["zebra"]:
         (tmp_path / "test" / cls).mkdir(parents=True)
         (tmp_path / "test" / cls / "0.png").write_bytes(png_bytes(np.zeros((32, 32, 3), np.uint8)))
     with pytest.raises(DataError, match="missing \\['truck'\\].*unexpected \\['zebra'\\]"):
@@ -267,10 +274,10 @@ def test_truncated_image_tarball_is_a_clear_error(tmp_path):
 
 
 def test_bad_index_map_is_an_error(tmp_path):
-    for c, cls in enumerate(D.CIFAR10_CLASSES):
+    for c, cls in enumerate(REG.CIFAR10_CLASSES):
         (tmp_path / "test" / cls).mkdir(parents=True)
         (tmp_path / "test" / cls / "0000.png").write_bytes(png_bytes(np.full((32, 32, 3), c, np.uint8)))
-    lines = [f"{9 - c}\t{cls}/0000.png" for c, cls in enumerate(D.CIFAR10_CLASSES)]
+    lines = [f"{9 - c}\t{cls}/0000.png" for c, cls in enumerate(REG.CIFAR10_CLASSES)]
     (tmp_path / "test_index_to_file.txt").write_text("\n".join(lines))
     ds = load_dataset("cifar10", "test", root=tmp_path)
     assert ds.order == "original" and ds.labels.tolist() == list(range(9, -1, -1))
@@ -301,7 +308,7 @@ def test_cinic_test_imagenet_filters_cifar_duplicates_and_unreadable(tmp_path, a
     assert not any("cifar" in f for f in ds.files.tolist())
     got = {f: (lab, img) for f, lab, img in zip(ds.files.tolist(), ds.labels, ds.images)}
     for c, fname, img in expected:
-        lab, arr = got[f"{D.CIFAR10_CLASSES[c]}/{fname}"]
+        lab, arr = got[f"{REG.CIFAR10_CLASSES[c]}/{fname}"]
         assert lab == c and np.array_equal(arr, img)
     full = load_dataset("cinic10", "valid", root=root)
     assert len(full) == 40  # 3 ImageNet + 1 CIFAR file per class
@@ -315,7 +322,7 @@ def test_cinic_unreadable_file_outside_test_imagenet_is_an_error(tmp_path):
 
 # ----------------------------------------------------------------------------- resolver, cache, subset
 def test_not_found_names_every_place_and_the_fix(tmp_path, monkeypatch):
-    monkeypatch.setitem(D.SYSTEM_DIRS, "fashion-mnist", [tmp_path / "system"])
+    monkeypatch.setitem(REG.SYSTEM_DIRS, "fashion-mnist", [tmp_path / "system"])
     monkeypatch.setenv("KDLIB_DATA", str(tmp_path / "mine"))
     with pytest.raises(DatasetNotFoundError) as err:
         load_dataset("fashion-mnist", "train")
@@ -397,14 +404,14 @@ def test_download_verifies_and_renames_only_on_match(tmp_path, monkeypatch):
     def fake_fetch(url, dest, timeout=60.0):
         Path(dest).write_bytes((fixture / url.rsplit("/", 1)[1]).read_bytes())
 
-    monkeypatch.setattr(D, "_fetch_url", fake_fetch)
+    monkeypatch.setattr(DL, "_fetch_url", fake_fetch)
     with pytest.raises(DataError, match="checksum mismatch"):
         load_dataset("mnist", "train", root=tmp_path / "dl", download=True)
     assert list((tmp_path / "dl").iterdir()) == []  # nothing half-downloaded is left
     # the official checksum of a file we can produce: pretend the fixture is official
-    for stem in D._MNIST_GZ_MD5:
-        digest = D.file_digest(fixture / f"{stem}.gz", "md5")
-        monkeypatch.setitem(D.KNOWN_CHECKSUMS, ("mnist", f"{stem}.gz"), [("md5", digest, "file")])
+    for stem in REG._MNIST_GZ_MD5:
+        digest = F.file_digest(fixture / f"{stem}.gz", "md5")
+        monkeypatch.setitem(REG.KNOWN_CHECKSUMS, ("mnist", f"{stem}.gz"), [("md5", digest, "file")])
     ds = load_dataset("mnist", "train", root=tmp_path / "dl", download=True)
     assert len(ds) == 30 and ds.meta["verified"]
 
@@ -413,7 +420,7 @@ def test_download_failure_says_how_to_fix(tmp_path, monkeypatch):
     def offline(url, dest, timeout=60.0):
         raise OSError("network unreachable")
 
-    monkeypatch.setattr(D, "_fetch_url", offline)
+    monkeypatch.setattr(DL, "_fetch_url", offline)
     with pytest.raises(DataError, match="download of .* failed.*copy"):
         load_dataset("mnist", "test", root=tmp_path, download=True)
 
@@ -461,9 +468,7 @@ def test_cache_never_lands_in_a_read_only_data_root(tmp_path, monkeypatch):
     src.chmod(0o555)
     monkeypatch.delenv("KDLIB_CACHE")
     monkeypatch.setenv("KDLIB_DATA", str(src))
-    import kdlib.data as D
-
-    monkeypatch.setattr(D, "_project_root", lambda: tmp_path)  # the checkout's data/cache, stood in
+    monkeypatch.setattr(CACHE, "project_root", lambda: tmp_path)  # the checkout's data/cache, stood in
     try:
         load_dataset("mnist", "test", verify=False)
         assert not (src / "cache").exists()
@@ -505,10 +510,10 @@ def test_fixture_script_reproduces_the_committed_fixture_from_the_real_files(tmp
 def test_one_cache_location_whatever_the_working_folder(tmp_path, monkeypatch):
     from pathlib import Path
 
-    import kdlib.data as D
+    from kdlib.base.paths import REPO
 
     monkeypatch.delenv("KDLIB_CACHE", raising=False)
     monkeypatch.chdir(tmp_path)  # a kernel started in notebooks/ or anywhere else
-    assert D._cache_dir() == Path(D.__file__).resolve().parents[1] / "data" / "cache"
+    assert CACHE._cache_dir() == REPO / "data" / "cache"
     monkeypatch.setenv("KDLIB_CACHE", str(tmp_path / "c"))
-    assert D._cache_dir() == tmp_path / "c"
+    assert CACHE._cache_dir() == tmp_path / "c"

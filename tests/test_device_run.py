@@ -4,10 +4,10 @@ import shutil
 
 import pytest
 
-import kdlib.pipeline as P
-from kdlib.device_run import device_run
-from kdlib.grid import load_grid
-from kdlib.records import import_records
+import kdlib.data.memo as MEMO
+from kdlib.runs.device_run import device_run
+from kdlib.runs.plan import load_grid
+from kdlib.runs.admit import import_records
 
 from conftest import CIFAR_JPEG, CIFAR10H, FASHION
 
@@ -21,7 +21,7 @@ needs_data = pytest.mark.skipif(not (HAVE_CIFAR or (FASHION / "train-images-idx3
 def test_device_run_end_to_end(tmp_path, monkeypatch):
     if HAVE_CIFAR:
         monkeypatch.setenv("KDLIB_DATA", str(CIFAR_JPEG.parent))
-    P.clear_data_memo()
+    MEMO.clear_data_memo()
     out = tmp_path / "out"
     seeds = load_grid()["profiles"][PROFILE]["seeds"]  # cifar-smoke: [0, 1]; smoke: [0]
     summary = device_run(PROFILE, seeds, budget=900, out=out, runs=tmp_path / "runs", device="cpu",
@@ -64,7 +64,7 @@ def test_device_run_end_to_end(tmp_path, monkeypatch):
     students = {r["id"]: r["status"] for r in again if r["kind"] == "student"}
     assert students and set(students.values()) == {"added"}
     assert {r["status"] for r in again if r["kind"] == "teacher"} == {"present"}  # the recorded teachers, unchanged
-    P.clear_data_memo()
+    MEMO.clear_data_memo()
 
 
 def test_device_run_stops_before_the_budget(tmp_path):
@@ -83,11 +83,11 @@ def test_seeds_outside_the_profile_are_refused(tmp_path):
 
 @needs_data
 def test_a_failing_task_is_logged_and_the_rest_still_runs_and_packs(tmp_path, monkeypatch):
-    import kdlib.grid as G
+    import kdlib.runs.execute as G
 
     if HAVE_CIFAR:
         monkeypatch.setenv("KDLIB_DATA", str(CIFAR_JPEG.parent))
-    P.clear_data_memo()
+    MEMO.clear_data_memo()
     real = G.run_task
 
     def flaky(task, **kw):
@@ -111,11 +111,11 @@ def test_a_failing_task_is_logged_and_the_rest_still_runs_and_packs(tmp_path, mo
     report = import_records(out / "records.tar.gz", tmp_path / "results")
     imported = {r["id"] for r in report if r["kind"] in ("teacher", "student")}
     assert {rid for t in summary["tasks"] for rid in t["runs"]} <= imported
-    P.clear_data_memo()
+    MEMO.clear_data_memo()
 
 
 def test_an_interruption_still_packs_what_finished(tmp_path, monkeypatch):
-    import kdlib.grid as G
+    import kdlib.runs.execute as G
 
     real, calls = G.run_task, []
 
@@ -127,7 +127,7 @@ def test_an_interruption_still_packs_what_finished(tmp_path, monkeypatch):
 
     if not (FASHION / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip("Fashion-MNIST not installed")
-    P.clear_data_memo()
+    MEMO.clear_data_memo()
     monkeypatch.setattr(G, "run_task", interrupted)
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
@@ -136,7 +136,7 @@ def test_an_interruption_still_packs_what_finished(tmp_path, monkeypatch):
     assert "stopped by KeyboardInterrupt" in (out / "log.txt").read_text()
     report = import_records(out / "records.tar.gz", tmp_path / "results")
     assert [r["kind"] for r in report if r["kind"] in ("teacher", "student")] == ["teacher"]
-    P.clear_data_memo()
+    MEMO.clear_data_memo()
 
 
 def test_the_device_script_leaves_at_most_8_importable_files(tmp_path):
@@ -167,7 +167,7 @@ def test_the_device_script_leaves_at_most_8_importable_files(tmp_path):
 
 
 def test_the_speed_summary_is_the_targets_figures():
-    from kdlib.device_run import speed_summary
+    from kdlib.runs.device_run import speed_summary
 
     tasks = [
         {"task": "teacher-main-resnet18-none", "seed": 1, "seconds": 20.0, "cache_hit": False,
@@ -195,8 +195,8 @@ def _core(task) -> bool:
 
 def test_work_runs_the_core_claims_for_every_seed_first():
     """E1+E2 of seed 0, E1+E2 of seed 1, then E4/E5/E3 of seed 0, of seed 1; within each, teachers first."""
-    from kdlib.device_run import work_order
-    from kdlib.grid import plan
+    from kdlib.runs.device_run import work_order
+    from kdlib.runs.plan import plan
 
     grid = load_grid()
     tasks = plan("smoke", grid)
@@ -246,9 +246,9 @@ def test_a_budget_that_stops_mid_way_leaves_whole_core_seeds(tmp_path, monkeypat
     the E1+E2 tasks of every seed before it are all there, and nothing of a later phase ran before them."""
     from types import SimpleNamespace
 
-    import kdlib.device_run as D
-    import kdlib.grid as G
-    from kdlib.grid import plan
+    import kdlib.runs.device_run as D
+    import kdlib.runs.execute as G
+    from kdlib.runs.plan import plan
 
     from conftest import grid_with
 

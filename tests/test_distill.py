@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from kdlib.distill import kd_loss, kd_loss_parts
-from kdlib.models import build_model
+from kdlib.blocks.distill import kd_loss, kd_loss_parts
+from kdlib.blocks.models import build_model
 
 
 def np_log_softmax(z):

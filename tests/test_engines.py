@@ -1,12 +1,13 @@
-"""The engines of :func:`kdlib.train.fit`: the group step on static buffers (``static``; captured as CUDA
+"""The engines of :func:`kdlib.train.loop.fit`: the group step on static buffers (``static``; captured as CUDA
 graphs by ``graphs``) against the plain ``torch.optim`` step, checkpoints that resume across engines, and
 the engine's choice and errors (the first non-finite step: tests/test_train.py, with each engine)."""
 import pytest
 import torch
 
-from kdlib.fast import GroupStep, lr_table
-from kdlib.models import build_model
-from kdlib.train import Learner, Recipe, fit, resolve_engine, teacher_logits_on
+from kdlib.train.fast import GroupStep, lr_table
+from kdlib.blocks.models import build_model
+from kdlib.train.recipe import Learner, Recipe, resolve_engine
+from kdlib.train.loop import fit, teacher_logits_on
 from test_train import loader, lenet, toy_split, trained_teacher
 
 RECIPE = Recipe(epochs=3, batch_size=50, lr=0.05)  # 240 images: four batches of 50 and a short one of 40
@@ -176,8 +177,8 @@ def run_group_step(graphs: bool, monkeypatch, fail_capture=False):
     """Two epochs of a ResNet (batch norm) + LeNet group through GroupStep by hand, as fit drives it, with the
     CUDA capture replaced by one that, like the real warm-up, changes the state: it runs the step
     ``warmup`` times and once more "while capturing". GroupStep must undo all of that."""
-    import kdlib.fast as fast
-    from kdlib.train import _loss
+    import kdlib.train.fast as fast
+    from kdlib.train.steps import _loss
 
     captures = []
 
@@ -250,7 +251,7 @@ def test_cuda_graphs_follow_the_plain_loss_curve(case, teacher):
             models = [lenet(2), build_model("alexnet", in_channels=1, image_size=16, dropout=0.0)]
         recipe = c.get("recipe", RECIPE)
         x, y = toy_split()
-        from kdlib.loader import DeviceLoader
+        from kdlib.data.loader import DeviceLoader
         from test_train import MEAN, STD
 
         ld = DeviceLoader(x, y, recipe.batch_size, c["aug"], mean=MEAN, std=STD, num_classes=10, device="cuda",

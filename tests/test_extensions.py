@@ -12,12 +12,13 @@ import torch
 import torch.nn.functional as F
 from conftest import grid_with
 
-from kdlib.calibration import (ScaledTeacher, calibration_mask, fit_temperature, nll,
-                               temperature_scaling_report)
-from kdlib.grid import load_grid, plan, run_grid, task_configs
-from kdlib.metrics import ece
-from kdlib.runs import RunStore, run_id
-from kdlib.train import Learner, Recipe, _loss
+from kdlib.blocks.calibration import ScaledTeacher, calibration_mask, fit_temperature, nll, temperature_scaling_report
+from kdlib.runs.plan import load_grid, plan, task_configs
+from kdlib.runs.execute import run_grid
+from kdlib.blocks.metrics import ece
+from kdlib.runs.store import RunStore, run_id
+from kdlib.train.recipe import Learner, Recipe
+from kdlib.train.steps import _loss
 
 EXTENSIONS = ["E6", "E7", "E8", "E9", "E10", "E11"]
 
@@ -163,8 +164,9 @@ def test_a_profile_that_reuses_another_reads_its_runs_and_retrains_nothing(ext_s
 
 
 def test_calibrated_students_distil_from_the_teachers_logits_divided_by_the_fitted_scale(ext_store, monkeypatch):
-    from kdlib import pipeline
-    from kdlib.pipeline import read_train_logits, split_of
+    from kdlib.runs import pipeline
+    from kdlib.runs.pipeline import read_train_logits
+    from kdlib.data.memo import split_of
 
     grid = load_grid()
     task = next(t for t in plan("smoke-ext", grid) if t.name == "students-main-resnet18-flipcrop-ts-to-none-a0.5-T20")
@@ -195,7 +197,7 @@ def test_calibrated_students_distil_from_the_teachers_logits_divided_by_the_fitt
 
 
 def test_the_cross_distils_augmented_students_from_the_online_teacher(ext_store, monkeypatch):
-    from kdlib import pipeline
+    from kdlib.runs import pipeline
 
     grid = load_grid()
     task = next(t for t in plan("smoke-ext", grid)
@@ -220,7 +222,8 @@ def test_the_cross_distils_augmented_students_from_the_online_teacher(ext_store,
 
 
 def test_paper_chapters_never_see_extension_runs(ext_store):
-    from kdlib.results import collect, missing_runs
+    from kdlib.book.rows import collect
+    from kdlib.book.fill import missing_runs
 
     rows = collect(ext_store, extensions=True)
     only_ext = [r for r in rows if set(r["experiments"]) <= set(EXTENSIONS)]
@@ -241,7 +244,7 @@ def _outputs(path):
 
 
 def test_the_extensions_chapter_answers_each_question_or_says_how_to_fill_it(ext_store, tmp_path):
-    from kdlib.notebooks import execute_chapter
+    from kdlib.book.notebooks import execute_chapter
 
     out = execute_chapter("extensions", "smoke-ext", runs=ext_store.root, output=tmp_path / "ext.ipynb")
     text, errors = _outputs(out)
@@ -292,7 +295,7 @@ def test_accuracy_matched_teachers_stop_at_the_plain_teachers_heldout_accuracy(t
 
 
 def test_extension_selections_pair_by_seed_and_refuse_ambiguity():
-    from kdlib.extensions import by_seed, contrast, penalty, students
+    from kdlib.book.extensions import by_seed, contrast, penalty, students
 
     def row(seed, teacher, acc, **kw):
         base = {"id": f"{teacher}{seed}{kw}", "kind": "student", "model": "lenet", "alpha": 0.5, "teacher": "t",

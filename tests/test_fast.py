@@ -1,12 +1,12 @@
-"""The speed levers of kdlib.fast give the plain path's results (CPU where the mechanism allows)."""
+"""The speed levers of kdlib.train.fast give the plain path's results (CPU where the mechanism allows)."""
 import copy
 
 import pytest
 import torch
 
-from kdlib.distill import kd_loss_parts
-from kdlib.fast import StackedModels, sgd_foreach_
-from kdlib.models import build_model
+from kdlib.blocks.distill import kd_loss_parts
+from kdlib.train.fast import StackedModels, sgd_foreach_
+from kdlib.blocks.models import build_model
 
 
 def lenets(k, seed=0):

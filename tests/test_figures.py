@@ -1,4 +1,4 @@
-"""The book's figures state what they must show (kdlib.figures); these check it on the drawn objects."""
+"""The book's figures state what they must show (kdlib.book.figures); these check it on the drawn objects."""
 import matplotlib
 
 matplotlib.use("Agg")
@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from kdlib.figures import matrix_figure, short_class_names  # noqa: E402
+from kdlib.book.figures import matrix_figure, short_class_names  # noqa: E402
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

@@ -1,7 +1,7 @@
 """Every gap the book lists can be filled by the command it prints, or says why not (issue 20, item 2).
 
 A store like Part I's: seed 0 finished elsewhere and kept as committed records (no weights), some of its
-students missing, seed 1 not run at all. The book's listing (kdlib.results.fill_plan / fill_commands) is
+students missing, seed 1 not run at all. The book's listing (kdlib.book.fill.fill_plan / fill_commands) is
 then *executed*: each printed command is parsed and run with device-run on the CPU, and it must train
 exactly the runs listed for it, while the runs listed as not fillable stay missing and are skipped by
 device-run for the reason the listing gives."""
@@ -11,12 +11,12 @@ import shutil
 import pytest
 import yaml
 
-import kdlib.pipeline as P
-from kdlib.device_run import device_run
-from kdlib.grid import load_grid, task_configs, plan
-from kdlib.records import import_records
-from kdlib.results import NOT_FILLABLE, fill_commands, fill_plan, missing_runs
-from kdlib.runs import RunStore, run_id
+import kdlib.data.memo as MEMO
+from kdlib.runs.device_run import device_run
+from kdlib.runs.plan import load_grid, task_configs, plan
+from kdlib.runs.admit import import_records
+from kdlib.book.fill import NOT_FILLABLE, fill_commands, fill_plan, missing_runs
+from kdlib.runs.store import RunStore, run_id
 
 from conftest import CIFAR_JPEG, CIFAR10H
 
@@ -48,7 +48,7 @@ def config_of(grid, task_name, model, seed):
 def partial_store(tmp_path, monkeypatch):
     if HAVE_CIFAR:
         monkeypatch.setenv("KDLIB_DATA", str(CIFAR_JPEG.parent))
-    P.clear_data_memo()
+    MEMO.clear_data_memo()
     grid = load_grid()
     grid["profiles"][PROFILE]["seeds"] = [0, 1]
     grid["profiles"][PROFILE]["experiments"] = EXPERIMENTS
@@ -68,7 +68,7 @@ def partial_store(tmp_path, monkeypatch):
         shutil.rmtree(results / PROFILE / "student" / run_id(cfg))
     yield {"grid": grid, "grid_path": grid_path, "results": results, "runs": tmp_path / "runs", "lost": lost,
            "tmp": tmp_path}
-    P.clear_data_memo()
+    MEMO.clear_data_memo()
 
 
 def test_every_listed_command_trains_exactly_the_runs_listed_for_it(partial_store):

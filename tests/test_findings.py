@@ -1,7 +1,7 @@
-"""The conclusion's sentences (kdlib.findings) say what the numbers say, and no more."""
+"""The conclusion's sentences (kdlib.book.findings) say what the numbers say, and no more."""
 import math
 
-from kdlib.findings import certainty_sentence, seeds_to_settle, student_sentences, teacher_sentence
+from kdlib.book.findings import certainty_sentence, seeds_to_settle, student_sentences, teacher_sentence
 
 
 def rows(lenet, seeds=(0, 1), teachers=None):

@@ -13,15 +13,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kdlib import data as D
-from kdlib.data import DataError, load_dataset
-from kdlib.formats import read_idx
+import kdlib.data.cache as CACHE
+import kdlib.data.registry as REG
+from kdlib.data.formats import DataError
+from kdlib.data.datasets import load_dataset
+from kdlib.data.formats import read_idx
 
 from test_data import make_mnist, png_bytes
 
 
 def cifar_folder(root, size=32, per_class=2, split="test"):
-    for c, cls in enumerate(D.CIFAR10_CLASSES):
+    for c, cls in enumerate(REG.CIFAR10_CLASSES):
         d = root / split / cls
         d.mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
@@ -43,7 +45,7 @@ def test_symlinked_class_folders_are_walked_for_the_key(tmp_path):
     real = cifar_folder(tmp_path / "real")
     linked = tmp_path / "linked" / "test"
     linked.mkdir(parents=True)
-    for cls in D.CIFAR10_CLASSES:
+    for cls in REG.CIFAR10_CLASSES:
         (linked / cls).symlink_to(real / "test" / cls, target_is_directory=True)
     a = load_dataset("cifar10", "test", root=tmp_path / "linked")
     assert len(a) == 20
@@ -57,7 +59,7 @@ def test_symlinked_class_folders_are_walked_for_the_key(tmp_path):
 
 def test_an_empty_listing_is_an_error_not_a_shared_key(tmp_path):
     for name in ("one", "two"):
-        for cls in D.CIFAR10_CLASSES:
+        for cls in REG.CIFAR10_CLASSES:
             (tmp_path / name / "test" / cls).mkdir(parents=True)
     with pytest.raises(DataError, match="holds no files"):
         load_dataset("cifar10", "test", root=tmp_path / "one")
@@ -105,9 +107,7 @@ def test_cache_never_lands_in_a_writable_shared_data_folder(tmp_path, monkeypatc
     monkeypatch.delenv("KDLIB_CACHE")
     monkeypatch.setenv("KDLIB_DATA", str(shared))
     (tmp_path / "project").mkdir()
-    import kdlib.data as D
-
-    monkeypatch.setattr(D, "_project_root", lambda: tmp_path / "project")  # the checkout's data/cache, stood in
+    monkeypatch.setattr(CACHE, "project_root", lambda: tmp_path / "project")  # the checkout's data/cache, stood in
     load_dataset("mnist", "test", verify=False)
     assert not (shared / "cache").exists()
     assert list((tmp_path / "project" / "data" / "cache").glob("mnist-test-*.npz"))
@@ -194,7 +194,7 @@ def test_garbage_bytes_with_an_image_name_are_a_data_error(tmp_path):
 def test_huge_tar_member_is_refused_before_reading(tmp_path):
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        for cls in D.CIFAR10_CLASSES:
+        for cls in REG.CIFAR10_CLASSES:
             data = png_bytes(np.zeros((32, 32, 3), np.uint8))
             info = tarfile.TarInfo(f"test/{cls}/0.png")
             info.size = len(data)

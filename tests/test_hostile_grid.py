@@ -1,8 +1,9 @@
 """Hostile grids and CLI values: refused at load time, with the place and the fix, before any folder exists."""
 import pytest
 
-from kdlib.grid import load_grid, main as grid_main, validate_params
-from kdlib.train import Recipe
+from kdlib.runs.plan import load_grid, validate_params
+from kdlib.runs.execute import main as grid_main
+from kdlib.train.recipe import Recipe
 from conftest import grid_with
 
 
@@ -99,8 +100,8 @@ LONG = ["flipcrop(padding=4,flip=true)+cutout(length=8,n_holes=2)+mixup(alpha=0.
 def test_long_regime_specs_give_short_distinct_file_names(tmp_path):
     import re
 
-    from kdlib.grid import MAX_NAME, plan
-    from kdlib.notebooks import task_output
+    from kdlib.runs.plan import MAX_NAME, plan
+    from kdlib.book.notebooks import task_output
 
     path = grid_with(tmp_path, lambda g: (E(g)["E4"].update(student_regimes=LONG),
                                           E(g)["E1"]["teachers"]["regimes"].extend(LONG)))

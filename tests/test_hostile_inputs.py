@@ -13,9 +13,13 @@ import zlib
 import numpy as np
 import pytest
 
-from kdlib import data as D
-from kdlib import formats as F
-from kdlib.data import DataError, load_dataset, load_human_labels
+import kdlib.data.decode as DEC
+import kdlib.data.registry as REG
+import kdlib.data.formats as F
+import kdlib.data.images as IM
+from kdlib.data.formats import DataError
+from kdlib.data.datasets import load_dataset
+from kdlib.data.human import load_human_labels
 
 from test_data import make_cifar_batches, make_mnist, png_bytes
 from test_hostile_data import cifar_folder, idx_header
@@ -120,7 +124,7 @@ def test_cifar_archive_member_claiming_more_than_a_batch_is_refused(tmp_path, mo
         load_dataset("cifar10", "test", root=tmp_path, verify=False)
     assert mem.peak < 4 << 20
     # a member that holds what it claims, beyond the cap (lowered here to spare writing 256 MiB): refused unread
-    monkeypatch.setattr(D, "MAX_MEMBER_BYTES", 1000)
+    monkeypatch.setattr(DEC, "MAX_MEMBER_BYTES", 1000)
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w:gz") as tar:
         info = tarfile.TarInfo("cifar-10-batches-py/test_batch")
@@ -150,7 +154,7 @@ def tar_with_claim(name: str, size: int, data: bytes = b"x" * 100, others=()) ->
 
 
 def test_tar_member_claiming_10gb_in_a_small_archive_is_refused_before_reading(tmp_path):
-    classes = [f"test/{c}/0.png" for c in D.CIFAR10_CLASSES]
+    classes = [f"test/{c}/0.png" for c in REG.CIFAR10_CLASSES]
     (tmp_path / "test.tar").write_bytes(tar_with_claim("test/cat/1.png", 10 * 2**30, others=classes))
     assert (tmp_path / "test.tar").stat().st_size < 64 << 10
     with peak_memory() as mem, pytest.raises(DataError, match=r"member test/cat/1.png claims 10,737,418,240 bytes at "
@@ -161,7 +165,7 @@ def test_tar_member_claiming_10gb_in_a_small_archive_is_refused_before_reading(t
 
 def test_compressed_tar_member_claiming_more_than_its_stream_costs_only_what_is_there(tmp_path):
     # a gzip tarball's member claims 12 MB (under the 16 MiB image cap); its stream ends after 100 bytes
-    classes = [f"test/{c}/0.png" for c in D.CIFAR10_CLASSES]
+    classes = [f"test/{c}/0.png" for c in REG.CIFAR10_CLASSES]
     (tmp_path / "test.tar.gz").write_bytes(gzip.compress(tar_with_claim("test/cat/1.png", 12 << 20, others=classes)))
     with peak_memory() as mem, pytest.raises(DataError, match=r"test.tar.gz: unexpected end of data.*truncated"):
         load_dataset("cifar10", "test", root=tmp_path, verify=False)
@@ -175,7 +179,7 @@ def test_an_archive_of_too_many_entries_is_refused_while_listing(tmp_path):
             tar.addfile(tarfile.TarInfo(f"test/cat/{i}.png"), io.BytesIO(b""))
     (tmp_path / "a.tar").write_bytes(out.getvalue())
     with tarfile.open(tmp_path / "a.tar") as tar, pytest.raises(DataError, match="holds more than 10 entries"):
-        F.tar_members(tar, tmp_path / "a.tar", max_members=10)
+        IM.tar_members(tar, tmp_path / "a.tar", max_members=10)
 
 
 # ----------------------------------------------------------------------------- item 2: images
@@ -298,7 +302,8 @@ def test_a_cache_copied_from_another_source_is_rebuilt(tmp_path):
 
 # ----------------------------------------------------------------------------- item 4: every value bounded at load
 from conftest import grid_with  # noqa: E402
-from kdlib.grid import load_grid, main as grid_main  # noqa: E402
+from kdlib.runs.plan import load_grid
+from kdlib.runs.execute import main as grid_main  # noqa: E402
 
 from test_hostile_grid import E, smoke  # noqa: E402
 
@@ -386,7 +391,7 @@ def test_values_at_their_bounds_are_accepted(tmp_path):
 
 
 def test_the_loader_refuses_a_padding_beyond_the_image_too():
-    from kdlib.loader import DeviceLoader
+    from kdlib.data.loader import DeviceLoader
 
     x, y = np.zeros((4, 8, 8, 1), np.uint8), np.arange(4)
     with pytest.raises(ValueError, match="flipcrop: padding 8 is not less than the 8-px side"):
@@ -395,7 +400,8 @@ def test_the_loader_refuses_a_padding_beyond_the_image_too():
 
 
 def test_a_records_archive_of_too_many_entries_is_refused_while_listing(tmp_path):
-    from kdlib.records import RecordError, _safe_extract
+    from kdlib.runs.compact import RecordError
+    from kdlib.runs.admit import _safe_extract
 
     header = tarfile.TarInfo("r/x").tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape")  # an empty file
     (tmp_path / "records.tar.gz").write_bytes(gzip.compress(header * 2_001 + bytes(1024)))
@@ -407,7 +413,8 @@ def test_a_records_archive_of_too_many_entries_is_refused_while_listing(tmp_path
 
 
 def test_a_record_npz_whose_header_claims_a_huge_array_is_refused_on_import(tmp_path):
-    from kdlib.records import RecordError, _load_npz
+    from kdlib.runs.compact import RecordError
+    from kdlib.runs.candidates import _load_npz
 
     npz_with(tmp_path / "p.npz", {"test_logits": npy_claiming((10**9, 10), dtype="<f2")})
     with peak_memory() as mem, pytest.raises(RecordError, match=r"predictions.npz is not a readable .npz.*test_logits"

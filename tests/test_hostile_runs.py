@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-import kdlib.runs as R
-from kdlib.grid import load_grid, run_task, student_groups, teacher_configs
-from kdlib.pipeline import read_train_logits
-from kdlib.runs import ArtifactError, RunStore, atomic_write_bytes, run_id
-from kdlib.train import atomic_torch_save, load_checkpoint_file
+import kdlib.runs.store as R
+from kdlib.runs.plan import load_grid, student_groups, teacher_configs
+from kdlib.runs.execute import run_task
+from kdlib.runs.pipeline import read_train_logits
+from kdlib.runs.store import ArtifactError, RunStore, run_id
+from kdlib.base.io import atomic_write_bytes
+from kdlib.train.checkpoints import atomic_torch_save, load_checkpoint_file
 
 
 TEACHER = {"kind": "teacher", "profile": "smoke", "dataset": "main", "model": "resnet18", "regime": "none"}

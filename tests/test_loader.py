@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from kdlib.loader import DeviceLoader, to_device_images
+from kdlib.data.loader import DeviceLoader, to_device_images
 
 
 def split(n=50, seed=0):

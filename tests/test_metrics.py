@@ -4,7 +4,7 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
-from kdlib import metrics as M
+import kdlib.blocks.metrics as M
 
 
 def random_probs(n, c, seed=0, sharp=2.0):

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from kdlib.models import MODELS, build_model, count_parameters
+from kdlib.blocks.models import MODELS, build_model, count_parameters
 
 # Counts of the paper's architectures at 3x32x32 with 10 classes, from kd-conventions.md and
 # re-derived by hand for lenet: conv 3*6*25+6=456, conv 6*16*25+16=2416, fc 400*120+120=48120,

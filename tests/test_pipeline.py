@@ -12,10 +12,14 @@ import pytest
 import torch
 import yaml
 
-import kdlib.pipeline as P
-from kdlib.grid import GRID_PATH, load_grid, plan, run_grid, run_task, student_groups, teacher_configs
-from kdlib.notebooks import NOTEBOOKS, execute
-from kdlib.runs import RunStore, run_id
+import kdlib.data.memo as MEMO
+import kdlib.runs.evaluate as EV
+import kdlib.runs.pipeline as P
+from kdlib.base.paths import GRID_PATH
+from kdlib.runs.plan import load_grid, plan, student_groups, teacher_configs
+from kdlib.runs.execute import run_grid, run_task
+from kdlib.book.notebooks import NOTEBOOKS, execute
+from kdlib.runs.store import RunStore, run_id
 
 from conftest import REPO
 
@@ -94,7 +98,7 @@ def test_cached_teacher_logits_in_store_equal_online(smoke_store):
     (tcfg,) = teacher_configs(grid, "smoke", "main", "resnet18", "flipcrop")
     run = smoke_store.run(tcfg)
     cached = run.read_arrays("train_logits.npz")["logits"]
-    model = P.load_model(run, "cpu")
+    model = EV.load_model(run, "cpu")
     loader = P._train_loader(tcfg, "cpu", shuffle=True, augment="none")
     batch = next(iter(loader))
     with torch.no_grad():
@@ -107,7 +111,7 @@ def test_wrong_teacher_architecture_is_a_clear_error(smoke_store):
     run = smoke_store.run(tcfg)
     wrong = type(run)(run.folder, {**tcfg, "model": {"name": "lenet"}})
     with pytest.raises(ValueError, match="does not fit.*another architecture or class count"):
-        P.load_model(wrong, "cpu")
+        EV.load_model(wrong, "cpu")
 
 
 def test_notebook_parameters_are_honoured_by_papermill(tmp_path, smoke_store):
@@ -178,7 +182,7 @@ def test_read_only_run_store_is_a_clear_error(tmp_path):
 def test_snakemake_dry_run_builds_the_dag(tmp_path):
     """Both parts: Part II (smoke) trains every task; Part I (paper) reports only the tasks with committed
     records and trains nothing. Run in a scratch working directory, never the checkout's book/."""
-    from kdlib.grid import task_status
+    from kdlib.runs.execute import task_status
 
     exe = Path(sys.executable).parent / "snakemake"
     res = subprocess.run([str(exe), "-n", "--cores", "1", "--snakefile", str(REPO / "Snakefile"), "-d", str(tmp_path),
@@ -213,10 +217,10 @@ from conftest import CIFAR_JPEG, CIFAR10H, needs_cifar, needs_cifar10h  # noqa: 
 def test_cifar_profile_with_human_labels_end_to_end(tmp_path, monkeypatch):
     """The paper profile's code paths at smoke size: CIFAR-10 in original order, CIFAR-10H metrics,
     the chapters' human-label branches."""
-    from kdlib.notebooks import execute_chapter
+    from kdlib.book.notebooks import execute_chapter
 
     monkeypatch.setenv("KDLIB_DATA", str(CIFAR_JPEG.parent))
-    P.clear_data_memo()
+    MEMO.clear_data_memo()
     run_grid("cifar-smoke", runs=tmp_path / "runs", device="cpu", progress=False, only=["E1", "E2"], seeds=[0])
     store = RunStore(tmp_path / "runs", "cifar-smoke")
     teacher = store.runs("teacher")[0]
@@ -236,7 +240,7 @@ def test_cifar_profile_with_human_labels_end_to_end(tmp_path, monkeypatch):
     # per student model), then one predictor-scatter figure per student model
     fid = outputs(tmp_path / "fidelity.ipynb")
     assert "Spearman" in fid and "KL to CIFAR-10H" in fid and fid.count("image/png") == 1 + 2
-    P.clear_data_memo()
+    MEMO.clear_data_memo()
 
 
 @pytest.mark.skipif(shutil.which("snakemake", path=str(Path(sys.executable).parent)) is None,

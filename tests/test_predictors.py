@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from kdlib.predictors import PREDICTORS, bootstrap_corr, correlations, logit_std, teacher_student_pairs
+from kdlib.blocks.predictors import PREDICTORS, bootstrap_corr, correlations, logit_std, teacher_student_pairs
 
 
 def test_logit_std_is_shift_invariant_and_hand_checked():

@@ -1,9 +1,9 @@
-"""The methods chapter's recipe tables (kdlib.recipes): values as written, defaults explicit, ours beside the paper's."""
+"""The methods chapter's recipe tables (kdlib.book.recipes): values as written, defaults explicit, ours beside the paper's."""
 import re
 
-from kdlib.grid import load_grid
-from kdlib.recipes import beside_paper, fmt_value, recipe_table
-from kdlib.results import paper_tables
+from kdlib.runs.plan import load_grid
+from kdlib.book.recipes import beside_paper, fmt_value, recipe_table
+from kdlib.book.rows import paper_tables
 
 
 def test_values_are_written_as_a_reader_writes_them():

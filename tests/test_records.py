@@ -9,12 +9,19 @@ import tarfile
 import numpy as np
 import pytest
 
-import kdlib.pipeline as P
-from kdlib.grid import load_grid, run_grid, student_groups, teacher_configs
-from kdlib.records import (BUDGET, EMBED_PER_CLASS, MANIFEST, RecordError, compact_arrays, embedding_subset,
-                           export_store, import_records, read_dataset_sidecar, run_health)
-from kdlib.results import claims, collect, load_predictions
-from kdlib.runs import COMPACT_PREDICTIONS, COMPACT_TRAIN_LOGITS, REPO, TRAIN_LOGITS, RunStore, run_id
+import kdlib.data.memo as MEMO
+import kdlib.runs.pipeline as P
+from kdlib.runs.plan import load_grid, student_groups, teacher_configs
+from kdlib.runs.execute import run_grid
+from kdlib.runs.compact import BUDGET, EMBED_PER_CLASS, MANIFEST, RecordError, compact_arrays, embedding_subset
+from kdlib.runs.export import export_store
+from kdlib.runs.admit import import_records
+from kdlib.runs.sidecar import read_dataset_sidecar
+from kdlib.runs.health import run_health
+from kdlib.book.claims import claims
+from kdlib.book.rows import collect, load_predictions
+from kdlib.runs.store import COMPACT_PREDICTIONS, COMPACT_TRAIN_LOGITS, TRAIN_LOGITS, RunStore, run_id
+from kdlib.base.paths import REPO
 
 from conftest import CIFAR_JPEG, CIFAR10H, FASHION
 
@@ -31,10 +38,10 @@ def full_store(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     if HAVE_CIFAR:
         mp.setenv("KDLIB_DATA", str(CIFAR_JPEG.parent))
-    P.clear_data_memo()
+    MEMO.clear_data_memo()
     run_grid(PROFILE, runs=root, device="cpu", progress=False, only=["E1", "E2"], seeds=[0], results=None)
     yield RunStore(root, PROFILE, results=None)
-    P.clear_data_memo()
+    MEMO.clear_data_memo()
     mp.undo()
 
 
@@ -85,8 +92,8 @@ def test_compact_arrays_are_half_precision_and_keep_what_chapters_need(tmp_path)
     assert np.bincount(labels[rows]).tolist() == [7] * 10
     assert "test_embeddings" not in compact_arrays(full, "teacher", embeddings=False)  # record_embeddings: false
     # read back as a record: the probabilities are the softmax of the float16 logits, within float16 rounding
-    from kdlib.records import _npz_bytes
-    from kdlib.runs import Run
+    from kdlib.runs.compact import _npz_bytes
+    from kdlib.runs.store import Run
 
     folder = tmp_path / "rec"
     folder.mkdir()
@@ -241,7 +248,7 @@ def test_calibrated_students_train_from_a_record_teacher(full_store, exported, t
     """E10's students (teacher logits divided by the temperature fitted on the held-out half of the test set):
     from a record, the temperature is fitted on the record's float16 test logits and divides its float16
     training-set logits; the students land within float16's reach of those of the live teacher."""
-    from kdlib.calibration import fit_temperature
+    from kdlib.blocks.calibration import fit_temperature
 
     grid = load_grid()
     tcfg, group = student_groups(grid, PROFILE, "main", "resnet18", "flipcrop", ["lenet"], "none", 20.0, 0.5,
@@ -481,7 +488,7 @@ def test_committed_h200_records_are_the_paper_profile_seed_0():
 def test_explorer_points_join_records_and_images_on_original_indices():
     """Embeddings recorded for a subset, images present for another: the explorer keeps their common
     rows, per class, with labels, probabilities and images of the same test images."""
-    from kdlib.explorer import explorer_points
+    from kdlib.book.explorer import explorer_points
 
     rng = np.random.default_rng(0)
     n = 200
@@ -511,7 +518,7 @@ def test_explorer_points_join_records_and_images_on_original_indices():
 def test_migrating_configs_moves_records_and_keeps_them_importable(exported, tmp_path):
     """A parameter made explicit: records move to their new ids, students follow their teachers, every
     other file is kept byte for byte, and the importer's checks pass on the result."""
-    from kdlib.records import flipcrop_fill, migrate_records
+    from kdlib.runs.export import flipcrop_fill, migrate_records
 
     def to_legacy(cfg):  # the configs as they were written before flip+crop had a fill
         cfg["augment"] = cfg["augment"].replace(",fill=black", "")
@@ -541,7 +548,8 @@ def test_migrating_configs_moves_records_and_keeps_them_importable(exported, tmp
 
 
 def test_a_corrupt_dataset_sidecar_is_a_clear_error(tmp_path):
-    from kdlib.records import RecordError, sidecar_path
+    from kdlib.runs.compact import RecordError
+    from kdlib.runs.sidecar import sidecar_path
 
     path = sidecar_path(tmp_path, "paper", "cifar10")
     path.parent.mkdir(parents=True)

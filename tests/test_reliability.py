@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 import yaml
 
-import kdlib.pipeline as P
-from kdlib.grid import GRID_PATH, load_grid, teacher_configs
-from kdlib.runs import RunLockedError, RunStore
-from kdlib.train import NumericalError
+import kdlib.runs.pipeline as P
+from kdlib.base.paths import GRID_PATH
+from kdlib.runs.plan import load_grid, teacher_configs
+from kdlib.runs.store import RunLockedError, RunStore
+from kdlib.train.recipe import NumericalError
 
 from conftest import REPO
 

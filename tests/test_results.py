@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from kdlib.report import REGIME_NAMES
-from kdlib.results import (claim_summary, claims, combine_verdicts, fmt_ci, holm, mean_ci, paired_difference, paper_tables,
-                           preconditions, regime_key, verdict)
+from kdlib.book.names import REGIME_NAMES
+from kdlib.book.claims import claim_summary, claims, combine_verdicts, preconditions
+from kdlib.book.stats import fmt_ci, holm, mean_ci, paired_difference, verdict
+from kdlib.book.rows import paper_tables, regime_key
 
 
 def test_mean_ci_matches_scipy_t_interval():
@@ -204,10 +205,11 @@ def test_partial_store_lists_what_is_missing_and_strict_fails(tmp_path):
         _pytest.skip("Fashion-MNIST not installed")
     import papermill
 
-    from kdlib.grid import load_grid, plan, run_task
-    from kdlib.notebooks import execute_chapter
-    from kdlib.results import missing_runs
-    from kdlib.runs import RunStore
+    from kdlib.runs.plan import load_grid, plan
+    from kdlib.runs.execute import run_task
+    from kdlib.book.notebooks import execute_chapter
+    from kdlib.book.fill import missing_runs
+    from kdlib.runs.store import RunStore
 
     store = RunStore(tmp_path / "runs", "smoke")
     run_task({"kind": "teacher", "profile": "smoke", "dataset": "main", "model": "resnet18", "regime": "none"},
@@ -221,7 +223,7 @@ def test_partial_store_lists_what_is_missing_and_strict_fails(tmp_path):
     text = out.read_text()
     assert "runs of" in text and "tasks are missing" in text and "students-main-noteacher-to-none" in text
     with _pytest.raises(papermill.PapermillExecutionError, match="unfinished runs"):
-        from kdlib.notebooks import NOTEBOOKS, execute
+        from kdlib.book.notebooks import NOTEBOOKS, execute
         execute(NOTEBOOKS / "results.py", tmp_path / "strict.ipynb",
                 {"profile": "smoke", "runs": str(store.root), "strict": True})
 
@@ -230,7 +232,7 @@ def test_live_explorer_hover_shows_the_point():
     import numpy as np
     import pytest as _pytest
     _pytest.importorskip("anywidget")
-    from kdlib.explorer import live_explorer
+    from kdlib.book.explorer import live_explorer
 
     rng = np.random.default_rng(0)
     labels = np.arange(40) % 4
@@ -274,9 +276,9 @@ def _write_run(store, cfg, accuracy):
 
 def test_chapters_read_only_the_runs_of_the_current_plan(tmp_path):
     """A one-off T=4 student (the README's re-run example) sits in the store but never in a table."""
-    from kdlib.grid import load_grid, student_groups, teacher_configs
-    from kdlib.results import collect
-    from kdlib.runs import RunStore
+    from kdlib.runs.plan import load_grid, student_groups, teacher_configs
+    from kdlib.book.rows import collect
+    from kdlib.runs.store import RunStore
 
     grid = load_grid()
     store = RunStore(tmp_path, "smoke", results=None)
@@ -299,9 +301,9 @@ def test_chapters_read_only_the_runs_of_the_current_plan(tmp_path):
 
 
 def test_failed_runs_are_left_out_of_means_and_listed(tmp_path):
-    from kdlib.grid import load_grid, teacher_configs
-    from kdlib.results import collect
-    from kdlib.runs import RunStore
+    from kdlib.runs.plan import load_grid, teacher_configs
+    from kdlib.book.rows import collect
+    from kdlib.runs.store import RunStore
 
     grid = load_grid()
     store = RunStore(tmp_path, "smoke", results=None)
@@ -354,7 +356,7 @@ def test_mnist_teachers_weaker_than_lenet_alone_withhold_c10():
 
 
 def test_the_headline_verdict_is_holms_and_needs_three_seeds_everywhere():
-    from kdlib.results import headline
+    from kdlib.book.claims import headline
 
     base = {"verdict": "reproduced", "verdict_holm": "partly reproduced", "agree": 4, "measured": 4, "untested": 0}
     # three seeds behind every comparison: the Holm-adjusted verdict, not the raw one
@@ -391,7 +393,7 @@ def test_c1_shows_each_mixers_own_part_against_the_flipcrop_teacher_outside_its_
 def test_the_no_teacher_table_restates_table_1b_and_ignores_other_teachers():
     """Part II's bug: the E3 students of the AlexNet teacher (same dataset) were averaged into the 'distilled
     from the plain teacher' cell. The reference cell must be exactly Table 1b's 'none' cell."""
-    from kdlib.results import reference_runs, table1_runs
+    from kdlib.book.claims import reference_runs, table1_runs
 
     rows = []
     for seed, (resnet_student, alexnet_student) in enumerate([(0.76, 0.60), (0.77, 0.62)]):

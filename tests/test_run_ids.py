@@ -9,8 +9,8 @@ import json
 import sys
 from pathlib import Path
 
-from kdlib.grid import load_grid, plan, task_configs
-from kdlib.runs import run_id
+from kdlib.runs.plan import load_grid, plan, task_configs
+from kdlib.runs.store import run_id
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run_ids.json"
 

@@ -99,7 +99,7 @@ def test_one_default_profile_in_every_notebook_and_command():
     conclusion's `profile` is Part I's, paper, like the Snakefile's part1; device-run is for GPUs: paper)."""
     import jupytext
 
-    from kdlib.cli import DEFAULT_PROFILE
+    from kdlib.base.cli import DEFAULT_PROFILE
 
     assert DEFAULT_PROFILE == "quick"
     for path in sorted((REPO / "notebooks").glob("*.py")):

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from kdlib.loader import DeviceLoader
-from kdlib.models import build_model
-from kdlib.train import Learner, NumericalError, Recipe, fit, predict, teacher_logits_on
+from kdlib.data.loader import DeviceLoader
+from kdlib.blocks.models import build_model
+from kdlib.train.recipe import Learner, NumericalError, Recipe
+from kdlib.train.loop import fit, predict, teacher_logits_on
 
 MEAN, STD = (0.5,), (0.25,)
 
@@ -172,7 +173,7 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_checkpoint(tmp_path):
 
 
 class FakeClock:
-    """time.perf_counter for kdlib.train that advances ``tick`` seconds at every call."""
+    """time.perf_counter for kdlib.train.loop that advances ``tick`` seconds at every call."""
 
     def __init__(self, tick):
         self.now, self.tick = 0.0, tick
@@ -183,7 +184,7 @@ class FakeClock:
 
 
 def test_checkpoints_by_wall_time_and_always_at_the_end(tmp_path, monkeypatch):
-    import kdlib.train as train
+    import kdlib.train.loop as train
 
     saved = []
     real_save = train._save_checkpoint
@@ -205,7 +206,7 @@ def test_checkpoints_by_wall_time_and_always_at_the_end(tmp_path, monkeypatch):
 
 def test_resume_from_a_wall_time_checkpoint_is_exact(tmp_path, monkeypatch):
     """Interrupted after epoch 3 with the last checkpoint at epoch 2: epoch 3 is redone, bit for bit."""
-    import kdlib.train as train
+    import kdlib.train.loop as train
 
     def run(path, stop_after=None):
         return interruptible_run(path, 4, "flipcrop+cutmix", 50, stop_after)
@@ -232,7 +233,7 @@ def test_nan_in_a_later_step_is_found_without_per_step_syncs(tmp_path, engine):
     model = lenet()
     learner = Learner("m", model, Recipe(epochs=2, batch_size=32, lr=0.05), checkpoint=tmp_path / "m.pt")
     ld = DeviceLoader(x, y, 32, "none", mean=MEAN, std=STD, num_classes=10, shuffle=False)
-    import kdlib.train as train
+    import kdlib.train.loop as train
 
     calls = {"n": 0}
     real = train._loss

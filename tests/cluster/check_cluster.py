@@ -12,7 +12,7 @@ Prints one PASS or FAIL line per check and ends with 'N passed, N failed' (exit 
      and logs/slurm/rule_<rule>/<wildcards>/<jobid>.log (Slurm's own);
   4. a job killed mid-training (`scancel --signal=TERM --full`, once its run has written a checkpoint and before
      it finished: the signal Slurm sends at preemption or the time limit) is retried by Snakemake and resumes from that checkpoint to the metrics and history of an uninterrupted local
-     run. The smoke runs finish in a second, before their first checkpoint (kdlib.train writes one at an epoch
+     run. The smoke runs finish in a second, before their first checkpoint (kdlib.train.loop writes one at an epoch
      end once 60 s have passed, and after the last epoch), so this check trains one teacher of a `cluster-cancel`
      profile written here: the smoke profile with one longer teacher (tests/cluster/cancel.smk runs its report);
   5. requests the cluster cannot satisfy (more memory than the node has, more GPUs than it has) stop Snakemake

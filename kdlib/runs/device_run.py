@@ -1,0 +1,289 @@
+"""One GPU slice, used to the end: ``python -m kdlib device-run --profile paper --seeds 0 1 2 --budget 540 --out DIR``.
+
+GPU time comes in slices of at most ten minutes, and a GPU machine's run store dies with it. This
+command runs the grid in phases (:data:`PHASES`), each for every requested seed before the next phase:
+
+1. E1 + E2 (the teachers and their students: the core claims), seed by seed;
+2. E4, E5 and E3 (the ablations, then MNIST), seed by seed;
+3. E6-E11 (the extensions, by their priority), seed by seed;
+
+within a phase and seed, teachers before their students and the experiments in that order. So a slice
+that ends early leaves complete seeds of the core claims rather than one seed of everything: the book's
+paired intervals need whole E1 + E2 seeds, and an E4 run is of no use to them. It stops *before* a task
+whose estimated time would pass the budget (nothing after it runs, so no phase is started out of turn).
+After every seed of every phase, and at the end, it packs the compact records of every finished
+run into ``DIR/records.tar.gz`` (importable here with ``python -m kdlib import``); a task that
+fails is logged and the next one runs, and an interruption still packs what finished. DIR receives at
+most these files: ``records.tar.gz``, ``log.txt`` (per-task and per-run wall times),
+``summary.json``, and with ``--bench`` ``bench.json`` (``python -m kdlib bench --only levers``: the
+speed levers against the plain step, MFU against the datasheet and a measured peak).
+
+Runs already committed in ``results/`` are cache hits. Students of a teacher that exists only as a record
+train from the record's float16 training-set logits where their input is clean and the record carries
+them; the others (augmented input: the teacher must run online, and a record has no weights; or a record
+without logits) are skipped with a note (``--ignore-results`` trains everything afresh).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["device_run", "main", "ORDER", "PHASES", "work_order", "speed_summary"]
+
+
+# the phases of a slice, each run for every seed before the next (issue 20): the core claims (E1 teachers, E2
+# students), the paper's ablations and MNIST, then the extensions by their priority (issue 13: paper-literal
+# teachers E6, temperatures E7, the regime cross E8, the controls E9, E10 and E11); an experiment named nowhere
+# here runs in a last phase of its own
+PHASES = [["E1", "E2"], ["E4", "E5", "E3"], ["E6", "E7", "E8", "E9", "E10", "E11"]]
+
+
+ORDER = [e for phase in PHASES for e in phase]  # the order within a phase and seed
+
+
+def _ordered_tasks(profile: str, grid: dict, only=None):
+    from .plan import plan
+
+    tasks = plan(profile, grid)
+    rank = {e: i for i, e in enumerate(ORDER)}
+
+    def key(t):
+        first = min((rank.get(e, len(ORDER)) for e in t.experiments), default=len(ORDER))
+        return (first, t.kind != "teacher")
+
+    tasks = sorted(tasks, key=key)  # stable: by the book's order of experiments, each one's teachers first
+    if only:
+        tasks = [t for t in tasks if set(t.experiments) & set(only)]
+    return tasks
+
+
+def _phase(task) -> int:
+    """The phase of a task (0-based): that of its earliest experiment (a task shared by E2 and E4 is E2's)."""
+    where = {e: i for i, phase in enumerate(PHASES) for e in phase}
+    return min((where.get(e, len(PHASES)) for e in task.experiments), default=len(PHASES))
+
+
+def work_order(profile: str, grid: dict, seeds: list[int], only=None) -> list[tuple[int, int, object]]:
+    """``(phase, seed, task)`` in the order a slice runs them: phase by phase (:data:`PHASES`, 1-based here),
+    within a phase seed by seed (in the order asked), within a seed the experiments in :data:`ORDER`, each
+    one's teachers first."""
+    tasks = _ordered_tasks(profile, grid, only)
+    phases = sorted({_phase(t) for t in tasks})
+    return [(p + 1, seed, t) for p in phases for seed in seeds for t in tasks if _phase(t) == p]
+
+
+def _kind_key(task) -> tuple:
+    """Tasks that should take alike: the same kind and the same model(s)."""
+    return (task.kind, task.params.get("model") or tuple(task.params.get("students", ())))
+
+
+def _estimate(task, seconds_by_kind: dict, default: float) -> float:
+    """A task's expected seconds for one seed: the mean of finished tasks of its kind and models, else
+    ``default``."""
+    seen = seconds_by_kind.get(_kind_key(task)) or seconds_by_kind.get(task.kind)
+    return sum(seen) / len(seen) if seen else default
+
+
+def device_run(profile: str, seeds: list[int], budget: float, out, runs=None, device="auto", only=None,
+               results="default", bench: bool = False, default_estimate: float = 60.0, reserve: float = 15.0,
+               progress: bool = False, grid_path=None, log=print) -> dict:
+    """Run the grid for ``seeds`` within ``budget`` seconds (see the module docstring); returns the summary."""
+    from .execute import run_task
+    from .export import export_store
+    from .pipeline import TeacherWeightsMissing
+    from .plan import load_grid
+    from .store import RunStore
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = Path(runs or os.environ.get("KDLIB_RUNS") or out.parent / (out.name + "-runs"))
+    grid = load_grid(grid_path)
+    planned_seeds = grid["profiles"][profile]["seeds"] if profile in grid.get("profiles", {}) else []
+    extra = [s for s in seeds if s not in planned_seeds]
+    if extra:  # the book reads only the runs the grid plans: records of other seeds would never be shown
+        raise ValueError(f"seeds {extra} are not in profile {profile!r}'s seeds {planned_seeds}; add them to "
+                         f"grid.yaml first (the book reads only the runs the grid plans)")
+    lines: list[str] = []
+    summary = {"profile": profile, "seeds": list(seeds), "budget_s": budget, "device": str(device), "tasks": [],
+               "stopped": None, "skipped": [], "failed": []}
+
+    def note(text: str):
+        stamp = f"[{time.perf_counter() - t0:7.1f}s] {text}"
+        lines.append(stamp)
+        log(stamp)
+        _write_text(out / "log.txt", "\n".join(lines) + "\n")
+
+    if bench:
+        from .bench_cli import main as bench_main
+
+        note("benchmark")
+        from .pipeline import resolve_device
+
+        try:
+            dev = resolve_device(device)
+            sizes = ["--steps", "20"] if dev.type == "cuda" else ["--batch-size", "8", "--steps", "1"]  # CPU: code paths
+            bench_main(["--device", str(dev), "--only", "levers", *sizes, "--out", str(out / "bench.json")])
+        except SystemExit:
+            pass
+        except Exception as err:  # noqa: BLE001 - a benchmark failure must not cost the slice its runs
+            note(f"benchmark failed: {type(err).__name__}: {err}")
+    work = work_order(profile, grid, list(seeds), only)
+    seconds_by_kind: dict = {}
+    packed = 0
+
+    def pack(reason: str):
+        nonlocal packed
+        store = RunStore(runs, profile, results=None)
+        if not store.runs():
+            note(f"nothing finished to pack ({reason})")
+            return
+        report = export_store(profile, runs=runs, archive=out / "records.tar.gz", grid_path=grid_path,
+                              results=results)  # the records that taught students here travel with them
+        packed = sum(r["status"] == "added" for r in report)
+        note(f"packed {packed} records into records.tar.gz ({reason})")
+
+    try:
+        for i, (phase, seed, task) in enumerate(work):
+            elapsed = time.perf_counter() - t0
+            guess = _estimate(task, seconds_by_kind, default_estimate)
+            if elapsed + guess > budget - reserve:
+                summary["stopped"] = (f"before {task.name} seed {seed} (phase {phase}): {elapsed:.0f}s spent, about "
+                                      f"{guess:.0f}s more would pass the {budget:.0f}s budget")
+                note("stop " + summary["stopped"])
+                break
+            started = time.perf_counter()
+            try:
+                done = run_task(task, runs=runs, device=device, progress=progress, grid_path=grid_path,
+                                seeds=[seed], results=results)
+            except TeacherWeightsMissing as err:
+                why = ("its input is augmented and its teacher is a committed record (no weights)"
+                       if err.online else "its teacher is a committed record without training-set logits")
+                summary["skipped"].append({"task": task.name, "seed": seed, "phase": phase, "why": why})
+                note(f"skip {task.name} seed {seed}: {why} (use --ignore-results to retrain the teacher too)")
+                done = None
+            except Exception as err:  # noqa: BLE001 - one broken task must not cost the slice the others
+                why = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                summary["failed"].append({"task": task.name, "seed": seed, "phase": phase, "why": why,
+                                          "seconds": round(time.perf_counter() - started, 2)})
+                note(f"FAILED {task.name} seed {seed}: {why}")
+                done = None
+            if done is not None:
+                took = time.perf_counter() - started
+                trained = [r for r in done if not getattr(r, "record", False)]
+                per_run = {r.id: round(r.provenance().get("wall_seconds", {}).get("train", 0.0), 2) for r in trained}
+                epoch_s = {r.id: _median_epoch_seconds(r) for r in trained}
+                engines = sorted({str(r.provenance().get("engine", "plain")) for r in trained})
+                if trained:  # a cache hit says nothing about how long training takes
+                    seconds_by_kind.setdefault(_kind_key(task), []).append(took)
+                    seconds_by_kind.setdefault(task.kind, []).append(took)
+                summary["tasks"].append({"task": task.name, "seed": seed, "phase": phase, "seconds": round(took, 2),
+                                         "runs": [r.id for r in done], "train_seconds": per_run,
+                                         "epoch_seconds": epoch_s, "engines": engines, "cache_hit": not trained})
+                note(f"{task.name} seed {seed}: {took:.1f}s" + (" (cache hit)" if not trained else
+                                                                 f", engine {'/'.join(engines)}, train {per_run}, "
+                                                                 f"epoch {epoch_s}"))
+            if i + 1 == len(work) or work[i + 1][:2] != (phase, seed):  # this seed of this phase is done
+                pack(f"phase {phase} ({' '.join(_phase_names(phase))}) seed {seed} done")
+    finally:  # whatever happened, what finished leaves the machine
+        if summary["stopped"] or sys.exc_info()[0] is not None:
+            try:
+                pack("budget" if summary["stopped"] else f"stopped by {sys.exc_info()[0].__name__}")
+            except Exception as err:  # noqa: BLE001
+                note(f"packing failed: {type(err).__name__}: {err}")
+    summary["records"] = packed
+    summary["seconds"] = round(time.perf_counter() - t0, 1)
+    summary["speed"] = speed_summary(summary["tasks"])
+    _write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
+    sp = summary["speed"]
+    note(f"speed: teacher epoch median {sp['teacher_epoch_s']} s, student group median {sp['student_group_s']} s, "
+         f"seconds per seed (trained tasks) {sp['seed_s']}")
+    note(f"device-run finished in {summary['seconds']}s; {packed} records in records.tar.gz")
+    return summary
+
+
+def _phase_names(phase: int) -> list[str]:
+    """The experiments of a 1-based phase (the last, beyond :data:`PHASES`: every other experiment)."""
+    return PHASES[phase - 1] if phase <= len(PHASES) else ["others"]
+
+
+def speed_summary(tasks: list[dict]) -> dict:
+    """The figures issue 12's targets are stated in, from a device-run's task list: the median teacher epoch
+    (the pipeline's, from the runs' histories), the median wall time of a trained student-group task, and the
+    wall seconds of trained tasks per seed (cache hits excluded)."""
+    trained = [t for t in tasks if not t.get("cache_hit")]
+    teacher_epochs = [v for t in trained if t["task"].startswith("teacher-") for v in t["epoch_seconds"].values()]
+    groups = [t["seconds"] for t in trained if t["task"].startswith("students-")]
+    seeds: dict = {}
+    for t in trained:
+        seeds[str(t["seed"])] = round(seeds.get(str(t["seed"]), 0.0) + t["seconds"], 1)
+    return {"teacher_epoch_s": _median(teacher_epochs), "student_group_s": _median(groups), "seed_s": seeds}
+
+
+def _median(values) -> float | None:
+    """The median (the upper middle of an even count), rounded to ms; None for no values."""
+    values = sorted(v for v in values if v is not None)
+    return round(values[len(values) // 2], 3) if values else None
+
+
+def _median_epoch_seconds(run) -> float | None:
+    """The median epoch time of a finished run, from its history (the pipeline's epoch, not a bare step)."""
+    try:
+        return _median(float(h["seconds"]) for h in run.read_history())
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _write_text(path: Path, text: str):
+    from ..base.io import atomic_write_text
+
+    atomic_write_text(path, text)
+
+
+def main(argv=None):
+    from ..base.cli import ArgumentParser, CliError, check_device
+    from ..base.gridfile import check_experiments, check_profile
+    from ..train.recipe import ENGINES
+
+    p = ArgumentParser(prog="kdlib device-run", description=__doc__.splitlines()[0])
+    p.add_argument("--profile", default="paper", help="grid profile")
+    p.add_argument("--seeds", nargs="+", type=int, required=True,
+                   help="seeds: E1+E2 for every seed first, then E4/E5/E3 for every seed, then E6-E11")
+    p.add_argument("--budget", type=float, required=True, help="seconds this slice may use, export included")
+    p.add_argument("--out", required=True, help="folder for records.tar.gz, log.txt, summary.json (and bench.json)")
+    p.add_argument("--runs", default=None, help="the run store (None: $KDLIB_RUNS or OUT-runs beside OUT)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when visible, else CPU), cpu, cuda, cuda:N or mps")
+    p.add_argument("--only", nargs="*", metavar="EXPERIMENT",
+                   help="experiments to run (None: all, in the book's order)")
+    p.add_argument("--bench", action="store_true", help="run kdlib bench first into bench.json")
+    p.add_argument("--ignore-results", action="store_true", help="set the committed records aside")
+    p.add_argument("--engine", default="auto", choices=ENGINES,
+                   help="how fit takes each step (auto: CUDA graphs on a GPU, plain elsewhere; sets $KDLIB_ENGINE)")
+    p.add_argument("--estimate", type=float, default=60.0,
+                   help="seconds assumed for a task of a kind not yet timed in this slice")
+    args = p.parse_args(argv)
+    try:
+        check_profile(args.profile)
+        check_experiments(args.only)
+        check_device(args.device)
+    except CliError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.budget <= 0:
+        p.error("--budget must be > 0 seconds")
+    if args.engine != "auto":
+        os.environ["KDLIB_ENGINE"] = args.engine
+    try:
+        device_run(args.profile, args.seeds, args.budget, args.out, args.runs, args.device, args.only,
+                   None if args.ignore_results else "default", args.bench, args.estimate)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

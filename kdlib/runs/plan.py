@@ -1,0 +1,299 @@
+"""What every ``kdlib`` subcommand shares: help that shows each option's default, and one-line errors
+with the nearest valid name for a mistyped profile, experiment or device."""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..base.gridfile import read_grid
+from ..base.hints import did_you_mean
+from ..base.paths import GRID_PATH
+from ..blocks.augment import build_augmentation
+from ..blocks.spec import parse_spec
+from ..data.datasets import dataset_available
+from ..train.recipe import Recipe
+from .gridcheck import check_grid, check_seeds
+from .store import run_id
+
+__all__ = ["load_grid", "plan", "experiment_names", "extension_experiments",
+           "CALIBRATIONS", "Task", "task_configs", "planned_configs", "teacher_configs", "student_groups",
+           "validate_params"]
+
+
+def load_grid(path=None) -> dict:
+    """Read and validate the grid YAML (``yaml.safe_load``; see :mod:`kdlib.gridcheck`): unknown keys,
+    wrong types, values out of bounds and unresolvable ``from:`` are errors before anything runs."""
+    path = Path(path or GRID_PATH)
+    return check_grid(read_grid(path), path)
+
+
+def _profile(grid: dict, profile: str) -> dict:
+    profiles = grid.get("profiles") or {}
+    if profile not in profiles:
+        raise ValueError(f"unknown profile {profile!r}; the grid defines {sorted(profiles)}")
+    return profiles[profile]
+
+
+def resolve_dataset(grid: dict, profile: str, role: str) -> dict:
+    """The dataset spec of a role; a list of names means the first one available here."""
+    prof = _profile(grid, profile)
+    if role not in prof["datasets"]:
+        raise ValueError(f"profile {profile!r} defines no dataset {role!r}; it has {sorted(prof['datasets'])}")
+    spec = dict(prof["datasets"][role])
+    names = spec["name"] if isinstance(spec["name"], list) else [spec["name"]]
+    name = next((n for n in names if dataset_available(n, "test")), names[-1])
+    spec["name"] = name
+    spec.setdefault("subset", None)
+    spec.setdefault("test_subset", None)
+    spec.setdefault("subset_seed", 0)
+    return spec
+
+
+def _model(prof: dict, name: str) -> dict:
+    return {"name": name, **(prof.get("models", {}).get(name) or {})}
+
+
+def _recipe(prof: dict, kind: str) -> dict:
+    return vars(Recipe(**prof["recipes"][kind]))
+
+
+def _spec(regime: str, prof: dict | None = None) -> str:
+    """The canonical spec of a regime in a profile: flip+crop takes the profile's ``flipcrop_fill`` unless the
+    regime names its own ``fill``."""
+    fill = (prof or {}).get("flipcrop_fill", "black")
+    parts = []
+    for name, kwargs in parse_spec(regime):
+        if name == "flipcrop" and "fill" not in kwargs:
+            kwargs = {**kwargs, "fill": fill}
+        parts.append(name + ("(" + ",".join(f"{k}={v}" for k, v in kwargs.items()) + ")" if kwargs else ""))
+    return build_augmentation("+".join(parts)).spec
+
+
+def teacher_configs(grid, profile, dataset_role, model, regime, seeds=None, label_smoothing: float = 0.0,
+                    match_accuracy_of: str | None = None) -> list[dict]:
+    """``label_smoothing``: the teacher's cross-entropy targets smoothed by this much (a control of grid
+    experiment E9; 0 keeps the profile's recipe). ``match_accuracy_of``: a regime whose teacher (same model,
+    seed and recipe) this one stops at, the first epoch its held-out accuracy reaches that teacher's
+    (experiment E11); the config names that teacher's run id."""
+    prof = _profile(grid, profile)
+    ds = resolve_dataset(grid, profile, dataset_role)
+    if seeds is not None:
+        check_seeds("seeds", seeds)
+    recipe = _recipe(prof, "teacher")
+    if label_smoothing:
+        recipe = vars(Recipe(**{**recipe, "label_smoothing": float(label_smoothing)}))
+    seeds = seeds or prof["seeds"]
+    configs = [{"kind": "teacher", "dataset": ds, "model": _model(prof, model), "augment": _spec(regime, prof),
+                "recipe": recipe, "seed": int(s)} for s in seeds]
+    if match_accuracy_of is not None:
+        targets = teacher_configs(grid, profile, dataset_role, model, match_accuracy_of, seeds)
+        for c, t in zip(configs, targets):
+            c["stop_at_accuracy_of"] = run_id(t)
+    return configs
+
+
+def _teacher_args(p: dict, prefix: str = "") -> tuple:
+    """(label_smoothing, match_accuracy_of) of a task's params (``prefix``: 'teacher_' in a students task)."""
+    return p.get(prefix + "label_smoothing", 0.0), p.get(prefix + "match_accuracy_of")
+
+
+CALIBRATIONS = ("none", "temperature")
+
+
+def student_groups(grid, profile, dataset_role, teacher_model, teacher_regime, students, regime, temperature,
+                   alpha, seeds=None, teacher_label_smoothing: float = 0.0, teacher_calibration: str = "none",
+                   teacher_match_accuracy_of: str | None = None) -> list[tuple[dict | None, list[dict]]]:
+    """Per seed: (teacher config or None, [student configs that train in lockstep]).
+
+    ``teacher_label_smoothing``: the teacher is the label-smoothed one (see :func:`teacher_configs`).
+    ``teacher_calibration``: ``"temperature"`` distils from the teacher's logits divided by the temperature
+    that calibrates it on held-out data (:mod:`kdlib.calibration`); the key joins the student's config only
+    then, so every other run keeps its id."""
+    if teacher_calibration not in CALIBRATIONS:
+        raise ValueError(f"teacher_calibration must be one of {list(CALIBRATIONS)}, got {teacher_calibration!r}")
+    prof = _profile(grid, profile)
+    ds = resolve_dataset(grid, profile, dataset_role)
+    if seeds is not None:
+        check_seeds("seeds", seeds)
+    seeds = seeds or prof["seeds"]
+    teachers = (teacher_configs(grid, profile, dataset_role, teacher_model, teacher_regime, seeds,
+                                teacher_label_smoothing, teacher_match_accuracy_of)
+                if teacher_regime is not None and alpha > 0 else [None] * len(seeds))
+    out = []
+    for seed, tcfg in zip(seeds, teachers):
+        group = [{"kind": "student", "dataset": ds, "model": _model(prof, m), "augment": _spec(regime, prof),
+                  "recipe": _recipe(prof, "student"), "seed": int(seed),
+                  "teacher": run_id(tcfg) if tcfg else None, "temperature": float(temperature),
+                  "alpha": float(alpha)} for m in students]
+        if tcfg is not None and teacher_calibration != "none":
+            for c in group:
+                c["teacher_calibration"] = teacher_calibration
+        out.append((tcfg, group))
+    return out
+
+
+def task_configs(task, grid: dict, seeds=None) -> list[dict]:
+    """Every run config of one task (all seeds; every student of every group)."""
+    p = task.params if isinstance(task, Task) else task
+    if (task.kind if isinstance(task, Task) else p["kind"]) == "teacher":
+        return teacher_configs(grid, p["profile"], p["dataset"], p["model"], p["regime"], seeds, *_teacher_args(p))
+    return [c for _, group in _groups(grid, p, seeds) for c in group]
+
+
+def _groups(grid, p: dict, seeds=None):
+    """student_groups() of a students task's params."""
+    return student_groups(grid, p["profile"], p["dataset"], p["teacher_model"], p["teacher_regime"], p["students"],
+                          p["regime"], p["temperature"], p["alpha"], seeds, p.get("teacher_label_smoothing", 0.0),
+                          p.get("teacher_calibration", "none"), p.get("teacher_match_accuracy_of"))
+
+
+def planned_configs(profile: str, grid: dict | None = None) -> list[dict]:
+    """Every run config the grid plans for ``profile``: what the book reads, and nothing else."""
+    grid = grid or load_grid()
+    return [c for t in plan(profile, grid) for c in task_configs(t, grid)]
+
+
+@dataclass
+class Task:
+    """One notebook's worth of work: ``kind`` is 'teacher' or 'students'; ``params`` are its papermill parameters."""
+
+    kind: str
+    name: str
+    params: dict
+    experiments: list = field(default_factory=list)
+    depends: list = field(default_factory=list)
+
+
+MAX_NAME = 100  # task names are file names (book/runs/<part>/<name>.ipynb, .html, temporary files beside them)
+
+
+def _slug(text: str) -> str:
+    text = text.replace("+", "-").replace("(", "").replace(")", "").replace(",", "_").replace("=", "")
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", text)  # what a file name and Snakemake's {name} accept
+
+
+def disk_name(name: str, limit: int = MAX_NAME) -> str:
+    """``name`` as it is if it fits ``limit`` characters, else its beginning and a hash of the whole
+    (distinct names stay distinct; the ``teacher-``/``students-`` prefix is kept)."""
+    if len(name) <= limit:
+        return name
+    return f"{name[:limit - 12]}-h{hashlib.sha256(name.encode()).hexdigest()[:10]}"
+
+
+def experiment_names(profile: str, grid: dict) -> list[str]:
+    """The experiments a profile runs: its ``experiments:`` list, else every experiment of the grid."""
+    prof = _profile(grid, profile)
+    return list(prof.get("experiments") or (grid.get("experiments") or {}))
+
+
+def extension_experiments(grid: dict) -> list[str]:
+    """The experiments marked ``extension: true`` (beyond the paper: the extensions chapter reads them)."""
+    return [n for n, e in (grid.get("experiments") or {}).items() if e.get("extension")]
+
+
+def plan(profile: str, grid: dict | None = None) -> list[Task]:
+    """Every task of the profile, teachers first, deduplicated, with their dependencies."""
+    grid = grid or load_grid()
+    _profile(grid, profile)
+    defaults = grid.get("defaults", {})
+    tasks: dict[str, Task] = {}
+
+    def add(task: Task, experiment: str):
+        task.name = disk_name(task.name)
+        task.depends = [disk_name(d) for d in task.depends]
+        if task.name not in tasks:
+            tasks[task.name] = task
+        if experiment not in tasks[task.name].experiments:
+            tasks[task.name].experiments.append(experiment)
+        return tasks[task.name]
+
+    def teacher_task(role, model, regime, experiment, ls=0.0, match=None):
+        depends = [teacher_task(role, model, match, experiment).name] if match is not None else []
+        name = (f"teacher-{role}-{model}-{_slug(regime)}" + (f"-ls{ls:g}" if ls else "")
+                + (f"-at-{_slug(match)}" if match is not None else ""))
+        params = {"profile": profile, "dataset": role, "model": model, "regime": regime}
+        if ls:
+            params["label_smoothing"] = ls
+        if match is not None:
+            params["match_accuracy_of"] = match
+        return add(Task("teacher", name, params, depends=depends), experiment)
+
+    experiments = grid.get("experiments") or {}
+    for ename in experiment_names(profile, grid):
+        exp = experiments[ename]
+        source = experiments[exp["from"]] if "from" in exp else exp
+        role = source.get("dataset", "main")
+        tmodel = source["teachers"]["model"]
+        ls = float(source["teachers"].get("label_smoothing", 0.0))
+        match = source["teachers"].get("match_accuracy_of")
+        tregimes = exp.get("teacher_regimes", source["teachers"]["regimes"])
+        for regime in source["teachers"]["regimes"] if "teachers" in exp else []:
+            teacher_task(role, tmodel, regime, ename, ls, match)
+        if not exp.get("students"):
+            continue
+        temperatures = [float(t) for t in exp.get("temperatures")
+                        or [exp.get("temperature", defaults.get("temperature", 20.0))]]
+        alpha = float(exp.get("alpha", defaults.get("alpha", 0.5)))
+        calibration = exp.get("teacher_calibration", "none")
+        variant = ((f"-ls{ls:g}" if ls else "") + (f"-at-{_slug(match)}" if match is not None else "")
+                   + ("-ts" if calibration == "temperature" else ""))
+        for tregime in tregimes:
+            t = teacher_task(role, tmodel, tregime, ename, ls, match)
+            sregimes = [tregime] if exp.get("same_regime") else exp.get("student_regimes", ["none"])
+            for sregime in sregimes:
+                for temperature in temperatures:
+                    name = (f"students-{role}-{tmodel}-{_slug(tregime)}{variant}-to-{_slug(sregime)}-a{alpha:g}"
+                            f"-T{temperature:g}")
+                    params = {"profile": profile, "dataset": role, "teacher_model": tmodel, "teacher_regime": tregime,
+                              "students": list(exp["students"]), "regime": sregime, "temperature": temperature,
+                              "alpha": alpha}
+                    if ls:
+                        params["teacher_label_smoothing"] = ls
+                    if calibration != "none":
+                        params["teacher_calibration"] = calibration
+                    if match is not None:
+                        params["teacher_match_accuracy_of"] = match
+                    add(Task("students", name, params, depends=[t.name]), ename)
+        if exp.get("no_teacher"):
+            for sregime in exp.get("student_regimes", ["none"]):
+                name = f"students-{role}-noteacher-to-{_slug(sregime)}"
+                add(Task("students", name, {"profile": profile, "dataset": role, "teacher_model": None,
+                                            "teacher_regime": None, "students": list(exp["students"]),
+                                            "regime": sregime, "alpha": 0.0,
+                                            "temperature": float(exp.get("temperature", defaults.get("temperature", 20.0)))}),
+                    ename)
+    ordered = [t for t in tasks.values() if t.kind == "teacher"] + [t for t in tasks.values() if t.kind != "teacher"]
+    return ordered
+
+
+# --------------------------------------------------------------------------- execution
+_PARAM_TYPES = {
+    "teacher": {"profile": str, "dataset": str, "model": str, "regime": str, "label_smoothing": (int, float),
+                "match_accuracy_of": (str, type(None)),
+                "seeds": (list, type(None)),
+                "runs": (str, type(None)), "device": str, "progress": bool, "grid": (str, type(None)), "train": bool},
+    "students": {"profile": str, "dataset": str, "teacher_model": (str, type(None)),
+                 "teacher_regime": (str, type(None)), "students": list, "regime": str, "temperature": (int, float),
+                 "alpha": (int, float), "teacher_label_smoothing": (int, float), "teacher_calibration": str,
+                 "teacher_match_accuracy_of": (str, type(None)),
+                 "seeds": (list, type(None)), "runs": (str, type(None)), "device": str,
+                 "progress": bool, "grid": (str, type(None)), "train": bool},
+}
+
+
+def validate_params(kind: str, params: dict) -> dict:
+    """Check a notebook's parameters: unknown names and wrong types are errors that name the fix."""
+    types = _PARAM_TYPES[kind]
+    for key, value in params.items():
+        if key not in types:
+            raise ValueError(f"unknown parameter {key!r} for the {kind} notebook"
+                             + did_you_mean(key, sorted(types)) + f" Parameters: {sorted(types)}")
+        allowed = types[key] if isinstance(types[key], tuple) else (types[key],)
+        if not isinstance(value, allowed) or (bool not in allowed and isinstance(value, bool)):
+            raise ValueError(f"parameter {key!r} of the {kind} notebook must be "
+                             f"{' or '.join(t.__name__ for t in allowed)}, got {type(value).__name__} {value!r}")
+    if params.get("seeds") is not None:
+        check_seeds(f"parameter 'seeds' of the {kind} notebook", params["seeds"])
+    return params

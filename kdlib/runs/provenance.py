@@ -1,0 +1,51 @@
+"""Provenance of a run: versions, device, threads, git commit, datasets, wall times."""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from ..base.paths import REPO
+
+__all__ = ["provenance"]
+
+
+def _git(*args) -> str | None:
+    try:
+        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
+                              cwd=REPO).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def provenance(device, datasets: list[dict], wall_seconds: dict) -> dict:
+    import torch
+
+    versions = {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__}
+    try:
+        import torchvision
+
+        versions["torchvision"] = torchvision.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    device = str(device)
+    name = torch.cuda.get_device_name(device) if device.startswith("cuda") else (platform.processor() or platform.machine())
+    status = _git("status", "--porcelain")
+    return {
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_dirty": bool(status) if status is not None else None,
+        "versions": versions,
+        "device": device,
+        "device_name": name,
+        "cpus": os.cpu_count(),
+        "threads": {"torch": torch.get_num_threads(), "interop": torch.get_num_interop_threads(),
+                    **{k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ}},
+        "host": platform.node(),
+        "datasets": datasets,
+        "wall_seconds": wall_seconds,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }

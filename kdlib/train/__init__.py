@@ -1,0 +1,1 @@
+"""Training: recipes, the training loop, its faster engines and checkpoints."""
