@@ -30,7 +30,14 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn.functional as F
 
-from .spec import MAX_HOLES, MAX_PADDING, MAX_SIDE, _check_int, _check_positive, parse_spec
+from .spec import (
+    MAX_HOLES,
+    MAX_PADDING,
+    MAX_SIDE,
+    _check_int,
+    _check_positive,
+    parse_spec,
+)
 
 __all__ = ["build_augmentation", "Augmentation", "MIXER_TYPES", "sample_beta"]
 

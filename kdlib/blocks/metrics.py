@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["classification_metrics", "ece", "reliability_curve", "kl_to_human", "class_kl_to_human",
+__all__ = ["kl_per_image", "classification_metrics", "ece", "reliability_curve", "kl_to_human", "class_kl_to_human",
            "class_kl_matrix", "class_separability", "class_discrimination", "mean_confusion", "agreement",
            "teacher_student_kl", "MIN_PROB"]
 
@@ -137,9 +137,14 @@ def kl_to_human(probs, human) -> float:
 
     KL(model || human) would be infinite: 80% of CIFAR-10H entries are exact zeros.
     """
+    return float(kl_per_image(probs, human).mean())
+
+
+def kl_per_image(probs, human) -> np.ndarray:
+    """(N,): KL(human || model) of each image, 0 log 0 = 0 (the terms :func:`kl_to_human` averages)."""
     p = _probs(probs)
     h = _human(human, p.shape)
-    return float(_kl_rows(h, p).sum(axis=1).mean())
+    return _kl_rows(h, p).sum(axis=1)
 
 
 def mean_confusion(probs, labels) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["parse_spec"]
+__all__ = ["mixer_names", "bare_spec", "parse_spec"]
 
 
 # Upper bounds that keep one batch's augmentation within memory and time: padding grows every
@@ -86,3 +86,14 @@ def parse_spec(spec: str) -> list[tuple[str, dict]]:
                     raise ValueError(f"augmentation {name}: argument {key.strip()}: {err}") from None
         parts.append((name, kwargs))
     return parts
+
+
+def mixer_names(spec: str) -> list[str]:
+    """The mixers of a spec in order, without their arguments: ``"flipcrop(padding=4)+cutmix(beta=1.0)"`` ->
+    ``["flipcrop", "cutmix"]`` (parsed by :func:`parse_spec`, the one reader of the grammar)."""
+    return [name for name, _ in parse_spec(spec)]
+
+
+def bare_spec(spec: str) -> str:
+    """A spec without its arguments: ``"flipcrop(padding=4)+mixup(alpha=1.0)"`` -> ``"flipcrop+mixup"``."""
+    return "+".join(mixer_names(spec))

@@ -266,16 +266,14 @@ def disagreement_tabs(models: dict, images: np.ndarray, labels: np.ndarray, clas
     Switching tabs needs no kernel, so it works in the static book."""
     import ipywidgets as W
 
-    from ..blocks.metrics import MIN_PROB
+    from ..blocks.metrics import kl_per_image
 
     thumbs = thumbnails(images)
     pages, names = [], []
     for name, m in models.items():
         p = np.asarray(m["probs"], dtype=np.float64)
         if human is not None:
-            h = np.asarray(human, dtype=np.float64)
-            score = np.sum(np.where(h > 0, h * (np.log(np.clip(h, MIN_PROB, None)) - np.log(np.clip(p, MIN_PROB, None))),
-                                    0.0), axis=1)
+            score = kl_per_image(p, np.asarray(human, dtype=np.float64))
             what = "KL(human ‖ model)"
         else:
             wrong = p.argmax(1) != labels

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import math
 
-from .rows import regime_key
+from ..blocks.spec import bare_spec
+from .claims import MIXERS
 from .stats import paired_difference
 
 __all__ = ["MIXERS", "teacher_spec", "students", "teachers", "by_seed", "penalty", "difference", "contrast"]
-
-
-MIXERS = ["cutout", "mixup", "cutmix"]
 
 
 def teacher_spec(regime: str, literal: bool = False) -> str:
@@ -31,7 +29,7 @@ def teacher_spec(regime: str, literal: bool = False) -> str:
 def _base(spec: str | None) -> str | None:
     """A canonical augment spec without its arguments: 'flipcrop(padding=4,...)+mixup(alpha=1.0)' ->
     'flipcrop+mixup'."""
-    return None if spec is None else "+".join(part.split("(")[0] for part in spec.split("+"))
+    return None if spec is None else bare_spec(spec)
 
 
 def students(rows, model: str, teacher: str | None, regime: str = "none", temperature: float = 20.0,
@@ -94,8 +92,3 @@ def contrast(a: dict, b: dict) -> dict:
 
     pa, pb = dict(zip(a["seeds"], a["per_seed"])), dict(zip(b["seeds"], b["per_seed"]))
     return _difference({s: pa[s] - pb[s] for s in sorted(set(pa) & set(pb))})
-
-
-def regime_of(spec: str) -> str:
-    """The paper's regime name of a grid spec (the last mixer)."""
-    return regime_key(spec)

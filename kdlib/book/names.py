@@ -1,6 +1,8 @@
 """Display names and colours of models, regimes and datasets: one place for the whole book."""
 from __future__ import annotations
 
+from ..blocks.spec import mixer_names
+
 __all__ = ["REGIME_COLORS", "regime_color", "MODEL_NAMES", "REGIME_NAMES", "MIXER_NAMES", "DATASET_NAMES",
            "regime_name", "PARTS"]
 
@@ -32,7 +34,7 @@ def regime_name(spec: str | None) -> str:
     """'flipcrop+cutmix' -> 'flip+crop + CutMix'; None -> 'no teacher'."""
     if spec is None:
         return "no teacher"
-    return " + ".join(MIXER_NAMES.get(part.split("(")[0], part) for part in spec.split("+"))
+    return " + ".join(MIXER_NAMES.get(name, name) for name in mixer_names(spec))
 
 
 # one colour per regime across the whole book
@@ -47,5 +49,4 @@ REGIME_COLORS = {
 
 def regime_color(spec: str) -> str:
     """The colour of a regime spec: its last mixer decides (flipcrop+cutmix is a CutMix colour)."""
-    last = spec.split("+")[-1].split("(")[0]
-    return REGIME_COLORS.get(last, "#777777")
+    return REGIME_COLORS.get(mixer_names(spec)[-1], "#777777")

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
-from ..base.paths import NOTEBOOKS
+from ..base.io import atomic_path
+from ..base.paths import NOTEBOOKS, REPO
 
 __all__ = ["execute", "execute_task", "execute_prepared", "execute_chapter", "NOTEBOOKS", "main", "task_output"]
 
@@ -83,7 +83,7 @@ def execute(source, output, parameters: dict, cwd=None, timeout=None, title=None
 
     source, output = Path(source), Path(output)
     # the kernel runs in the output folder: make kdlib importable and the data root absolute there
-    repo = str(NOTEBOOKS.parent)
+    repo = str(REPO)
     paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
     if repo not in paths:
         os.environ["PYTHONPATH"] = os.pathsep.join([repo] + [p for p in paths if p])
@@ -94,9 +94,7 @@ def execute(source, output, parameters: dict, cwd=None, timeout=None, title=None
     output.parent.mkdir(parents=True, exist_ok=True)
     kernel_cwd = Path(cwd or output.parent).resolve()
     parameters = _relative_paths(parameters, kernel_cwd)
-    fd, tmp = tempfile.mkstemp(prefix=output.stem + ".", suffix=".tmp.ipynb", dir=output.parent)
-    os.close(fd)
-    try:
+    with atomic_path(output, suffix=".tmp.ipynb", fix="free space for the executed notebook") as tmp:
         # a cell that hangs (e.g. a threading deadlock) fails after $KDLIB_CELL_TIMEOUT seconds, not never
         timeout = timeout or int(os.environ.get("KDLIB_CELL_TIMEOUT", "7200"))
         if progress is None:
@@ -105,16 +103,11 @@ def execute(source, output, parameters: dict, cwd=None, timeout=None, title=None
             import logging
 
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
-        papermill.execute_notebook(nb if nb is not None else str(source), tmp, parameters=parameters,
+        papermill.execute_notebook(nb if nb is not None else str(source), str(tmp), parameters=parameters,
                                    cwd=str(kernel_cwd), progress_bar=bool(progress), log_output=bool(progress),
                                    kernel_name="python3", execution_timeout=timeout)
         if fold_parameters:
             _fold_injected_parameters(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, output)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return output
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import yaml
 
 from ..base.paths import PAPER_TABLES
+from ..blocks.spec import mixer_names
 from ..runs.store import RunStore
 
 __all__ = ["regime_key", "collect", "paper_tables", "PAPER_REGIMES", "PAPER_TABLES", "select", "distilled",
@@ -25,8 +26,7 @@ def paper_tables(path=None) -> dict:
 
 def regime_key(spec: str) -> str:
     """The paper's name for a canonical spec: the last mixer names it (flipcrop+cutmix -> cutmix)."""
-    names = [part.split("(")[0] for part in spec.split("+")]
-    return names[-1]
+    return mixer_names(spec)[-1]
 
 
 def collect(store: RunStore, grid: dict | None = None, plan_only: bool = True, include_failed: bool | None = None,

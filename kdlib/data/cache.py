@@ -4,13 +4,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from ..base.io import atomic_path
 from ..base.paths import project_root
 from .formats import MAX_NPZ_BYTES, read_npz
 from .registry import CLASSES, IMAGE_SHAPES
@@ -55,18 +55,10 @@ def _sweep_stale(folder: Path):
             pass
 
 
-def _atomic_savez(path: Path, **arrays):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{path.name}.pid{os.getpid()}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
+    """The cache file written whole or not at all; the writer's pid in the temporary name (see the sweep)."""
+    with atomic_path(path, pid=True, fix="point $KDLIB_CACHE at a disk with room") as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def _cache_problem(out: dict, name: str) -> str | None:

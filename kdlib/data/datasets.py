@@ -37,7 +37,14 @@ from .cache import _atomic_savez, _cache_digest, _cache_dir, _cache_load, _sweep
 from .decode import _decode
 from .download import download_dataset
 from .registry import CLASSES, DATASETS, Dataset, _canonical
-from .resolver import _describe, _locate, _not_found, _source_key, _user_roots, _verify_all
+from .resolver import (
+    _describe,
+    _locate,
+    _not_found,
+    _source_key,
+    _user_roots,
+    _verify_all,
+)
 
 __all__ = ["load_dataset", "dataset_available", "stratified_subset"]
 

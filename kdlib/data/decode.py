@@ -8,7 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .formats import MAX_MEMBER_BYTES, DataError, read_capped, read_cifar_batches, read_idx, read_npy
+from .formats import (
+    MAX_MEMBER_BYTES,
+    DataError,
+    read_capped,
+    read_cifar_batches,
+    read_idx,
+    read_npy,
+)
 from .images import read_image_folder, read_image_tar, read_member, tar_members
 from .registry import CLASSES, IMAGE_SHAPES, KNOWN_CHECKSUMS
 from .resolver import _DatasetCandidate, _read_index_map

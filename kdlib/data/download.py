@@ -1,12 +1,11 @@
 """Downloads from the official URLs, only when asked, checked against known checksums."""
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 import urllib.request
 from pathlib import Path
 
+from ..base.io import atomic_path
 from .formats import DataError
 from .registry import DOWNLOADS
 from .resolver import _verify
@@ -33,19 +32,12 @@ def download_dataset(name: str, dest) -> list[Path]:
         target = dest / filename
         if target.is_file():
             continue
-        fd, tmp = tempfile.mkstemp(prefix=filename + ".", suffix=".part", dir=dest)
-        os.close(fd)
-        tmp = Path(tmp)
-        try:
+        with atomic_path(target, suffix=".part", fix=f"copy {filename} into {dest} by hand") as tmp:
             try:
                 _fetch_url(url, tmp)
             except OSError as err:
                 raise DataError(f"download of {url} failed ({err}). Without network, copy {filename} into {dest} "
                                 f"by hand.") from None
             _verify(name, tmp, filename)
-            os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
         done.append(target)
     return done

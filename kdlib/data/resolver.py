@@ -9,7 +9,15 @@ from pathlib import Path
 import numpy as np
 
 from .formats import MAX_MEMBER_BYTES, DataError, file_digest, read_capped
-from .registry import _FOLDERS, _MNIST_FILES, DOWNLOADS, KNOWN_CHECKSUMS, SYSTEM_DIRS, SYSTEM_FIX, DatasetNotFoundError
+from .registry import (
+    _FOLDERS,
+    _MNIST_FILES,
+    DOWNLOADS,
+    KNOWN_CHECKSUMS,
+    SYSTEM_DIRS,
+    SYSTEM_FIX,
+    DatasetNotFoundError,
+)
 
 
 def _user_roots(root) -> list[Path]:

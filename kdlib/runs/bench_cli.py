@@ -5,11 +5,11 @@ import json
 import os
 import platform
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
 
+from ..base.io import atomic_write_text
 from ..base.paths import TEST_FIXTURES
 from .bench import bench_distillation, bench_levers, bench_loader, bench_training
 
@@ -152,10 +152,6 @@ def _run(args):
         report["levers"] = bench_levers(args.device, args.batch_size, max(args.steps, 5))
         _print_levers(report["levers"])
     out = Path(args.out or Path(os.environ.get("KDLIB_RUNS", "runs")) / "bench" / f"bench-{args.device}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(report, f, indent=2, default=str)
-    os.replace(tmp, out)
+    atomic_write_text(out, json.dumps(report, indent=2, default=str), fix="pass --out to a disk with room")
     print(f"wrote {out}")
     return 0

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -225,8 +226,8 @@ def speed_summary(tasks: list[dict]) -> dict:
 
 def _median(values) -> float | None:
     """The median (the upper middle of an even count), rounded to ms; None for no values."""
-    values = sorted(v for v in values if v is not None)
-    return round(values[len(values) // 2], 3) if values else None
+    values = [v for v in values if v is not None]
+    return round(statistics.median_high(values), 3) if values else None
 
 
 def _median_epoch_seconds(run) -> float | None:

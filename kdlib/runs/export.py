@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..base.io import atomic_write_bytes
+from ..base.io import atomic_path, atomic_write_bytes
 from ..base.paths import REPO, default_results_root
 from .admit import import_records
 from .candidates import _RecordCandidate, _sha256
@@ -73,18 +73,10 @@ def export_store(profile: str, runs=None, dest=None, plan_only: bool = True, gri
             except Exception as err:  # noqa: BLE001 - the data may be absent here; the records still go
                 print(f"note: no dataset sidecar ({err})", file=sys.stderr)
             archive = Path(archive)
-            archive.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=archive.name + ".", suffix=".tmp", dir=archive.parent)
-            os.close(fd)
-            try:
-                with tarfile.open(tmp, "w:gz") as tar:
-                    if packed.is_dir():
-                        tar.add(packed, arcname="records")
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, archive)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            with atomic_path(archive, fix="pass --archive to a disk with room") as tmp, \
+                    tarfile.open(tmp, "w:gz") as tar:
+                if packed.is_dir():
+                    tar.add(packed, arcname="records")
         if dest is not None or archive is None:
             dest_root = Path(dest) if dest is not None else default_results_root() or REPO / "results"
             report = import_records(stage, dest_root, profile, strict=False)

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..base.gridfile import reused_profile
-from ..base.io import _check_writable, atomic_write_bytes, atomic_write_text
+from ..base.io import atomic_write_bytes, atomic_write_text, check_writable
 from ..base.paths import default_results_root
 
 __all__ = ["RunStore", "Run", "run_id", "TRAIN_LOGITS", "COMPACT_TRAIN_LOGITS", "canonical_json", "RunLockedError",
@@ -362,7 +362,7 @@ class RunStore:
 
     def ensure_writable(self):
         """Raise PermissionError naming the fix when the store cannot be written."""
-        _check_writable(self.root / self.profile)
+        check_writable(self.root / self.profile)
 
     def prepare(self, run: Run):
         """Create the folder and write config.json (after checking the store is writable)."""

@@ -1,50 +1,34 @@
 """Checkpoints: atomic saves and loads that name what is wrong with a file."""
 from __future__ import annotations
 
-import errno
-import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..base.io import atomic_path, disk_full
 from ..data.loader import DeviceLoader
 from .recipe import Learner
 
 __all__ = ["atomic_torch_save"]
 
 
-def _disk_full(path: Path, err: BaseException) -> OSError:
-    return OSError(errno.ENOSPC, f"cannot write {path}: the disk is full or the quota is reached "
-                                 f"({' '.join(str(err).split())[:200]}). Nothing was half-written; free space on "
-                                 f"{path.parent} or point the run store elsewhere (--runs DIR or $KDLIB_RUNS) and "
-                                 f"run again: training resumes from the last checkpoint")
+CHECKPOINT_FIX = ("point the run store elsewhere (--runs DIR or $KDLIB_RUNS) and run again: training resumes from "
+                  "the last checkpoint")
 
 
-def atomic_torch_save(obj, path: Path):
-    """torch.save to a temporary name, then rename. A full disk is an OSError(ENOSPC) naming ``path``
-    and the fix (torch reports it as "enforce fail at inline_container.cc ... file write failed")."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+def atomic_torch_save(obj: object, path: Path) -> None:
+    """torch.save to a temporary name, then rename (:func:`kdlib.base.io.atomic_path`). A full disk is an
+    OSError(ENOSPC) naming ``path`` and the fix (torch reports it as "enforce fail at inline_container.cc ...
+    file write failed")."""
+    with atomic_path(path, fix=CHECKPOINT_FIX) as tmp:
         try:
             torch.save(obj, tmp)
         except RuntimeError as err:
             if "inline_container" in str(err) or "file write failed" in str(err):
-                raise _disk_full(path, err) from None
+                raise disk_full(path, str(err), CHECKPOINT_FIX) from None
             raise
-        except OSError as err:
-            if err.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise _disk_full(path, err) from None
-            raise
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def load_checkpoint_file(path: Path, device="cpu", keys=("model",)) -> dict:

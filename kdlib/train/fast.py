@@ -20,7 +20,6 @@ import copy
 import warnings
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .steps import EpochTally, autocast_for
@@ -86,11 +85,11 @@ class StackedModels:
     def _loss_one(self, params, x, y_soft, t_logits):
         from torch.func import functional_call
 
-        from ..blocks.distill import kd_loss_parts
+        from ..blocks.distill import kd_loss_parts, soft_cross_entropy
 
         logits = functional_call(self.base, dict(zip(self.names, params)), (x,))
         if self.alpha == 0 or t_logits is None:
-            return -(y_soft * F.log_softmax(logits.float(), dim=1)).sum(1).mean()
+            return soft_cross_entropy(logits.float(), y_soft)
         return kd_loss_parts(logits.float(), t_logits.float(), y_soft, self.temperature, self.alpha)["loss"]
 
     def step(self, x, y_soft, teacher_logits=None, lr: float | None = None) -> torch.Tensor:

@@ -4,9 +4,8 @@ from __future__ import annotations
 import contextlib
 
 import torch
-import torch.nn.functional as F
 
-from ..blocks.distill import kd_loss_parts
+from ..blocks.distill import kd_loss_parts, soft_cross_entropy
 from .recipe import Learner
 
 __all__ = ["EpochTally", "autocast_for"]
@@ -53,7 +52,6 @@ def _loss(learner: Learner, logits, y_soft, teacher_logits):
         if learner.recipe.label_smoothing:
             c = y_soft.shape[1]
             y_soft = y_soft * (1 - learner.recipe.label_smoothing) + learner.recipe.label_smoothing / c
-        logp = F.log_softmax(logits.float(), dim=1)
-        loss = -(y_soft * logp).sum(1).mean()
+        loss = soft_cross_entropy(logits.float(), y_soft)
         return {"loss": loss, "loss_ce": loss, "loss_kd": torch.zeros((), device=loss.device)}
     return kd_loss_parts(logits.float(), teacher_logits.float(), y_soft, learner.temperature, learner.alpha)
