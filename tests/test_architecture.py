@@ -203,3 +203,40 @@ def test_the_checker_accepts_imports_from_lower_wings(tmp_path, legal):
     pkg = _plant(tmp_path, {"base/paths.py": "REPO = 1\n", "blocks/metrics.py": "X = 1\n",
                             "data/registry.py": "Y = 1\n", "train/loop.py": legal})
     assert check_package(pkg) == []
+
+
+def unannotated(package: Path) -> list[str]:
+    """Public functions and methods (of public classes) with a parameter or the return left unannotated."""
+    out = []
+    for path in sorted(package.rglob("*.py")):
+        rel = path.relative_to(package.parent)
+
+        def visit(body, cls=None):
+            for node in body:
+                if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                    visit(node.body, node.name)
+                elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not node.name.startswith("_") \
+                        or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and cls and node.name in (
+                            "__init__", "__call__"):
+                    args = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+                    if cls and args and args[0].arg in ("self", "cls"):
+                        args = args[1:]
+                    bare = [a.arg for a in args + [a for a in (node.args.vararg, node.args.kwarg) if a]
+                            if a.annotation is None]
+                    if node.returns is None and node.name != "__init__":
+                        bare.append("return")
+                    if bare:
+                        out.append(f"{rel}:{node.lineno} {cls + '.' if cls else ''}{node.name}: {', '.join(bare)}")
+        visit(ast.parse(path.read_text()).body)
+    return out
+
+
+def test_every_public_function_is_fully_annotated():
+    missing = unannotated(PACKAGE)
+    assert not missing, f"{len(missing)} public functions lack annotations:\n" + "\n".join(missing)
+
+
+def test_the_annotation_check_sees_a_bare_parameter_and_return(tmp_path):
+    pkg = _plant(tmp_path, {"blocks/m.py": "def f(x: int, y):\n    return x\n\n\ndef _private(z):\n    return z\n\n\n"
+                                           "class A:\n    def g(self, v: int) -> int:\n        return v\n"})
+    assert unannotated(pkg) == ["kdlib/blocks/m.py:1 f: y, return"]
