@@ -105,7 +105,99 @@ METRIC_NAMES = {"accuracy": "accuracy", "class_separability": "class separabilit
 SUPPLEMENTARY = "supplementary"  # a comparison shown with a claim that is not the paper's: no part of its verdict
 
 
-def _comparisons(main_dataset: str, mnist_dataset: str | None = None):
+def _diff(a: dict, b: dict) -> list[tuple[int, dict]]:
+    return [(+1, a), (-1, b)]
+
+
+def _did(a: dict, b: dict, c: dict, d: dict) -> list[tuple[int, dict]]:  # (a - b) - (c - d)
+    return [(+1, a), (-1, b), (-1, c), (+1, d)]
+
+
+def _teacher_claims(t: dict) -> dict:
+    """C1, C6-C9: the teachers against the plain teacher (C1: beside each, the mixer against flip+crop)."""
+    N = REGIME_NAMES
+    return {
+        # the Cutout, Mixup and CutMix teachers ran on top of flip+crop (grid.yaml E1): beside each against the
+        # plain teacher, the mixer's own part, against the flip+crop teacher
+        "C1": ("Augmented teachers are more accurate than the plain teacher.", "Table 1",
+               [(f"teacher {N[r]} − teacher none", "accuracy", _diff({**t, "regime": r}, {**t, "regime": "none"}),
+                 +1, [])
+                for r in AUGMENTED]
+               + [(f"teacher {N[r]} − teacher flip+crop", "accuracy",
+                   _diff({**t, "regime": r}, {**t, "regime": "flipcrop"}), +1, [], SUPPLEMENTARY) for r in MIXERS]),
+        "C6": ("Augmented teachers separate classes better: higher class separability and discrimination.",
+               "§5, Tables 4–5",
+               [(f"teacher {N[r]} − none: {METRIC_NAMES[m]}", m, _diff({**t, "regime": r}, {**t, "regime": "none"}),
+                 +1, [])
+                for m in ("class_separability", "discrimination") for r in AUGMENTED]),
+        "C7": ("The CutMix teacher's class-averaged predictions are further from the human labels than the plain "
+               "teacher's (relative KL, Fig. 6).", "§5, Fig. 6",
+               [(f"teacher {N['cutmix']} − none: class-averaged KL to CIFAR-10H", "class_kl_to_human",
+                 _diff({**t, "regime": "cutmix"}, {**t, "regime": "none"}), +1, [])]),
+        "C8": ("Augmented teachers' predictions are closer to the human soft labels (Table 1's KLD column).",
+               "Table 1",
+               [(f"teacher {N[r]} − none: KL(human ‖ model)", "kl_to_human",
+                 _diff({**t, "regime": r}, {**t, "regime": "none"}), -1, []) for r in AUGMENTED]),
+        "C9": ("Interpolative techniques (Mixup, CutMix) give better-calibrated teachers.", "§5, Figs. 5 and 7",
+               [(f"teacher {N[r]} − none: ECE", "ece", _diff({**t, "regime": r}, {**t, "regime": "none"}), -1, [])
+                for r in ("mixup", "cutmix")]),
+    }
+
+
+def _student_claims(le: dict, ax: dict) -> dict:
+    """C2, C3, C11: the students of augmented teachers against the plain teacher's."""
+    N = REGIME_NAMES
+    return {
+        "C2": ("LeNet students of augmented teachers are less accurate than the plain teacher's.", "§4.1, Table 1",
+               [(f"LeNet ← {N[r]} − LeNet ← none", "accuracy",
+                 _diff({**le, "teacher_regime": r}, {**le, "teacher_regime": "none"}), -1,
+                 [f"T:{r}", "G:lenet", "K:lenet"]) for r in AUGMENTED]),
+        "C3": ("AlexNet students: better from flip+crop and Cutout teachers, worse from Mixup and CutMix teachers.",
+               "§4.2, Table 1",
+               [(f"AlexNet ← {N[r]} − AlexNet ← none", "accuracy",
+                 _diff({**ax, "teacher_regime": r}, {**ax, "teacher_regime": "none"}),
+                 +1 if r in ("flipcrop", "cutout") else -1, [f"T:{r}", "G:alexnet", "K:alexnet", "S:alexnet"])
+                for r in AUGMENTED]),
+        "C11": ("On CINIC-10 (ImageNet part) the plain teacher's LeNet student beats the students of augmented "
+                "teachers.", "§4.1, Table 2",
+                [(f"LeNet ← {N[r]} − LeNet ← none on CINIC-10", "cinic_accuracy",
+                  _diff({**le, "teacher_regime": r}, {**le, "teacher_regime": "none"}), -1,
+                  [f"T:{r}", "G:lenet", "K:lenet"]) for r in AUGMENTED]),
+    }
+
+
+def _ablation_claims(le: dict, alone: dict) -> dict:
+    """C4, C5: augmented students, distilled against trained alone (differences in differences)."""
+    N = REGIME_NAMES
+    return {
+        "C4": ("Augmenting the student (plain teacher) inhibits distillation: the distilled student loses more "
+               "than the same student trained alone (difference in differences).", "§4.4, Table 7",
+               [(f"(LeNet[{N[r]}] ← none − LeNet[{N[r]}] alone) − (LeNet ← none − LeNet alone)", "accuracy",
+                 _did({**le, "regime": r, "teacher_regime": "none"}, {**alone, "model": "lenet", "regime": r},
+                     {**le, "teacher_regime": "none"}, {**alone, "model": "lenet"}), -1, ["K:lenet"])
+                for r in AUGMENTED]),
+        "C5": ("Augmenting teacher and student alike inhibits distillation (difference in differences against the "
+               "students alone).", "§4.4, Table 8",
+               [(f"(LeNet[{N[r]}] ← {N[r]} − LeNet[{N[r]}] alone) − (LeNet ← none − LeNet alone)", "accuracy",
+                 _did({**le, "regime": r, "teacher_regime": r}, {**alone, "model": "lenet", "regime": r},
+                     {**le, "teacher_regime": "none"}, {**alone, "model": "lenet"}), -1, ["K:lenet", f"T:{r}"])
+                for r in AUGMENTED]),
+    }
+
+
+def _mnist_claim(mnist_dataset: str) -> tuple:
+    """C10: the MNIST students' test loss."""
+    ml = {"kind": "student", "model": "lenet", "alpha": 0.5, "regime": "none", "teacher_model": "alexnet",
+          "dataset": mnist_dataset}
+    return (
+        "On MNIST, the LeNet students of Mixup and CutMix AlexNet teachers have a higher test loss than the "
+        "plain teacher's.", "§4.3, Table 3",
+        [(f"LeNet ← AlexNet {MIXER_NAMES[r]} − LeNet ← AlexNet none: NLL", "nll",
+          _diff({**ml, "teacher_regime": r}, {**ml, "teacher_regime": "none"}), +1, ["G:mnist"])
+         for r in ("mixup", "cutmix")])
+
+
+def _comparisons(main_dataset: str, mnist_dataset: str | None = None) -> dict:
     """claim id -> (statement, source in the paper, [(label, metric, terms, direction, gates[, SUPPLEMENTARY])]).
 
     A supplementary comparison answers a question the claim raises here (C1: the mixers ran on top of
@@ -113,76 +205,10 @@ def _comparisons(main_dataset: str, mnist_dataset: str | None = None):
     own Holm family, and takes no part in the claim's verdict."""
     t, le, alone = _filters(main_dataset)
     ax = {**le, "model": "alexnet"}
-    N = REGIME_NAMES
-
-    def diff(a, b):
-        return [(+1, a), (-1, b)]
-
-    def did(a, b, c, d):  # (a - b) - (c - d)
-        return [(+1, a), (-1, b), (-1, c), (+1, d)]
-
-    claims_ = {
-        # the Cutout, Mixup and CutMix teachers ran on top of flip+crop (grid.yaml E1): beside each against the
-        # plain teacher, the mixer's own part, against the flip+crop teacher
-        "C1": ("Augmented teachers are more accurate than the plain teacher.", "Table 1",
-               [(f"teacher {N[r]} − teacher none", "accuracy", diff({**t, "regime": r}, {**t, "regime": "none"}), +1, [])
-                for r in AUGMENTED]
-               + [(f"teacher {N[r]} − teacher flip+crop", "accuracy",
-                   diff({**t, "regime": r}, {**t, "regime": "flipcrop"}), +1, [], SUPPLEMENTARY) for r in MIXERS]),
-        "C2": ("LeNet students of augmented teachers are less accurate than the plain teacher's.", "§4.1, Table 1",
-               [(f"LeNet ← {N[r]} − LeNet ← none", "accuracy",
-                 diff({**le, "teacher_regime": r}, {**le, "teacher_regime": "none"}), -1,
-                 [f"T:{r}", "G:lenet", "K:lenet"]) for r in AUGMENTED]),
-        "C3": ("AlexNet students: better from flip+crop and Cutout teachers, worse from Mixup and CutMix teachers.",
-               "§4.2, Table 1",
-               [(f"AlexNet ← {N[r]} − AlexNet ← none", "accuracy",
-                 diff({**ax, "teacher_regime": r}, {**ax, "teacher_regime": "none"}),
-                 +1 if r in ("flipcrop", "cutout") else -1, [f"T:{r}", "G:alexnet", "K:alexnet", "S:alexnet"])
-                for r in AUGMENTED]),
-        "C4": ("Augmenting the student (plain teacher) inhibits distillation: the distilled student loses more "
-               "than the same student trained alone (difference in differences).", "§4.4, Table 7",
-               [(f"(LeNet[{N[r]}] ← none − LeNet[{N[r]}] alone) − (LeNet ← none − LeNet alone)", "accuracy",
-                 did({**le, "regime": r, "teacher_regime": "none"}, {**alone, "model": "lenet", "regime": r},
-                     {**le, "teacher_regime": "none"}, {**alone, "model": "lenet"}), -1, ["K:lenet"])
-                for r in AUGMENTED]),
-        "C5": ("Augmenting teacher and student alike inhibits distillation (difference in differences against the "
-               "students alone).", "§4.4, Table 8",
-               [(f"(LeNet[{N[r]}] ← {N[r]} − LeNet[{N[r]}] alone) − (LeNet ← none − LeNet alone)", "accuracy",
-                 did({**le, "regime": r, "teacher_regime": r}, {**alone, "model": "lenet", "regime": r},
-                     {**le, "teacher_regime": "none"}, {**alone, "model": "lenet"}), -1, ["K:lenet", f"T:{r}"])
-                for r in AUGMENTED]),
-        "C6": ("Augmented teachers separate classes better: higher class separability and discrimination.",
-               "§5, Tables 4–5",
-               [(f"teacher {N[r]} − none: {METRIC_NAMES[m]}", m, diff({**t, "regime": r}, {**t, "regime": "none"}), +1, [])
-                for m in ("class_separability", "discrimination") for r in AUGMENTED]),
-        "C7": ("The CutMix teacher's class-averaged predictions are further from the human labels than the plain "
-               "teacher's (relative KL, Fig. 6).", "§5, Fig. 6",
-               [(f"teacher {N['cutmix']} − none: class-averaged KL to CIFAR-10H", "class_kl_to_human",
-                 diff({**t, "regime": "cutmix"}, {**t, "regime": "none"}), +1, [])]),
-        "C8": ("Augmented teachers' predictions are closer to the human soft labels (Table 1's KLD column).",
-               "Table 1",
-               [(f"teacher {N[r]} − none: KL(human ‖ model)", "kl_to_human",
-                 diff({**t, "regime": r}, {**t, "regime": "none"}), -1, []) for r in AUGMENTED]),
-        "C9": ("Interpolative techniques (Mixup, CutMix) give better-calibrated teachers.", "§5, Figs. 5 and 7",
-               [(f"teacher {N[r]} − none: ECE", "ece", diff({**t, "regime": r}, {**t, "regime": "none"}), -1, [])
-                for r in ("mixup", "cutmix")]),
-        "C11": ("On CINIC-10 (ImageNet part) the plain teacher's LeNet student beats the students of augmented "
-                "teachers.", "§4.1, Table 2",
-                [(f"LeNet ← {N[r]} − LeNet ← none on CINIC-10", "cinic_accuracy",
-                  diff({**le, "teacher_regime": r}, {**le, "teacher_regime": "none"}), -1,
-                  [f"T:{r}", "G:lenet", "K:lenet"]) for r in AUGMENTED]),
-    }
+    claims_ = {**_teacher_claims(t), **_student_claims(le, ax), **_ablation_claims(le, alone)}
     if mnist_dataset:
-        ml = {"kind": "student", "model": "lenet", "alpha": 0.5, "regime": "none", "teacher_model": "alexnet",
-              "dataset": mnist_dataset}
-        claims_["C10"] = (
-            "On MNIST, the LeNet students of Mixup and CutMix AlexNet teachers have a higher test loss than the "
-            "plain teacher's.", "§4.3, Table 3",
-            [(f"LeNet ← AlexNet {MIXER_NAMES[r]} − LeNet ← AlexNet none: NLL", "nll",
-              diff({**ml, "teacher_regime": r}, {**ml, "teacher_regime": "none"}), +1, ["G:mnist"])
-             for r in ("mixup", "cutmix")])
-        claims_ = dict(sorted(claims_.items(), key=lambda kv: int(kv[0][1:])))
-    return claims_
+        claims_["C10"] = _mnist_claim(mnist_dataset)
+    return dict(sorted(claims_.items(), key=lambda kv: int(kv[0][1:])))
 
 
 CLAIMS = {k: v[0] for k, v in _comparisons("cifar10", "mnist").items()}
@@ -304,7 +330,7 @@ def headline(s: dict) -> str:
     return f"{s['seeds']}: {lean}" + (f" ({a} of {m} the paper's way)" if a == 0 else f" ({m} of {m})" if a == m else "")
 
 
-def seeds_needed(per_seed, level: float = 0.95, cap: int = 50):
+def seeds_needed(per_seed: list[float] | np.ndarray, level: float = 0.95, cap: int = 50) -> int | str | None:
     """Seeds a paired t interval needs to exclude zero if the mean and spread stay as measured
     (None with fewer than two values or no spread; ``f">{cap}"`` beyond ``cap``)."""
     from scipy import stats
@@ -366,6 +392,6 @@ def reference_runs(rows: list[dict], main: str) -> list[dict]:
     return out
 
 
-def seed_counts(*groups) -> str:
+def seed_counts(*groups: list[dict]) -> str:
     """The seeds behind a table row's cells, one count per group of rows ('2, 2, 1': teacher, LeNet, AlexNet)."""
     return ", ".join(str(len({x["seed"] for x in g})) for g in groups)

@@ -18,9 +18,7 @@ __all__ = ["regime_key", "collect", "paper_tables", "PAPER_REGIMES", "PAPER_TABL
 PAPER_REGIMES = ["none", "flipcrop", "cutout", "mixup", "cutmix"]
 
 
-
-
-def paper_tables(path=None) -> dict:
+def paper_tables(path: Path | str | None = None) -> dict:
     return yaml.safe_load(Path(path or PAPER_TABLES).read_text())
 
 
@@ -44,16 +42,12 @@ def collect(store: RunStore, grid: dict | None = None, plan_only: bool = True, i
     see them.
     """
     from ..runs.health import run_health
-    from ..runs.plan import extension_experiments, load_grid, plan, task_configs
-    from ..runs.store import run_id
+    from ..runs.plan import extension_experiments, load_grid
 
     grid = grid or load_grid()
     if include_failed is None:
         include_failed = (grid.get("profiles", {}).get(store.profile, {}).get("failed_runs") == "keep")
-    experiments_of: dict = {}
-    for task in plan(store.profile, grid):
-        for c in task_configs(task, grid):
-            experiments_of.setdefault(run_id(c), set()).update(task.experiments)
+    experiments_of = _experiments_of(store.profile, grid)
     extension = set(extension_experiments(grid))
     teachers = {r.id: r.config for r in store.runs("teacher")}
     rows = []
@@ -63,48 +57,67 @@ def collect(store: RunStore, grid: dict | None = None, plan_only: bool = True, i
         exps = experiments_of.get(run.id, set())
         if not extensions and exps and exps <= extension:
             continue
-        cfg = run.config
         try:
             metrics = run.read_json("metrics.json")
             history = run.read_history()
         except (OSError, ValueError) as err:
             raise ValueError(f"{run.folder}: unreadable record ({err}); delete the folder to retrain it, or import "
                              f"the record again") from None
-        test = metrics["test"]
         health = run_health(metrics, history, int(metrics.get("num_classes", 10)))
         if health["failed"] and not include_failed:
             continue
-        row = {"id": run.id, "kind": cfg["kind"], "dataset": cfg["dataset"]["name"], "model": cfg["model"]["name"],
-               "regime": regime_key(cfg["augment"]), "seed": cfg["seed"], "alpha": cfg.get("alpha", 0.0),
-               "temperature": cfg.get("temperature")}
-        tcfg = teachers.get(cfg.get("teacher")) if cfg["kind"] == "student" else None
-        row["teacher"] = cfg.get("teacher") if cfg["kind"] == "student" else None
-        row["teacher_model"] = tcfg["model"]["name"] if tcfg else None
-        row["teacher_regime"] = regime_key(tcfg["augment"]) if tcfg else None
-        row["experiments"] = sorted(exps)
-        row["augment"] = cfg["augment"]
-        row["teacher_augment"] = tcfg["augment"] if tcfg else None
-        row["label_smoothing"] = cfg["recipe"].get("label_smoothing", 0.0)
-        row["teacher_label_smoothing"] = tcfg["recipe"].get("label_smoothing", 0.0) if tcfg else None
-        row["teacher_calibration"] = cfg.get("teacher_calibration", "none")
-        row["matched_to"] = cfg.get("stop_at_accuracy_of")  # a teacher stopped at that teacher's accuracy (E11)
-        row["teacher_matched"] = bool(tcfg.get("stop_at_accuracy_of")) if tcfg else None
-        prov = run.provenance()
-        row["teacher_scale"] = (prov.get("teacher_calibration") or {}).get("temperature", math.nan)
-        for k in ("accuracy", "precision", "recall", "f1", "nll", "ece", "ece10", "class_separability",
-                  "kl_to_human", "class_kl_to_human", "agreement_with_teacher", "kl_teacher_student"):
-            row[k] = test.get(k, math.nan)
-        row["discrimination"] = test["discrimination_embedding"]["discrimination"]
-        row["cohesion"] = test["discrimination_embedding"]["cohesion"]
-        row["adhesion"] = test["discrimination_embedding"]["adhesion"]
-        row["discrimination_logits"] = test["discrimination_logits"]["discrimination"]
-        row["cinic_accuracy"] = metrics.get("cinic10-imagenet", {}).get("accuracy", math.nan)
-        row["failed"] = health["failed"]
-        row["failure"] = "; ".join(health["reasons"])
-        row["record"] = run.record
-        row["device"] = prov.get("device_name")
-        rows.append(row)
+        tcfg = teachers.get(run.config.get("teacher")) if run.config["kind"] == "student" else None
+        rows.append(_row(run, metrics, health, tcfg, exps))
     return rows
+
+
+def _experiments_of(profile: str, grid: dict) -> dict[str, set[str]]:
+    """Run id -> the experiments that plan it."""
+    from ..runs.plan import plan, task_configs
+    from ..runs.store import run_id
+
+    out: dict[str, set[str]] = {}
+    for task in plan(profile, grid):
+        for c in task_configs(task, grid):
+            out.setdefault(run_id(c), set()).update(task.experiments)
+    return out
+
+
+_TEST_METRICS = ("accuracy", "precision", "recall", "f1", "nll", "ece", "ece10", "class_separability",
+                 "kl_to_human", "class_kl_to_human", "agreement_with_teacher", "kl_teacher_student")
+
+
+def _row(run: object, metrics: dict, health: dict, tcfg: dict | None, exps: set[str]) -> dict:
+    """The flat row of one finished run (``tcfg``: its teacher's config, for a student)."""
+    cfg, test = run.config, metrics["test"]
+    student = cfg["kind"] == "student"
+    row = {"id": run.id, "kind": cfg["kind"], "dataset": cfg["dataset"]["name"], "model": cfg["model"]["name"],
+           "regime": regime_key(cfg["augment"]), "seed": cfg["seed"], "alpha": cfg.get("alpha", 0.0),
+           "temperature": cfg.get("temperature")}
+    row["teacher"] = cfg.get("teacher") if student else None
+    row["teacher_model"] = tcfg["model"]["name"] if tcfg else None
+    row["teacher_regime"] = regime_key(tcfg["augment"]) if tcfg else None
+    row["experiments"] = sorted(exps)
+    row["augment"] = cfg["augment"]
+    row["teacher_augment"] = tcfg["augment"] if tcfg else None
+    row["label_smoothing"] = cfg["recipe"].get("label_smoothing", 0.0)
+    row["teacher_label_smoothing"] = tcfg["recipe"].get("label_smoothing", 0.0) if tcfg else None
+    row["teacher_calibration"] = cfg.get("teacher_calibration", "none")
+    row["matched_to"] = cfg.get("stop_at_accuracy_of")  # a teacher stopped at that teacher's accuracy (E11)
+    row["teacher_matched"] = bool(tcfg.get("stop_at_accuracy_of")) if tcfg else None
+    prov = run.provenance()
+    row["teacher_scale"] = (prov.get("teacher_calibration") or {}).get("temperature", math.nan)
+    for k in _TEST_METRICS:
+        row[k] = test.get(k, math.nan)
+    for k in ("discrimination", "cohesion", "adhesion"):
+        row[k] = test["discrimination_embedding"][k]
+    row["discrimination_logits"] = test["discrimination_logits"]["discrimination"]
+    row["cinic_accuracy"] = metrics.get("cinic10-imagenet", {}).get("accuracy", math.nan)
+    row["failed"] = health["failed"]
+    row["failure"] = "; ".join(health["reasons"])
+    row["record"] = run.record
+    row["device"] = prov.get("device_name")
+    return row
 
 
 def _by_seed(rows, metric, **where) -> dict:
@@ -122,7 +135,7 @@ def _combine(rows, metric, terms) -> dict:
     return {s: sum(sign * v[s] for sign, v in parts) for s in sorted(seeds)}
 
 
-def select(rows: list[dict], **where) -> list[dict]:
+def select(rows: list[dict], **where: object) -> list[dict]:
     """The records matching every ``key=value``."""
     return [r for r in rows if all(r.get(k) == v for k, v in where.items())]
 
@@ -184,7 +197,7 @@ def heldout_view(store: RunStore, spec: dict, need_images: bool = True) -> dict:
     return out
 
 
-def align(pred: dict, view: dict, key: str = "test_probs"):
+def align(pred: dict, view: dict, key: str = "test_probs") -> np.ndarray:
     """Rows of ``pred[key]`` reordered to the view's test order (joined on the original indices)."""
     pos = {int(i): k for k, i in enumerate(pred["test_indices"])}
     return pred[key][[pos[int(i)] for i in view["indices"]]]

@@ -13,6 +13,7 @@ reported as ratios. Results are printed as a table and written as JSON.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -84,8 +85,8 @@ def _time_torchvision(images, labels, batch_size, workers, epochs, mean, std, ma
     return n / (time.perf_counter() - t)
 
 
-def bench_loader(dataset="cifar10", root=None, device="cpu", batch_size=512, epochs=1, subset=None,
-                 workers=(0, 1, 2)) -> dict:
+def bench_loader(dataset: str = "cifar10", root: Path | str | None = None, device: str | torch.device = "cpu", batch_size: int = 512,
+                 epochs: int = 1, subset: int | None = None, workers: tuple[int, ...] = (0, 1, 2)) -> dict:
     ds = load_dataset(dataset, "train", root=root, subset=subset)
     mean, std = NORMALIZATION[ds.name]
     device = torch.device(device)
@@ -155,8 +156,8 @@ MODEL_CASES = {  # name -> (model name, kwargs); 'quick' widths are the quick pr
 }
 
 
-def bench_training(device="cpu", batch_size=128, steps=5, image_size=32, channels=3, cases=None,
-                   compile_on_cuda=True) -> dict:
+def bench_training(device: str | torch.device = "cpu", batch_size: int = 128, steps: int = 5, image_size: int = 32, channels: int = 3,
+                   cases: list[str] | None = None, compile_on_cuda: bool = True) -> dict:
     """Images/s and FLOP/s of a training step, fp32 vs bf16 autocast, with and without channels_last."""
     from ..blocks.models import build_model
 
@@ -188,8 +189,8 @@ def bench_training(device="cpu", batch_size=128, steps=5, image_size=32, channel
             "models": out}
 
 
-def bench_distillation(device="cpu", batch_size=128, steps=5, n_students=(1, 2, 4), teacher_width=8,
-                       image_size=32, channels=3) -> dict:
+def bench_distillation(device: str | torch.device = "cpu", batch_size: int = 128, steps: int = 5, n_students: tuple[int, ...] = (1, 2, 4),
+                       teacher_width: int = 8, image_size: int = 32, channels: int = 3) -> dict:
     """Student images/s with the teacher online, with cached logits, and N students in lockstep."""
     from ..blocks.models import build_model
     from ..data.loader import DeviceLoader
@@ -240,7 +241,7 @@ def bench_distillation(device="cpu", batch_size=128, steps=5, n_students=(1, 2, 
     return result
 
 
-def measured_peak(device, n: int | None = None, reps: int = 10) -> dict:
+def measured_peak(device: str | torch.device, n: int | None = None, reps: int = 10) -> dict:
     """FLOP/s of a large bf16 matrix product on ``device`` (fp32 on a CPU): the peak this machine
     actually reaches, to set MFU against beside the datasheet's."""
     device = torch.device(device)
@@ -258,8 +259,68 @@ def measured_peak(device, n: int | None = None, reps: int = 10) -> dict:
     return {"n": n, "dtype": str(dtype), "flop_per_s": 2 * n ** 3 * reps / (time.perf_counter() - t)}
 
 
-def bench_levers(device="cpu", batch_size=512, steps=20, cases=("lenet", "alexnet", "resnet18"),
-                 stacked=(1, 6), pipeline_images: int | None = None) -> dict:
+def _plain_step(model: torch.nn.Module, opt: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor,
+                device: torch.device) -> torch.Tensor:
+    """The plain engine's step: autocast forward, soft cross-entropy in float32, backward, SGD."""
+    from ..train.steps import autocast_for
+
+    with autocast_for(device):
+        logits = model(inputs)
+    loss = soft_cross_entropy(logits.float(), targets)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach()
+
+
+def _sgd(model: torch.nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+
+
+def _lever_model(case: str, x: torch.Tensor, y: torch.Tensor, steps: int, device: torch.device,
+                 memory_format: torch.memory_format, peak: float | None, measured: float) -> dict:
+    """The plain step of one model: seconds per step, images/s and MFU against the datasheet and measured peak."""
+    from ..blocks.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(case).to(device).to(memory_format=memory_format)
+    flops = _step_flops(model, x, y.argmax(1)) / len(x)
+    opt = _sgd(model)
+    row = {"seconds_per_step": _seconds_per_call(lambda: _plain_step(model, opt, x, y, device), steps, device)}
+    row["images_per_s"] = len(x) / row["seconds_per_step"]
+    row["mfu_datasheet"] = row["images_per_s"] * flops / peak if peak else None
+    row["mfu_measured"] = row["images_per_s"] * flops / measured
+    return {"train_flop_per_image": flops, "variants": {"plain": row}}
+
+
+def _lever_stacked(k: int, x: torch.Tensor, y: torch.Tensor, steps: int, device: torch.device) -> dict:
+    """K LeNets in one ``vmap`` step against K plain steps on a shared batch (an error is a figure too)."""
+    from ..blocks.models import build_model
+    from ..train.fast import StackedModels
+    from ..train.steps import autocast_for
+
+    torch.manual_seed(0)
+    models = [build_model("lenet").to(device) for _ in range(k)]
+    opts = [_sgd(m) for m in models]
+
+    def sequential() -> None:
+        for m, o in zip(models, opts):
+            _plain_step(m, o, x, y, device)
+
+    seq = _seconds_per_call(sequential, steps, device)
+    try:
+        st = StackedModels(models, lr=0.01)
+        with autocast_for(device):
+            vm = _seconds_per_call(lambda: st.step(x, y), steps, device)
+    except Exception as err:  # noqa: BLE001 - a lever that fails is a figure too
+        return {"error": f"{type(err).__name__}: {str(err).splitlines()[0]}"}
+    return {"sequential_model_images_per_s": k * len(x) / seq, "stacked_model_images_per_s": k * len(x) / vm,
+            "speedup": seq / vm}
+
+
+def bench_levers(device: str | torch.device = "cpu", batch_size: int = 512, steps: int = 20,
+                 cases: tuple[str, ...] = ("lenet", "alexnet", "resnet18"), stacked: tuple[int, ...] = (1, 6),
+                 pipeline_images: int | None = None) -> dict:
     """One line per speed lever of :mod:`kdlib.fast` against the plain step, with the equality check.
 
     plain: autocast bf16 (CUDA) + channels_last, soft cross-entropy, ``torch.optim.SGD`` (Nesterov,
@@ -267,71 +328,25 @@ def bench_levers(device="cpu", batch_size=512, steps=20, cases=("lenet", "alexne
     in one ``vmap`` step against K plain steps, on a shared batch; pipeline: :func:`bench_pipeline`, the
     epoch of ``fit`` with each engine and its loss curve against the plain engine's.
     """
-    from ..blocks.models import build_model
-    from ..train.fast import StackedModels
-    from ..train.steps import autocast_for
-
     device = torch.device(device)
     cl = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     peak = next((v for k, v in PEAK_FLOPS.items() if device.type == "cuda" and k in torch.cuda.get_device_name()),
                 None)
     result = {"device": str(device), "batch_size": batch_size, "steps": steps, "peak_flops": peak,
               "measured_peak": measured_peak(device), "models": {}, "stacked": {}}
-    measured = result["measured_peak"]["flop_per_s"]
     g = torch.Generator(device="cpu").manual_seed(0)
     x = torch.randn(batch_size, 3, 32, 32, generator=g).to(device).contiguous(memory_format=cl)
     y = torch.softmax(torch.randn(batch_size, 10, generator=g), 1).to(device)
-
-    def plain_step(model, opt, inputs=x):
-        with autocast_for(device):
-            logits = model(inputs)
-        loss = soft_cross_entropy(logits.float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return loss.detach()
-
-    def timed(fn, n):
-        return _seconds_per_call(fn, n, device)
-
     for case in cases:
-        torch.manual_seed(0)
-        model = build_model(case).to(device).to(memory_format=cl)
-        flops = _step_flops(model, x, y.argmax(1)) / batch_size
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
-        rows = {"plain": {"seconds_per_step": timed(lambda: plain_step(model, opt), steps)}}
-        for row in rows.values():
-            if "seconds_per_step" in row:
-                row["images_per_s"] = batch_size / row["seconds_per_step"]
-                row["mfu_datasheet"] = row["images_per_s"] * flops / peak if peak else None
-                row["mfu_measured"] = row["images_per_s"] * flops / measured
-        result["models"][case] = {"train_flop_per_image": flops, "variants": rows}
-    xs = x.contiguous()
+        result["models"][case] = _lever_model(case, x, y, steps, device, cl, peak,
+                                              result["measured_peak"]["flop_per_s"])
     for k in stacked:
-        torch.manual_seed(0)
-        models = [build_model("lenet").to(device) for _ in range(k)]
-        opts = [torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
-                for m in models]
-
-        def sequential():
-            for m, o in zip(models, opts):
-                plain_step(m, o, xs)
-
-        seq = timed(sequential, steps)
-        try:
-            st = StackedModels(models, lr=0.01)
-            with autocast_for(device):
-                vm = timed(lambda: st.step(xs, y), steps)
-        except Exception as err:  # noqa: BLE001 - a lever that fails is a figure too
-            result["stacked"][k] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0]}"}
-            continue
-        result["stacked"][k] = {"sequential_model_images_per_s": k * batch_size / seq,
-                                "stacked_model_images_per_s": k * batch_size / vm, "speedup": seq / vm}
+        result["stacked"][k] = _lever_stacked(k, x.contiguous(), y, steps, device)
     result["pipeline"] = bench_pipeline(device, pipeline_images, teacher_batch=batch_size)
     return result
 
 
-def bench_pipeline(device="cpu", images: int | None = None, epochs: int = 3, teacher_batch: int = 512,
+def bench_pipeline(device: str | torch.device = "cpu", images: int | None = None, epochs: int = 3, teacher_batch: int = 512,
                    student_batch: int = 128) -> dict:
     """The pipeline's own epoch, :func:`kdlib.train.fit` as the grid calls it, with each engine
     (plain; static; CUDA graphs on a GPU): a ResNet-18 teacher on a flip+crop stream at batch

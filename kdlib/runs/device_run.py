@@ -31,6 +31,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Callable, Iterable
 
 __all__ = ["device_run", "main", "ORDER", "PHASES", "work_order", "speed_summary"]
 
@@ -45,7 +46,7 @@ PHASES = [["E1", "E2"], ["E4", "E5", "E3"], ["E6", "E7", "E8", "E9", "E10", "E11
 ORDER = [e for phase in PHASES for e in phase]  # the order within a phase and seed
 
 
-def _ordered_tasks(profile: str, grid: dict, only=None):
+def _ordered_tasks(profile: str, grid: dict, only: list[str] | None = None) -> list:
     from .plan import plan
 
     tasks = plan(profile, grid)
@@ -67,7 +68,8 @@ def _phase(task) -> int:
     return min((where.get(e, len(PHASES)) for e in task.experiments), default=len(PHASES))
 
 
-def work_order(profile: str, grid: dict, seeds: list[int], only=None) -> list[tuple[int, int, object]]:
+def work_order(profile: str, grid: dict, seeds: list[int],
+               only: list[str] | None = None) -> list[tuple[int, int, object]]:
     """``(phase, seed, task)`` in the order a slice runs them: phase by phase (:data:`PHASES`, 1-based here),
     within a phase seed by seed (in the order asked), within a seed the experiments in :data:`ORDER`, each
     one's teachers first."""
@@ -88,122 +90,158 @@ def _estimate(task, seconds_by_kind: dict, default: float) -> float:
     return sum(seen) / len(seen) if seen else default
 
 
-def device_run(profile: str, seeds: list[int], budget: float, out, runs=None, device="auto", only=None,
-               results="default", bench: bool = False, default_estimate: float = 60.0, reserve: float = 15.0,
-               progress: bool = False, grid_path=None, log=print) -> dict:
-    """Run the grid for ``seeds`` within ``budget`` seconds (see the module docstring); returns the summary."""
-    from .execute import run_task
-    from .export import export_store
-    from .pipeline import TeacherWeightsMissing
-    from .plan import load_grid
-    from .store import RunStore
+class _Slice:
+    """One slice's state: its clock, log, summary and the wall times by task kind that estimate the next task."""
 
-    t0 = time.perf_counter()
+    def __init__(self, profile: str, seeds: list[int], budget: float, out: Path, runs: Path, device: str,
+                 results: str | None, grid_path: Path | str | None, log: Callable[[str], object]) -> None:
+        self.t0 = time.perf_counter()
+        self.profile, self.budget, self.out, self.runs, self.device = profile, budget, out, runs, device
+        self.results, self.grid_path, self.log = results, grid_path, log
+        self.lines: list[str] = []
+        self.seconds_by_kind: dict = {}
+        self.packed = 0
+        self.summary = {"profile": profile, "seeds": list(seeds), "budget_s": budget, "device": str(device),
+                        "tasks": [], "stopped": None, "skipped": [], "failed": []}
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def note(self, text: str) -> None:
+        stamp = f"[{self.elapsed():7.1f}s] {text}"
+        self.lines.append(stamp)
+        self.log(stamp)
+        _write_text(self.out / "log.txt", "\n".join(self.lines) + "\n")
+
+    def bench(self) -> None:
+        """``kdlib bench --only levers`` into bench.json; a failure is logged, never fatal."""
+        from .bench_cli import main as bench_main
+        from .pipeline import resolve_device
+
+        self.note("benchmark")
+        try:
+            dev = resolve_device(self.device)
+            # on a CPU only the code paths: one step of batch 8
+            sizes = ["--steps", "20"] if dev.type == "cuda" else ["--batch-size", "8", "--steps", "1"]
+            bench_main(["--device", str(dev), "--only", "levers", *sizes, "--out", str(self.out / "bench.json")])
+        except SystemExit:
+            pass
+        except Exception as err:  # noqa: BLE001 - a benchmark failure must not cost the slice its runs
+            self.note(f"benchmark failed: {type(err).__name__}: {err}")
+
+    def pack(self, reason: str) -> None:
+        """Every finished record of the store (and the records that taught its students) into records.tar.gz."""
+        from .export import export_store
+        from .store import RunStore
+
+        if not RunStore(self.runs, self.profile, results=None).runs():
+            self.note(f"nothing finished to pack ({reason})")
+            return
+        report = export_store(self.profile, runs=self.runs, archive=self.out / "records.tar.gz",
+                              grid_path=self.grid_path, results=self.results)
+        self.packed = sum(r["status"] == "added" for r in report)
+        self.note(f"packed {self.packed} records into records.tar.gz ({reason})")
+
+    def over_budget(self, phase: int, seed: int, task: object, default_estimate: float, reserve: float) -> bool:
+        """Whether ``task`` would pass the budget (then the slice stops before it, and says so)."""
+        elapsed, guess = self.elapsed(), _estimate(task, self.seconds_by_kind, default_estimate)
+        if elapsed + guess <= self.budget - reserve:
+            return False
+        self.summary["stopped"] = (f"before {task.name} seed {seed} (phase {phase}): {elapsed:.0f}s spent, about "
+                                   f"{guess:.0f}s more would pass the {self.budget:.0f}s budget")
+        self.note("stop " + self.summary["stopped"])
+        return True
+
+    def run(self, phase: int, seed: int, task: object, progress: bool) -> None:
+        """One task for one seed: its runs (timed), or a skip or a failure in the summary."""
+        from .execute import run_task
+        from .pipeline import TeacherWeightsMissing
+
+        started = time.perf_counter()
+        try:
+            done = run_task(task, runs=self.runs, device=self.device, progress=progress, grid_path=self.grid_path,
+                            seeds=[seed], results=self.results)
+        except TeacherWeightsMissing as err:
+            why = ("its input is augmented and its teacher is a committed record (no weights)"
+                   if err.online else "its teacher is a committed record without training-set logits")
+            self.summary["skipped"].append({"task": task.name, "seed": seed, "phase": phase, "why": why})
+            self.note(f"skip {task.name} seed {seed}: {why} (use --ignore-results to retrain the teacher too)")
+            return
+        except Exception as err:  # noqa: BLE001 - one broken task must not cost the slice the others
+            why = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            self.summary["failed"].append({"task": task.name, "seed": seed, "phase": phase, "why": why,
+                                           "seconds": round(time.perf_counter() - started, 2)})
+            self.note(f"FAILED {task.name} seed {seed}: {why}")
+            return
+        self._record(phase, seed, task, done, time.perf_counter() - started)
+
+    def _record(self, phase: int, seed: int, task: object, done: list, took: float) -> None:
+        trained = [r for r in done if not getattr(r, "record", False)]
+        per_run = {r.id: round(r.provenance().get("wall_seconds", {}).get("train", 0.0), 2) for r in trained}
+        epoch_s = {r.id: _median_epoch_seconds(r) for r in trained}
+        engines = sorted({str(r.provenance().get("engine", "plain")) for r in trained})
+        if trained:  # a cache hit says nothing about how long training takes
+            self.seconds_by_kind.setdefault(_kind_key(task), []).append(took)
+            self.seconds_by_kind.setdefault(task.kind, []).append(took)
+        self.summary["tasks"].append({"task": task.name, "seed": seed, "phase": phase, "seconds": round(took, 2),
+                                      "runs": [r.id for r in done], "train_seconds": per_run,
+                                      "epoch_seconds": epoch_s, "engines": engines, "cache_hit": not trained})
+        self.note(f"{task.name} seed {seed}: {took:.1f}s" + (" (cache hit)" if not trained else
+                                                            f", engine {'/'.join(engines)}, train {per_run}, "
+                                                            f"epoch {epoch_s}"))
+
+    def finish(self) -> dict:
+        """The summary, with speed figures, written to summary.json."""
+        summary = self.summary
+        summary["records"] = self.packed
+        summary["seconds"] = round(self.elapsed(), 1)
+        summary["speed"] = speed_summary(summary["tasks"])
+        _write_text(self.out / "summary.json", json.dumps(summary, indent=1) + "\n")
+        sp = summary["speed"]
+        self.note(f"speed: teacher epoch median {sp['teacher_epoch_s']} s, student group median "
+                  f"{sp['student_group_s']} s, seconds per seed (trained tasks) {sp['seed_s']}")
+        self.note(f"device-run finished in {summary['seconds']}s; {self.packed} records in records.tar.gz")
+        return summary
+
+
+def _check_seeds(profile: str, grid: dict, seeds: list[int]) -> None:
+    planned = grid["profiles"][profile]["seeds"] if profile in grid.get("profiles", {}) else []
+    extra = [s for s in seeds if s not in planned]
+    if extra:  # the book reads only the runs the grid plans: records of other seeds would never be shown
+        raise ValueError(f"seeds {extra} are not in profile {profile!r}'s seeds {planned}; add them to "
+                         f"grid.yaml first (the book reads only the runs the grid plans)")
+
+
+def device_run(profile: str, seeds: list[int], budget: float, out: Path | str, runs: Path | str | None = None,
+               device: str = "auto", only: list[str] | None = None, results: str | None = "default",
+               bench: bool = False, default_estimate: float = 60.0, reserve: float = 15.0, progress: bool = False,
+               grid_path: Path | str | None = None, log: Callable[[str], object] = print) -> dict:
+    """Run the grid for ``seeds`` within ``budget`` seconds (see the module docstring); returns the summary."""
+    from .plan import load_grid
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs = Path(runs or os.environ.get("KDLIB_RUNS") or out.parent / (out.name + "-runs"))
     grid = load_grid(grid_path)
-    planned_seeds = grid["profiles"][profile]["seeds"] if profile in grid.get("profiles", {}) else []
-    extra = [s for s in seeds if s not in planned_seeds]
-    if extra:  # the book reads only the runs the grid plans: records of other seeds would never be shown
-        raise ValueError(f"seeds {extra} are not in profile {profile!r}'s seeds {planned_seeds}; add them to "
-                         f"grid.yaml first (the book reads only the runs the grid plans)")
-    lines: list[str] = []
-    summary = {"profile": profile, "seeds": list(seeds), "budget_s": budget, "device": str(device), "tasks": [],
-               "stopped": None, "skipped": [], "failed": []}
-
-    def note(text: str):
-        stamp = f"[{time.perf_counter() - t0:7.1f}s] {text}"
-        lines.append(stamp)
-        log(stamp)
-        _write_text(out / "log.txt", "\n".join(lines) + "\n")
-
+    _check_seeds(profile, grid, seeds)
+    slice_ = _Slice(profile, seeds, budget, out, runs, device, results, grid_path, log)
     if bench:
-        from .bench_cli import main as bench_main
-
-        note("benchmark")
-        from .pipeline import resolve_device
-
-        try:
-            dev = resolve_device(device)
-            sizes = ["--steps", "20"] if dev.type == "cuda" else ["--batch-size", "8", "--steps", "1"]  # CPU: code paths
-            bench_main(["--device", str(dev), "--only", "levers", *sizes, "--out", str(out / "bench.json")])
-        except SystemExit:
-            pass
-        except Exception as err:  # noqa: BLE001 - a benchmark failure must not cost the slice its runs
-            note(f"benchmark failed: {type(err).__name__}: {err}")
+        slice_.bench()
     work = work_order(profile, grid, list(seeds), only)
-    seconds_by_kind: dict = {}
-    packed = 0
-
-    def pack(reason: str):
-        nonlocal packed
-        store = RunStore(runs, profile, results=None)
-        if not store.runs():
-            note(f"nothing finished to pack ({reason})")
-            return
-        report = export_store(profile, runs=runs, archive=out / "records.tar.gz", grid_path=grid_path,
-                              results=results)  # the records that taught students here travel with them
-        packed = sum(r["status"] == "added" for r in report)
-        note(f"packed {packed} records into records.tar.gz ({reason})")
-
     try:
         for i, (phase, seed, task) in enumerate(work):
-            elapsed = time.perf_counter() - t0
-            guess = _estimate(task, seconds_by_kind, default_estimate)
-            if elapsed + guess > budget - reserve:
-                summary["stopped"] = (f"before {task.name} seed {seed} (phase {phase}): {elapsed:.0f}s spent, about "
-                                      f"{guess:.0f}s more would pass the {budget:.0f}s budget")
-                note("stop " + summary["stopped"])
+            if slice_.over_budget(phase, seed, task, default_estimate, reserve):
                 break
-            started = time.perf_counter()
-            try:
-                done = run_task(task, runs=runs, device=device, progress=progress, grid_path=grid_path,
-                                seeds=[seed], results=results)
-            except TeacherWeightsMissing as err:
-                why = ("its input is augmented and its teacher is a committed record (no weights)"
-                       if err.online else "its teacher is a committed record without training-set logits")
-                summary["skipped"].append({"task": task.name, "seed": seed, "phase": phase, "why": why})
-                note(f"skip {task.name} seed {seed}: {why} (use --ignore-results to retrain the teacher too)")
-                done = None
-            except Exception as err:  # noqa: BLE001 - one broken task must not cost the slice the others
-                why = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-                summary["failed"].append({"task": task.name, "seed": seed, "phase": phase, "why": why,
-                                          "seconds": round(time.perf_counter() - started, 2)})
-                note(f"FAILED {task.name} seed {seed}: {why}")
-                done = None
-            if done is not None:
-                took = time.perf_counter() - started
-                trained = [r for r in done if not getattr(r, "record", False)]
-                per_run = {r.id: round(r.provenance().get("wall_seconds", {}).get("train", 0.0), 2) for r in trained}
-                epoch_s = {r.id: _median_epoch_seconds(r) for r in trained}
-                engines = sorted({str(r.provenance().get("engine", "plain")) for r in trained})
-                if trained:  # a cache hit says nothing about how long training takes
-                    seconds_by_kind.setdefault(_kind_key(task), []).append(took)
-                    seconds_by_kind.setdefault(task.kind, []).append(took)
-                summary["tasks"].append({"task": task.name, "seed": seed, "phase": phase, "seconds": round(took, 2),
-                                         "runs": [r.id for r in done], "train_seconds": per_run,
-                                         "epoch_seconds": epoch_s, "engines": engines, "cache_hit": not trained})
-                note(f"{task.name} seed {seed}: {took:.1f}s" + (" (cache hit)" if not trained else
-                                                                 f", engine {'/'.join(engines)}, train {per_run}, "
-                                                                 f"epoch {epoch_s}"))
+            slice_.run(phase, seed, task, progress)
             if i + 1 == len(work) or work[i + 1][:2] != (phase, seed):  # this seed of this phase is done
-                pack(f"phase {phase} ({' '.join(_phase_names(phase))}) seed {seed} done")
+                slice_.pack(f"phase {phase} ({' '.join(_phase_names(phase))}) seed {seed} done")
     finally:  # whatever happened, what finished leaves the machine
-        if summary["stopped"] or sys.exc_info()[0] is not None:
+        if slice_.summary["stopped"] or sys.exc_info()[0] is not None:
             try:
-                pack("budget" if summary["stopped"] else f"stopped by {sys.exc_info()[0].__name__}")
+                slice_.pack("budget" if slice_.summary["stopped"] else f"stopped by {sys.exc_info()[0].__name__}")
             except Exception as err:  # noqa: BLE001
-                note(f"packing failed: {type(err).__name__}: {err}")
-    summary["records"] = packed
-    summary["seconds"] = round(time.perf_counter() - t0, 1)
-    summary["speed"] = speed_summary(summary["tasks"])
-    _write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
-    sp = summary["speed"]
-    note(f"speed: teacher epoch median {sp['teacher_epoch_s']} s, student group median {sp['student_group_s']} s, "
-         f"seconds per seed (trained tasks) {sp['seed_s']}")
-    note(f"device-run finished in {summary['seconds']}s; {packed} records in records.tar.gz")
-    return summary
+                slice_.note(f"packing failed: {type(err).__name__}: {err}")
+    return slice_.finish()
 
 
 def _phase_names(phase: int) -> list[str]:
@@ -224,13 +262,13 @@ def speed_summary(tasks: list[dict]) -> dict:
     return {"teacher_epoch_s": _median(teacher_epochs), "student_group_s": _median(groups), "seed_s": seeds}
 
 
-def _median(values) -> float | None:
+def _median(values: Iterable[float | None]) -> float | None:
     """The median (the upper middle of an even count), rounded to ms; None for no values."""
     values = [v for v in values if v is not None]
     return round(statistics.median_high(values), 3) if values else None
 
 
-def _median_epoch_seconds(run) -> float | None:
+def _median_epoch_seconds(run: object) -> float | None:
     """The median epoch time of a finished run, from its history (the pipeline's epoch, not a bare step)."""
     try:
         return _median(float(h["seconds"]) for h in run.read_history())
@@ -238,13 +276,13 @@ def _median_epoch_seconds(run) -> float | None:
         return None
 
 
-def _write_text(path: Path, text: str):
+def _write_text(path: Path, text: str) -> None:
     from ..base.io import atomic_write_text
 
     atomic_write_text(path, text)
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     from ..base.cli import ArgumentParser, CliError, check_device
     from ..base.gridfile import check_experiments, check_profile
     from ..train.recipe import ENGINES

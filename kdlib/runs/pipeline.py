@@ -39,7 +39,7 @@ __all__ = ["run_teacher", "run_students", "TeacherWeightsMissing", "resolve_devi
            "read_train_logits"]
 
 
-def resolve_device(device=None) -> torch.device:
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -131,7 +131,8 @@ def _teacher_for(store: RunStore, tid: str, configs: list[dict]) -> Run:
     raise err
 
 
-def run_teacher(config: dict, store: RunStore, device=None, progress=True) -> Run:
+def run_teacher(config: dict, store: RunStore, device: str | torch.device | None = None,
+                progress: bool = True) -> Run:
     """Train and evaluate one teacher (or return it from the store)."""
     run = store.run(config)
     if run.done:
@@ -206,15 +207,73 @@ def _accuracy_stop(model, config: dict, store: RunStore, device):
     return stop, state
 
 
-def run_students(configs: list[dict], store: RunStore, device=None, progress=True) -> list[Run]:
-    """Distil a group of students that share a teacher, a regime, a seed and a schedule, in lockstep."""
-    if not configs:
-        return []
+def _check_group(configs: list[dict]) -> None:
     keys = {(c.get("teacher"), c["augment"], c["seed"], c["recipe"]["epochs"], c["recipe"]["batch_size"],
              str(c["dataset"]), c.get("teacher_calibration", "none")) for c in configs}
     if len(keys) != 1:
         raise ValueError("students of one group must share teacher, teacher calibration, augment, seed, epochs, "
                          "batch size and dataset")
+
+
+def _learners(store: RunStore, pending: list[Run]) -> list[Learner]:
+    """A fresh student (seeded by its seed and model name) for each pending run, its folder prepared."""
+    learners = []
+    for r in pending:
+        store.prepare(r)
+        cfg = r.config
+        seed_everything(cfg["seed"] * 7919 + sum(map(ord, cfg["model"]["name"])))
+        model = _build(cfg["model"], cfg["dataset"]["name"])
+        learners.append(Learner(f"{cfg['model']['name']} a={cfg['alpha']}", model, Recipe(**cfg["recipe"]),
+                                temperature=cfg["temperature"], alpha=cfg["alpha"], checkpoint=r.checkpoint))
+    return learners
+
+
+def _calibrated_teacher(teacher_run: Run, first: dict, teacher: torch.nn.Module | None, preds: dict, prov: dict,
+                        online: bool, device: torch.device) -> tuple[torch.nn.Module | None, torch.Tensor | None]:
+    """The teacher as the students see it: temperature-scaled where the config asks, and for clean students
+    its cached training-set logits instead of the model (``prov`` records both)."""
+    scale = None
+    if first.get("teacher_calibration", "none") == "temperature":
+        report = _teacher_scaling(teacher_run, preds)
+        scale = report["temperature"]
+        if teacher is not None:
+            teacher = ScaledTeacher(teacher, scale)
+        prov["teacher_calibration"] = {"method": "temperature", **report}
+    if online:
+        return teacher, None
+    train = split_of(first["dataset"], "train", "subset")
+    logits = read_train_logits(teacher_run, len(train))
+    prov["teacher"]["logits"] = _logits_provenance(teacher_run, logits, train)
+    if scale is not None:
+        logits = logits / np.float32(scale)
+    return teacher, torch.as_tensor(logits, device=device)
+
+
+def _fit_by_epoch(pending: list[Run], learners: list[Learner], first: dict, device: torch.device,
+                  teacher: torch.nn.Module | None, cached: torch.Tensor | None, progress: bool) -> None:
+    """Train the students in lockstep, one group per epoch they resume from; a numerical failure is
+    recorded in every run of its group."""
+    by_epoch: dict = {}
+    for r, learner in zip(pending, learners):
+        by_epoch.setdefault(_checkpoint_epoch(r), []).append((r, learner))
+    for members in by_epoch.values():
+        loader = _train_loader(first, device)
+        group = [learner for _, learner in members]
+        try:
+            fit(group, loader, teacher=None if cached is not None else teacher, cached_teacher_logits=cached,
+                progress=progress, desc=f"students {first['augment']} <- {first.get('teacher') or 'no teacher'}")
+        except NumericalError as err:
+            for r, _ in members:
+                r.record_failure(err)
+            raise
+
+
+def run_students(configs: list[dict], store: RunStore, device: str | torch.device | None = None,
+                 progress: bool = True) -> list[Run]:
+    """Distil a group of students that share a teacher, a regime, a seed and a schedule, in lockstep."""
+    if not configs:
+        return []
+    _check_group(configs)
     runs = [store.run(c) for c in configs]
     pending = [r for r in runs if not r.done]
     if not pending:
@@ -231,53 +290,21 @@ def run_students(configs: list[dict], store: RunStore, device=None, progress=Tru
             return runs
         t0 = time.perf_counter()
         online = _online(first)
-        # the teacher's model only where it runs online; clean students read its cached logits (below)
+        # the teacher's model only where it runs online; clean students read its cached logits
         teacher = load_model(teacher_run, device) if teacher_run is not None and online else None
         teacher_preds = teacher_run.read_predictions() if teacher_run is not None else None
         teacher_prov = ({"teacher": {"id": teacher_run.id, "metrics_sha256": hashlib.sha256(
             teacher_run.path("metrics.json").read_bytes()).hexdigest()}} if teacher_run is not None else {})
-        learners = []
-        for r in pending:
-            store.prepare(r)
-            cfg = r.config
-            seed_everything(cfg["seed"] * 7919 + sum(map(ord, cfg["model"]["name"])))
-            model = _build(cfg["model"], cfg["dataset"]["name"])
-            learners.append(Learner(f"{cfg['model']['name']} a={cfg['alpha']}", model, Recipe(**cfg["recipe"]),
-                                    temperature=cfg["temperature"], alpha=cfg["alpha"], checkpoint=r.checkpoint))
-        scale = None
-        if teacher_run is not None and first.get("teacher_calibration", "none") == "temperature":
-            report = _teacher_scaling(teacher_run, teacher_preds)
-            scale = report["temperature"]
-            if teacher is not None:
-                teacher = ScaledTeacher(teacher, scale)
-            teacher_prov["teacher_calibration"] = {"method": "temperature", **report}
+        learners = _learners(store, pending)
         cached = None
-        if teacher_run is not None and not online:
-            train = split_of(first["dataset"], "train", "subset")
-            logits = read_train_logits(teacher_run, len(train))
-            teacher_prov["teacher"]["logits"] = _logits_provenance(teacher_run, logits, train)
-            if scale is not None:
-                logits = logits / np.float32(scale)
-            cached = torch.as_tensor(logits, device=device)
-        # learners resumed from different epochs train in separate lockstep groups
-        by_epoch: dict = {}
-        for r, lr in zip(pending, learners):
-            epoch = _checkpoint_epoch(r)
-            by_epoch.setdefault(epoch, []).append((r, lr))
-        for members in by_epoch.values():
-            loader = _train_loader(first, device)
-            group = [lr for _, lr in members]
-            try:
-                fit(group, loader, teacher=None if cached is not None else teacher, cached_teacher_logits=cached,
-                    progress=progress, desc=f"students {first['augment']} <- {first.get('teacher') or 'no teacher'}")
-            except NumericalError as err:
-                for r, _ in members:
-                    r.record_failure(err)
-                raise
+        if teacher_run is not None:
+            teacher, cached = _calibrated_teacher(teacher_run, first, teacher, teacher_preds, teacher_prov, online,
+                                                  device)
+        _fit_by_epoch(pending, learners, first, device, teacher, cached, progress)
         t_train = time.perf_counter() - t0
-        for r, lr in zip(pending, learners):
-            metrics, arrays = evaluate_model(lr.model, r.config, device, teacher_preds)
-            _finish(r, lr, metrics, arrays, device, t0, t_train, {**teacher_prov, "engine": lr.engine})
+        for r, learner in zip(pending, learners):
+            metrics, arrays = evaluate_model(learner.model, r.config, device, teacher_preds)
+            _finish(r, learner, metrics, arrays, device, t0, t_train, {**teacher_prov, "engine": learner.engine})
     return runs
 
 

@@ -22,7 +22,7 @@ __all__ = ["load_grid", "plan", "experiment_names", "extension_experiments",
            "validate_params"]
 
 
-def load_grid(path=None) -> dict:
+def load_grid(path: Path | str | None = None) -> dict:
     """Read and validate the grid YAML (``yaml.safe_load``; see :mod:`kdlib.gridcheck`): unknown keys,
     wrong types, values out of bounds and unresolvable ``from:`` are errors before anything runs."""
     path = Path(path or GRID_PATH)
@@ -71,7 +71,8 @@ def _spec(regime: str, prof: dict | None = None) -> str:
     return build_augmentation("+".join(parts)).spec
 
 
-def teacher_configs(grid, profile, dataset_role, model, regime, seeds=None, label_smoothing: float = 0.0,
+def teacher_configs(grid: dict, profile: str, dataset_role: str, model: str, regime: str,
+                    seeds: list[int] | None = None, label_smoothing: float = 0.0,
                     match_accuracy_of: str | None = None) -> list[dict]:
     """``label_smoothing``: the teacher's cross-entropy targets smoothed by this much (a control of grid
     experiment E9; 0 keeps the profile's recipe). ``match_accuracy_of``: a regime whose teacher (same model,
@@ -102,8 +103,10 @@ def _teacher_args(p: dict, prefix: str = "") -> tuple:
 CALIBRATIONS = ("none", "temperature")
 
 
-def student_groups(grid, profile, dataset_role, teacher_model, teacher_regime, students, regime, temperature,
-                   alpha, seeds=None, teacher_label_smoothing: float = 0.0, teacher_calibration: str = "none",
+def student_groups(grid: dict, profile: str, dataset_role: str, teacher_model: str | None,
+                   teacher_regime: str | None, students: list[str], regime: str, temperature: float,
+                   alpha: float, seeds: list[int] | None = None, teacher_label_smoothing: float = 0.0,
+                   teacher_calibration: str = "none",
                    teacher_match_accuracy_of: str | None = None) -> list[tuple[dict | None, list[dict]]]:
     """Per seed: (teacher config or None, [student configs that train in lockstep]).
 
@@ -134,7 +137,7 @@ def student_groups(grid, profile, dataset_role, teacher_model, teacher_regime, s
     return out
 
 
-def task_configs(task, grid: dict, seeds=None) -> list[dict]:
+def task_configs(task: Task | dict, grid: dict, seeds: list[int] | None = None) -> list[dict]:
     """Every run config of one task (all seeds; every student of every group)."""
     p = task.params if isinstance(task, Task) else task
     if (task.kind if isinstance(task, Task) else p["kind"]) == "teacher":
@@ -193,79 +196,102 @@ def extension_experiments(grid: dict) -> list[str]:
     return [n for n, e in (grid.get("experiments") or {}).items() if e.get("extension")]
 
 
-def plan(profile: str, grid: dict | None = None) -> list[Task]:
-    """Every task of the profile, teachers first, deduplicated, with their dependencies."""
-    grid = grid or load_grid()
-    _profile(grid, profile)
-    defaults = grid.get("defaults", {})
-    tasks: dict[str, Task] = {}
+class _Planner:
+    """The tasks of one profile, by name in the order first planned (a task shared by experiments is one task
+    that lists them all)."""
 
-    def add(task: Task, experiment: str):
+    def __init__(self, profile: str, grid: dict) -> None:
+        self.profile, self.grid = profile, grid
+        self.defaults = grid.get("defaults", {})
+        self.tasks: dict[str, Task] = {}
+
+    def add(self, task: Task, experiment: str) -> Task:
         task.name = disk_name(task.name)
         task.depends = [disk_name(d) for d in task.depends]
-        if task.name not in tasks:
-            tasks[task.name] = task
-        if experiment not in tasks[task.name].experiments:
-            tasks[task.name].experiments.append(experiment)
-        return tasks[task.name]
+        if task.name not in self.tasks:
+            self.tasks[task.name] = task
+        if experiment not in self.tasks[task.name].experiments:
+            self.tasks[task.name].experiments.append(experiment)
+        return self.tasks[task.name]
 
-    def teacher_task(role, model, regime, experiment, ls=0.0, match=None):
-        depends = [teacher_task(role, model, match, experiment).name] if match is not None else []
+    def teacher(self, role: str, model: str, regime: str, experiment: str, ls: float = 0.0,
+                match: str | None = None) -> Task:
+        """The teacher task (and, for an accuracy-matched teacher, the teacher it matches first)."""
+        depends = [self.teacher(role, model, match, experiment).name] if match is not None else []
         name = (f"teacher-{role}-{model}-{_slug(regime)}" + (f"-ls{ls:g}" if ls else "")
                 + (f"-at-{_slug(match)}" if match is not None else ""))
-        params = {"profile": profile, "dataset": role, "model": model, "regime": regime}
+        params = {"profile": self.profile, "dataset": role, "model": model, "regime": regime}
         if ls:
             params["label_smoothing"] = ls
         if match is not None:
             params["match_accuracy_of"] = match
-        return add(Task("teacher", name, params, depends=depends), experiment)
+        return self.add(Task("teacher", name, params, depends=depends), experiment)
 
-    experiments = grid.get("experiments") or {}
-    for ename in experiment_names(profile, grid):
+    def experiment(self, ename: str) -> None:
+        """Every task of one experiment: its teachers, their student groups, its no-teacher students."""
+        experiments = self.grid.get("experiments") or {}
         exp = experiments[ename]
         source = experiments[exp["from"]] if "from" in exp else exp
         role = source.get("dataset", "main")
         tmodel = source["teachers"]["model"]
         ls = float(source["teachers"].get("label_smoothing", 0.0))
         match = source["teachers"].get("match_accuracy_of")
-        tregimes = exp.get("teacher_regimes", source["teachers"]["regimes"])
         for regime in source["teachers"]["regimes"] if "teachers" in exp else []:
-            teacher_task(role, tmodel, regime, ename, ls, match)
+            self.teacher(role, tmodel, regime, ename, ls, match)
         if not exp.get("students"):
-            continue
-        temperatures = [float(t) for t in exp.get("temperatures")
-                        or [exp.get("temperature", defaults.get("temperature", 20.0))]]
-        alpha = float(exp.get("alpha", defaults.get("alpha", 0.5)))
+            return
+        for tregime in exp.get("teacher_regimes", source["teachers"]["regimes"]):
+            self.students(ename, exp, role, tmodel, tregime, ls, match)
+        if exp.get("no_teacher"):
+            self.no_teacher(ename, exp, role)
+
+    def _temperature(self, exp: dict) -> float:
+        return exp.get("temperature", self.defaults.get("temperature", 20.0))
+
+    def students(self, ename: str, exp: dict, role: str, tmodel: str, tregime: str, ls: float,
+                 match: str | None) -> None:
+        """The student groups distilled from one teacher: one per student regime and temperature."""
+        temperatures = [float(t) for t in exp.get("temperatures") or [self._temperature(exp)]]
+        alpha = float(exp.get("alpha", self.defaults.get("alpha", 0.5)))
         calibration = exp.get("teacher_calibration", "none")
         variant = ((f"-ls{ls:g}" if ls else "") + (f"-at-{_slug(match)}" if match is not None else "")
                    + ("-ts" if calibration == "temperature" else ""))
-        for tregime in tregimes:
-            t = teacher_task(role, tmodel, tregime, ename, ls, match)
-            sregimes = [tregime] if exp.get("same_regime") else exp.get("student_regimes", ["none"])
-            for sregime in sregimes:
-                for temperature in temperatures:
-                    name = (f"students-{role}-{tmodel}-{_slug(tregime)}{variant}-to-{_slug(sregime)}-a{alpha:g}"
-                            f"-T{temperature:g}")
-                    params = {"profile": profile, "dataset": role, "teacher_model": tmodel, "teacher_regime": tregime,
-                              "students": list(exp["students"]), "regime": sregime, "temperature": temperature,
-                              "alpha": alpha}
-                    if ls:
-                        params["teacher_label_smoothing"] = ls
-                    if calibration != "none":
-                        params["teacher_calibration"] = calibration
-                    if match is not None:
-                        params["teacher_match_accuracy_of"] = match
-                    add(Task("students", name, params, depends=[t.name]), ename)
-        if exp.get("no_teacher"):
-            for sregime in exp.get("student_regimes", ["none"]):
-                name = f"students-{role}-noteacher-to-{_slug(sregime)}"
-                add(Task("students", name, {"profile": profile, "dataset": role, "teacher_model": None,
-                                            "teacher_regime": None, "students": list(exp["students"]),
-                                            "regime": sregime, "alpha": 0.0,
-                                            "temperature": float(exp.get("temperature", defaults.get("temperature", 20.0)))}),
-                    ename)
-    ordered = [t for t in tasks.values() if t.kind == "teacher"] + [t for t in tasks.values() if t.kind != "teacher"]
-    return ordered
+        teacher = self.teacher(role, tmodel, tregime, ename, ls, match)
+        sregimes = [tregime] if exp.get("same_regime") else exp.get("student_regimes", ["none"])
+        for sregime in sregimes:
+            for temperature in temperatures:
+                name = (f"students-{role}-{tmodel}-{_slug(tregime)}{variant}-to-{_slug(sregime)}-a{alpha:g}"
+                        f"-T{temperature:g}")
+                params = {"profile": self.profile, "dataset": role, "teacher_model": tmodel,
+                          "teacher_regime": tregime, "students": list(exp["students"]), "regime": sregime,
+                          "temperature": temperature, "alpha": alpha}
+                if ls:
+                    params["teacher_label_smoothing"] = ls
+                if calibration != "none":
+                    params["teacher_calibration"] = calibration
+                if match is not None:
+                    params["teacher_match_accuracy_of"] = match
+                self.add(Task("students", name, params, depends=[teacher.name]), ename)
+
+    def no_teacher(self, ename: str, exp: dict, role: str) -> None:
+        """The students trained on hard labels alone (alpha 0), one group per student regime."""
+        for sregime in exp.get("student_regimes", ["none"]):
+            name = f"students-{role}-noteacher-to-{_slug(sregime)}"
+            self.add(Task("students", name, {"profile": self.profile, "dataset": role, "teacher_model": None,
+                                             "teacher_regime": None, "students": list(exp["students"]),
+                                             "regime": sregime, "alpha": 0.0,
+                                             "temperature": float(self._temperature(exp))}), ename)
+
+
+def plan(profile: str, grid: dict | None = None) -> list[Task]:
+    """Every task of the profile, teachers first, deduplicated, with their dependencies."""
+    grid = grid or load_grid()
+    _profile(grid, profile)
+    planner = _Planner(profile, grid)
+    for ename in experiment_names(profile, grid):
+        planner.experiment(ename)
+    tasks = planner.tasks.values()
+    return [t for t in tasks if t.kind == "teacher"] + [t for t in tasks if t.kind != "teacher"]
 
 
 # --------------------------------------------------------------------------- execution
