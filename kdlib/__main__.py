@@ -4,7 +4,7 @@ one task's notebook with papermill), ``bench`` (benchmarks), ``export`` and ``im
 import sys
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"bench": "kdlib.runs.bench_cli", "grid": "kdlib.runs.execute", "notebook": "kdlib.book.notebooks",
                 "export": "kdlib.runs.records_cli:main_export", "import": "kdlib.runs.records_cli:main_import",

@@ -6,6 +6,7 @@ import argparse
 import os
 import re
 import sys
+from typing import NoReturn
 
 from .hints import did_you_mean
 
@@ -33,11 +34,11 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with defaults shown in ``--help`` and usage errors on one line (no usage block)."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: object, **kwargs: object) -> None:
         kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(*args, **kwargs)
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 

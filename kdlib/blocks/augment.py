@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +39,10 @@ from .spec import (
     _check_positive,
     parse_spec,
 )
+
+if TYPE_CHECKING:  # names for annotations only
+    from collections.abc import Sequence
+
 
 __all__ = ["build_augmentation", "Augmentation", "MIXER_TYPES", "sample_beta"]
 
@@ -88,7 +93,7 @@ def _sample_gamma(shape_param: float, like: torch.Tensor, generator, candidates:
     return g.to(like.device), log_g.to(like.device)
 
 
-def sample_beta(a: float, b: float, like: torch.Tensor, generator=None) -> torch.Tensor:
+def sample_beta(a: float, b: float, like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """A scalar Beta(a, b) draw as a float64 tensor on ``like``'s device, finite for any a, b > 0.
 
     Computed as ``ga / (ga + gb)`` where both Gamma draws are non-zero (so ordinary parameters
@@ -109,17 +114,18 @@ class _Regime:
     def __post_init__(self):
         self.validate()
 
-    def validate(self):  # pragma: no cover - overridden where there is something to check
+    def validate(self) -> None:  # pragma: no cover - overridden where there is something to check
         pass
 
-    def check_image(self, height: int, width: int):
+    def check_image(self, height: int, width: int) -> None:
         """Bounds that depend on the image size (none for most regimes)."""
 
     def spec(self) -> str:
         args = ",".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self))
         return f"{self.name}({args})" if args else self.name
 
-    def __call__(self, x, y, generator=None):
+    def __call__(self, x: torch.Tensor, y: torch.Tensor,
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
 
@@ -127,7 +133,8 @@ class _Regime:
 class NoAugment(_Regime):
     name = "none"
 
-    def __call__(self, x, y, generator=None):
+    def __call__(self, x: torch.Tensor, y: torch.Tensor,
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         return x, y
 
 
@@ -155,7 +162,7 @@ class FlipCrop(_Regime):
         self.black = None  # per-channel value of a black pixel in the batch's units (set by the loader)
         super().__post_init__()
 
-    def validate(self):
+    def validate(self) -> None:
         _check_int("flipcrop", "padding", self.padding, minimum=0, maximum=MAX_PADDING)
         if not isinstance(self.flip, bool):
             raise ValueError(f"flipcrop: flip must be true or false, got {self.flip!r}")
@@ -163,7 +170,7 @@ class FlipCrop(_Regime):
             raise ValueError(f"flipcrop: fill must be one of {list(FILLS)} (black: torchvision's padding; mean: "
                              f"the dataset mean), got {self.fill!r}")
 
-    def check_image(self, height: int, width: int):
+    def check_image(self, height: int, width: int) -> None:
         side = min(height, width)
         if self.padding >= side:
             raise ValueError(f"flipcrop: padding {self.padding} is not less than the {side}-px side of the images: "
@@ -182,7 +189,8 @@ class FlipCrop(_Regime):
         padded[:, :, p:p + h, p:p + w] = x
         return padded
 
-    def __call__(self, x, y, generator=None):
+    def __call__(self, x: torch.Tensor, y: torch.Tensor,
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         n, _, h, w = x.shape
         p = self.padding
         padded = self._pad(x)
@@ -206,18 +214,19 @@ class Cutout(_Regime):
     n_holes: int = 1
     name = "cutout"
 
-    def validate(self):
+    def validate(self) -> None:
         _check_int("cutout", "length", self.length, minimum=0, maximum=MAX_SIDE)
         _check_int("cutout", "n_holes", self.n_holes, minimum=0, maximum=MAX_HOLES)
 
-    def check_image(self, height: int, width: int):
+    def check_image(self, height: int, width: int) -> None:
         side = min(height, width)
         if self.length > side:
             raise ValueError(f"cutout: length {self.length} is more than the {side}-px side of the images: a hole "
                              f"that size blanks most images whole. Use a length of at most {side} (DeVries & Taylor "
                              f"cut 16 px of 32-px CIFAR images)")
 
-    def __call__(self, x, y, generator=None):
+    def __call__(self, x: torch.Tensor, y: torch.Tensor,
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         n, _, h, w = x.shape
         keep = torch.ones(n, 1, h, w, dtype=torch.bool, device=x.device)
         for _ in range(self.n_holes):  # holes, not samples: the batch stays vectorised
@@ -232,10 +241,11 @@ class Mixup(_Regime):
     alpha: float = 1.0
     name = "mixup"
 
-    def validate(self):
+    def validate(self) -> None:
         _check_positive("mixup", "alpha", self.alpha)
 
-    def __call__(self, x, y, generator=None):
+    def __call__(self, x: torch.Tensor, y: torch.Tensor,
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         lam = sample_beta(self.alpha, self.alpha, x, generator)
         perm = _randperm(x.shape[0], x, generator)
         lam_x = lam.to(x.dtype)
@@ -250,12 +260,13 @@ class CutMix(_Regime):
     prob: float = 0.5
     name = "cutmix"
 
-    def validate(self):
+    def validate(self) -> None:
         _check_positive("cutmix", "beta", self.beta)
         if isinstance(self.prob, bool) or not isinstance(self.prob, (int, float)) or not 0.0 <= self.prob <= 1.0:
             raise ValueError(f"cutmix: prob must be in [0, 1] (a number: the chance a batch is mixed), got {self.prob!r}")
 
-    def __call__(self, x, y, generator=None):
+    def __call__(self, x: torch.Tensor, y: torch.Tensor,
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         n, _, h, w = x.shape
         apply = _rand((), x, generator) < self.prob  # the per-batch coin (a tensor: no sync)
         lam0 = sample_beta(self.beta, self.beta, x, generator)
@@ -306,7 +317,7 @@ class Augmentation:
         """Canonical spec with every parameter spelled out (used in run configs and hashes)."""
         return "+".join(r.spec() for r in self.regimes)
 
-    def set_normalization(self, mean, std) -> "Augmentation":
+    def set_normalization(self, mean: Sequence[float], std: Sequence[float]) -> "Augmentation":
         """Tell the regimes the batches are ``(x - mean) / std``: flip+crop's black border becomes -mean/std."""
         if len(mean) != len(std) or any(s <= 0 for s in std):
             raise ValueError(f"mean and std must have one entry per channel and std > 0, got {mean}, {std}")
@@ -331,7 +342,8 @@ class Augmentation:
     def __repr__(self):
         return f"Augmentation({self.spec!r}, num_classes={self.num_classes})"
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None):
+    def __call__(self, x: torch.Tensor, y: torch.Tensor,
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         if not torch.is_tensor(x) or x.dim() != 4 or not x.is_floating_point():
             raise ValueError(f"x must be a float tensor of shape (N, C, H, W), got {_describe(x)}")
         if not torch.is_tensor(y):

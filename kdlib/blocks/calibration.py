@@ -10,10 +10,15 @@ scaling is measured on the other half (:func:`temperature_scaling_report`).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
+
+if TYPE_CHECKING:  # names for annotations only
+    from numpy.typing import ArrayLike
+
 
 __all__ = ["fit_temperature", "calibration_mask", "temperature_scaling_report", "ScaledTeacher", "nll"]
 
@@ -21,7 +26,7 @@ __all__ = ["fit_temperature", "calibration_mask", "temperature_scaling_report", 
 BOUNDS = (0.05, 50.0)  # a scale outside these is a degenerate model or a bug, not calibration
 
 
-def nll(logits, labels, scale: float = 1.0) -> float:
+def nll(logits: ArrayLike, labels: ArrayLike, scale: float = 1.0) -> float:
     """Mean negative log-likelihood of ``softmax(logits / scale)`` at integer ``labels``."""
     z = np.asarray(logits, dtype=np.float64) / float(scale)
     z = z - z.max(axis=1, keepdims=True)
@@ -29,7 +34,7 @@ def nll(logits, labels, scale: float = 1.0) -> float:
     return float(-logp[np.arange(len(z)), np.asarray(labels, dtype=np.int64)].mean())
 
 
-def fit_temperature(logits, labels) -> float:
+def fit_temperature(logits: ArrayLike, labels: ArrayLike) -> float:
     """The scale ``s`` in ``BOUNDS`` minimising :func:`nll` (bounded Brent search on ``log s``).
 
     Raises ValueError, naming the cause, for empty, mismatched or non-finite inputs."""
@@ -49,12 +54,12 @@ def fit_temperature(logits, labels) -> float:
     return float(math.exp(res.x))
 
 
-def calibration_mask(indices) -> np.ndarray:
+def calibration_mask(indices: ArrayLike) -> np.ndarray:
     """True for the held-out half that fits the scale: test images of even dataset index."""
     return np.asarray(indices, dtype=np.int64) % 2 == 0
 
 
-def temperature_scaling_report(logits, labels, indices, bins: int = 15) -> dict:
+def temperature_scaling_report(logits: ArrayLike, labels: ArrayLike, indices: ArrayLike, bins: int = 15) -> dict:
     """Fit the scale on the even-index half; NLL and ECE before and after on the odd-index half."""
     from .metrics import ece
 

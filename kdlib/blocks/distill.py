@@ -1,4 +1,4 @@
-"""Hinton-style knowledge distillation loss (the frozen teacher itself lives in :func:`kdlib.train.fit`).
+"""Hinton-style knowledge distillation loss (the frozen teacher itself lives in :func:`kdlib.train.loop.fit`).
 
 Convention (as in Hinton et al. 2015 and the paper, Sec. 3.2): **alpha weights the soft term**::
 
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 __all__ = ["kd_loss", "kd_loss_parts", "soft_cross_entropy", "check_kd_params"]
 
 
-def check_kd_params(temperature, alpha) -> None:
+def check_kd_params(temperature: float, alpha: float) -> None:
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
         temperature > 0 and math.isfinite(temperature)
     ):
@@ -53,7 +53,8 @@ def _check_shapes(student_logits, teacher_logits, targets):
         raise ValueError(f"targets must be ({n},) labels or ({n}, {c}) soft targets, got {tuple(targets.shape)}")
 
 
-def kd_loss_parts(student_logits, teacher_logits, targets, temperature: float = 20.0, alpha: float = 0.5) -> dict:
+def kd_loss_parts(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
+                  temperature: float = 20.0, alpha: float = 0.5) -> dict:
     """The loss and its named parts: ``{"loss", "loss_ce", "loss_kd"}``.
 
     ``loss_kd`` is the already-scaled soft term, ``T^2 * KL`` (before the alpha weight).
@@ -77,7 +78,8 @@ def kd_loss_parts(student_logits, teacher_logits, targets, temperature: float = 
     return {"loss": loss, "loss_ce": loss_ce, "loss_kd": loss_kd}
 
 
-def kd_loss(student_logits, teacher_logits, targets, temperature: float = 20.0, alpha: float = 0.5) -> torch.Tensor:
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
+            temperature: float = 20.0, alpha: float = 0.5) -> torch.Tensor:
     """(1-alpha)*CE(student, targets) + alpha*T^2*KL(softmax(teacher/T) || softmax(student/T)).
 
     ``targets`` are int labels (N,) or soft targets (N, C) for mixed batches. KL is summed over

@@ -7,7 +7,13 @@ book's audit chapter says how.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:  # names for annotations only
+    from numpy.typing import ArrayLike
+
 
 __all__ = ["kl_per_image", "classification_metrics", "ece", "reliability_curve", "kl_to_human", "class_kl_to_human",
            "class_kl_matrix", "class_separability", "class_discrimination", "mean_confusion", "agreement",
@@ -58,7 +64,7 @@ def _prob_and_labels(probs, labels):
 
 
 # --------------------------------------------------------------------------- classification
-def classification_metrics(probs, labels) -> dict:
+def classification_metrics(probs: ArrayLike, labels: ArrayLike) -> dict:
     """Accuracy, macro precision/recall/F1 over the whole set (sklearn's definitions, with
     zero_division=0), and the mean negative log-likelihood of the true class.
 
@@ -91,7 +97,7 @@ def _bin_index(conf, n_bins):
     return np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, n_bins - 1)
 
 
-def reliability_curve(probs, labels, n_bins: int = 15) -> dict:
+def reliability_curve(probs: ArrayLike, labels: ArrayLike, n_bins: int = 15) -> dict:
     """Per-bin mean confidence, accuracy and count (bins (lower, upper], top-label).
 
     Empty bins have count 0 and NaN confidence/accuracy.
@@ -108,7 +114,7 @@ def reliability_curve(probs, labels, n_bins: int = 15) -> dict:
     return {"lower": edges[:-1], "upper": edges[1:], "confidence": mean_conf, "accuracy": mean_acc, "count": count}
 
 
-def ece(probs, labels, n_bins: int = 15) -> float:
+def ece(probs: ArrayLike, labels: ArrayLike, n_bins: int = 15) -> float:
     """Top-label expected calibration error: sum_b (n_b/N) |acc_b - conf_b|, equal-width bins."""
     curve = reliability_curve(probs, labels, n_bins)
     n = curve["count"].sum()
@@ -132,7 +138,7 @@ def _human(human, shape):
     return h
 
 
-def kl_to_human(probs, human) -> float:
+def kl_to_human(probs: ArrayLike, human: ArrayLike) -> float:
     """Mean over images of KL(human || model), 0 log 0 = 0.
 
     KL(model || human) would be infinite: 80% of CIFAR-10H entries are exact zeros.
@@ -140,14 +146,14 @@ def kl_to_human(probs, human) -> float:
     return float(kl_per_image(probs, human).mean())
 
 
-def kl_per_image(probs, human) -> np.ndarray:
+def kl_per_image(probs: ArrayLike, human: ArrayLike) -> np.ndarray:
     """(N,): KL(human || model) of each image, 0 log 0 = 0 (the terms :func:`kl_to_human` averages)."""
     p = _probs(probs)
     h = _human(human, p.shape)
     return _kl_rows(h, p).sum(axis=1)
 
 
-def mean_confusion(probs, labels) -> np.ndarray:
+def mean_confusion(probs: ArrayLike, labels: ArrayLike) -> np.ndarray:
     """(C, C): row c is the mean predicted distribution over images whose true label is c.
 
     Rows of classes without images are NaN.
@@ -161,7 +167,7 @@ def mean_confusion(probs, labels) -> np.ndarray:
         return sums / counts[:, None]
 
 
-def class_kl_matrix(probs, human, labels) -> np.ndarray:
+def class_kl_matrix(probs: ArrayLike, human: ArrayLike, labels: ArrayLike) -> np.ndarray:
     """(C, C) with cell (c, k) = hbar_c[k] * log(hbar_c[k] / mbar_c[k]) (the paper's Fig. 6).
 
     hbar_c and mbar_c are the mean human and model distributions over images of true class c
@@ -172,14 +178,14 @@ def class_kl_matrix(probs, human, labels) -> np.ndarray:
     return _kl_rows(mean_confusion(h, y), mean_confusion(p, y))
 
 
-def class_kl_to_human(probs, human, labels) -> float:
+def class_kl_to_human(probs: ArrayLike, human: ArrayLike, labels: ArrayLike) -> float:
     """Mean over classes c of KL(hbar_c || mbar_c) (the paper's class-averaged variant)."""
     per_class = class_kl_matrix(probs, human, labels).sum(axis=1)
     return float(np.nanmean(per_class))
 
 
 # --------------------------------------------------------------------------- structure of predictions
-def class_separability(probs, labels) -> float:
+def class_separability(probs: ArrayLike, labels: ArrayLike) -> float:
     """S_f = (1/C^2) sum_i sum_j KL(pbar_i || pbar_j) (paper Sec. 5, Table 4).
 
     pbar_k is the mean predicted distribution over images of true class k. Every class must
@@ -194,7 +200,7 @@ def class_separability(probs, labels) -> float:
     return float(total / c**2)
 
 
-def class_discrimination(embeddings, labels) -> dict:
+def class_discrimination(embeddings: ArrayLike, labels: ArrayLike) -> dict:
     """Cohesion, adhesion and discrimination of an embedding (paper Sec. 3.4, Table 5).
 
     Embeddings are standardised per dimension over all samples, then compared by cosine
@@ -240,7 +246,7 @@ def class_discrimination(embeddings, labels) -> dict:
 
 
 # --------------------------------------------------------------------------- student vs teacher
-def agreement(p_student, p_teacher) -> float:
+def agreement(p_student: ArrayLike, p_teacher: ArrayLike) -> float:
     """Top-1 agreement between student and teacher predictions."""
     s, t = _probs(p_student, "p_student"), _probs(p_teacher, "p_teacher")
     if s.shape != t.shape:
@@ -248,7 +254,7 @@ def agreement(p_student, p_teacher) -> float:
     return float((s.argmax(axis=1) == t.argmax(axis=1)).mean())
 
 
-def teacher_student_kl(p_teacher, p_student) -> float:
+def teacher_student_kl(p_teacher: ArrayLike, p_student: ArrayLike) -> float:
     """Mean over images of KL(teacher || student) at T=1 (fidelity, Stanton et al. 2021)."""
     t, s = _probs(p_teacher, "p_teacher"), _probs(p_student, "p_student")
     if s.shape != t.shape:

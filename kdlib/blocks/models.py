@@ -29,7 +29,7 @@ class _BasicBlock(nn.Module):
                 nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes)
             )
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         return F.relu(out + self.shortcut(x))
@@ -56,13 +56,13 @@ class ResNet18(nn.Module):
         self.embed_dim = widths[-1]
         self.classifier = nn.Linear(self.embed_dim, num_classes)
 
-    def embed(self, x):
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
         # Global average pool: equals the paper code's avg_pool2d(4) at 32x32 and also works at 28x28.
         return torch.flatten(F.adaptive_avg_pool2d(out, 1), 1)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.embed(x))
 
 
@@ -88,10 +88,10 @@ class LeNet(nn.Module):
         self.embed_dim = 84
         self.classifier = nn.Linear(84, num_classes)
 
-    def embed(self, x):
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(torch.flatten(self.features(x), 1))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.embed(x))
 
 
@@ -129,10 +129,10 @@ class AlexNet(nn.Module):
         self.embed_dim = hidden
         self.classifier = nn.Linear(hidden, num_classes)
 
-    def embed(self, x):
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(torch.flatten(self.features(x), 1))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.embed(x))
 
 
@@ -145,7 +145,7 @@ def _positive_int(name: str, value) -> int:
     return value
 
 
-def build_model(name: str, num_classes: int = 10, in_channels: int = 3, image_size: int = 32, **kwargs) -> nn.Module:
+def build_model(name: str, num_classes: int = 10, in_channels: int = 3, image_size: int = 32, **kwargs: object) -> nn.Module:
     """Build one of ``MODELS`` by name.
 
     ``kwargs`` go to the architecture: ``width`` for resnet18 and alexnet, ``dropout`` for alexnet.

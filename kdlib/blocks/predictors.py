@@ -12,8 +12,13 @@ little that is.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # names for annotations only
+    from numpy.typing import ArrayLike
+
 
 __all__ = ["PREDICTORS", "logit_std", "teacher_student_pairs", "bootstrap_corr", "correlations"]
 
@@ -30,7 +35,7 @@ PREDICTORS = {
 }
 
 
-def logit_std(logits) -> float:
+def logit_std(logits: ArrayLike) -> float:
     """Mean over images of the standard deviation of an image's logits across classes (population std).
 
     It is what temperature acts on: a teacher with small logit spread gives near-uniform targets at T = 20.
@@ -47,7 +52,7 @@ def teacher_student_pairs(rows: list[dict], student_model: str, alpha: float = 0
                           teacher_logits: dict | None = None) -> list[dict]:
     """One record per (teacher, seed) with a distilled ``student_model`` student trained on ``regime`` inputs:
     the teacher's properties (:data:`PREDICTORS`) and the student's accuracy, agreement with and KL to its
-    teacher. ``rows`` are :func:`kdlib.results.collect`'s; ``teacher_logits``: teacher id -> test logits
+    teacher. ``rows`` are :func:`kdlib.book.rows.collect`'s; ``teacher_logits``: teacher id -> test logits
     (or None where the record kept none)."""
     teachers = {r["id"]: r for r in rows if r["kind"] == "teacher"}
     out = []
@@ -90,7 +95,7 @@ def _corr(x: np.ndarray, y: np.ndarray, method: str) -> float:
     return float(np.corrcoef(x, y)[0, 1])
 
 
-def bootstrap_corr(x, y, method: str = "pearson", n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict:
+def bootstrap_corr(x: ArrayLike, y: ArrayLike, method: str = "pearson", n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict:
     """Correlation of ``x`` and ``y`` (pairs with a NaN dropped) with a percentile bootstrap interval.
 
     Resamples the pairs with replacement ``n_boot`` times (a fixed ``seed``: the book is reproducible);
@@ -115,7 +120,7 @@ def bootstrap_corr(x, y, method: str = "pearson", n_boot: int = 2000, level: flo
     return {"r": r, "low": lo, "high": hi, "n": n, "method": method}
 
 
-def correlations(pairs: list[dict], target: str = "student_accuracy", method: str = "spearman", **kw) -> list[dict]:
+def correlations(pairs: list[dict], target: str = "student_accuracy", method: str = "spearman", **kw: object) -> list[dict]:
     """:func:`bootstrap_corr` of every predictor against ``target`` over ``pairs``."""
     out = []
     for key, label in PREDICTORS.items():

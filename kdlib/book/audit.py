@@ -14,13 +14,19 @@ beyond that rounding.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # names for annotations only
+    from collections.abc import Iterator
+
+
 __all__ = ["prf_rows", "f1_bound_violations", "recall_accuracy_violations", "ROUNDING"]
 
 
 ROUNDING = 0.0005  # half a unit of the third decimal
 
 
-def prf_rows(tables: dict):
+def prf_rows(tables: dict) -> Iterator[tuple]:
     """(table, model, regime, test set, accuracy, precision, recall, F1) for every row of Tables 6–9."""
     for table in ("table6", "table7", "table8", "table9"):
         for model, by_regime in tables[table].items():

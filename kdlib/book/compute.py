@@ -6,6 +6,11 @@ second of each other)."""
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # names for annotations only
+    from ..runs.store import RunStore
+
 
 __all__ = ["spent", "estimate_missing"]
 
@@ -18,7 +23,7 @@ def _group_key(run) -> tuple:
             cfg.get("teacher_calibration", "none"))
 
 
-def spent(store) -> dict:
+def spent(store: RunStore) -> dict:
     """Wall time by device and kind, each lockstep group counted once: ``{device: {"teacher" | "students":
     {"seconds", "tasks"}}}`` plus the per-task seconds (``by_task``: kind, model(s) -> list of seconds)."""
     groups: dict = {}
@@ -44,7 +49,7 @@ def spent(store) -> dict:
 
 
 def estimate_missing(plan_rows: list[dict], measured: dict, device: str) -> dict:
-    """Seconds the fillable missing runs of ``plan_rows`` (:func:`kdlib.results.fill_plan`) would take on
+    """Seconds the fillable missing runs of ``plan_rows`` (:func:`kdlib.book.fill.fill_plan`) would take on
     ``device``: each missing teacher at the mean measured teacher task, each missing student group (one per task
     and seed) at the mean measured group of the same models, else of any students. Returns seconds, the tasks
     counted and those with no measurement to go by."""

@@ -13,19 +13,26 @@ import html
 import io
 import json
 import uuid
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # names for annotations only
+    import ipywidgets as W
+    import plotly.graph_objects as go
+    from IPython.display import HTML
+
 
 __all__ = ["project", "thumbnails", "static_explorer", "live_explorer", "show_plotly", "disagreement_tabs",
            "explorer_points"]
 
 
-def explorer_points(pred: dict, view: dict, per_class: int, pick=None) -> dict:
+def explorer_points(pred: dict, view: dict, per_class: int, pick: np.ndarray | None = None) -> dict:
     """One model's points for the explorer: test images that are here *and* have a recorded embedding,
-    ``per_class`` of each class (:func:`kdlib.records.embedding_subset` over those), joined on the original
+    ``per_class`` of each class (:func:`kdlib.runs.compact.embedding_subset` over those), joined on the original
     test indices. ``pick`` (the original indices a first model chose) keeps every model on the same images.
 
-    ``pred``: :meth:`kdlib.runs.Run.read_predictions` with embeddings; ``view``: :func:`kdlib.results.test_view`
+    ``pred``: :meth:`kdlib.runs.store.Run.read_predictions` with embeddings; ``view``: :func:`kdlib.book.rows.heldout_view`
     with images. Returns ``pick``, ``labels``, ``images``, ``human`` (or None), ``embeddings``, ``probs``."""
     from ..runs.compact import embedding_subset
 
@@ -75,7 +82,7 @@ def thumbnails(images: np.ndarray, scale: int = 3) -> list[str]:
     return out
 
 
-def show_plotly(fig, extra_html: str = ""):
+def show_plotly(fig: go.Figure, extra_html: str = "") -> HTML:
     """A plotly figure as HTML that uses the page's plotly.js (no CDN, no 4.8 MB per page)."""
     from IPython.display import HTML
 
@@ -87,7 +94,8 @@ def _fmt_dist(p, classes, k=3):
     return ", ".join(f"{classes[i]} {p[i]:.2f}" for i in order)
 
 
-def static_explorer(models: dict, images: np.ndarray, labels: np.ndarray, classes: list, human=None):
+def static_explorer(models: dict, images: np.ndarray, labels: np.ndarray, classes: list,
+                    human: np.ndarray | None = None) -> str:
     """``models``: name -> dict(coords=(N, 2), probs=(N, C)). One trace per (model, class); the
     dropdown shows one model at a time; hovering a point shows its image and distributions."""
     import plotly.graph_objects as go
@@ -150,7 +158,7 @@ def static_explorer(models: dict, images: np.ndarray, labels: np.ndarray, classe
 
 
 def live_explorer(models: dict, images: np.ndarray, labels: np.ndarray, classes: list, embeddings: dict,
-                  human=None, hover: bool = False):
+                  human: np.ndarray | None = None, hover: bool = False) -> W.VBox:
     """ipywidgets: pick a model, classes and a projection; see a point's image and distributions.
 
     ``hover=True`` (live Jupyter, needs ``anywidget``): a plotly ``FigureWidget`` whose hover and
@@ -260,7 +268,8 @@ def _hover_explorer(models, images, labels, classes, embeddings, human):
     return W.VBox([W.HBox([model_w, proj_w]), classes_w, W.HBox([fig, info_w])])
 
 
-def disagreement_tabs(models: dict, images: np.ndarray, labels: np.ndarray, classes: list, human=None, k: int = 8):
+def disagreement_tabs(models: dict, images: np.ndarray, labels: np.ndarray, classes: list,
+                      human: np.ndarray | None = None, k: int = 8) -> W.Tab:
     """An ipywidgets ``Tab``, one page per model, each showing the ``k`` images on which the model and the
     humans disagree most (KL(human ‖ model)), or, without human labels, its ``k`` most confident mistakes.
     Switching tabs needs no kernel, so it works in the static book."""

@@ -1,6 +1,6 @@
-"""The comparisons of the extension experiments (grid E6-E10), from :func:`kdlib.results.collect` rows
+"""The comparisons of the extension experiments (grid E6-E10), from :func:`kdlib.book.rows.collect` rows
 (``extensions=True``). Every comparison pairs runs of one seed (they saw the same batch stream) and
-returns :func:`kdlib.results.paired_difference`'s dict: the mean difference, its 95% Student-t interval
+returns :func:`kdlib.book.stats.paired_difference`'s dict: the mean difference, its 95% Student-t interval
 over seeds, the seeds and the per-seed values.
 
 A *student* here is selected by its model, the regime of its own inputs, the distillation temperature and
@@ -32,7 +32,7 @@ def _base(spec: str | None) -> str | None:
     return None if spec is None else bare_spec(spec)
 
 
-def students(rows, model: str, teacher: str | None, regime: str = "none", temperature: float = 20.0,
+def students(rows: list[dict], model: str, teacher: str | None, regime: str = "none", temperature: float = 20.0,
              label_smoothing: float = 0.0, calibration: str = "none", matched: bool = False,
              dataset: str | None = None) -> list[dict]:
     """Distilled students (alpha > 0) of ``model`` whose teacher was trained with ``teacher`` (a grid
@@ -52,7 +52,7 @@ def students(rows, model: str, teacher: str | None, regime: str = "none", temper
     return out
 
 
-def teachers(rows, regime: str, label_smoothing: float = 0.0, model: str = "resnet18", dataset: str | None = None,
+def teachers(rows: list[dict], regime: str, label_smoothing: float = 0.0, model: str = "resnet18", dataset: str | None = None,
              matched: bool = False) -> list[dict]:
     """Teachers trained with the grid regime ``regime`` (e.g. ``flipcrop+cutout`` or ``cutout``)."""
     return [r for r in rows if r["kind"] == "teacher" and r["model"] == model and _base(r.get("augment")) == regime
@@ -79,7 +79,8 @@ def difference(a: list[dict], b: list[dict], metric: str = "accuracy") -> dict:
     return paired_difference(by_seed(a, metric), by_seed(b, metric))
 
 
-def penalty(rows, model: str, teacher: str, base: str = "none", metric: str = "accuracy", **where) -> dict:
+def penalty(rows: list[dict], model: str, teacher: str, base: str = "none", metric: str = "accuracy",
+            **where: object) -> dict:
     """How much the ``teacher``-regime teacher's student differs from the ``base`` teacher's student (same
     model, inputs, temperature, smoothing and calibration in ``where``), paired by seed."""
     return difference(students(rows, model, teacher, **where), students(rows, model, base, **where), metric)

@@ -2,17 +2,25 @@
 (and a test checks it), so that the notebooks only choose the data and call them."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:  # names for annotations only
+    from collections.abc import Sequence
+
+    from matplotlib.figure import Figure
+
 
 __all__ = ["matrix_figure", "short_class_names"]
 
 
-def short_class_names(classes, width: int = 8) -> list[str]:
+def short_class_names(classes: Sequence[str], width: int = 8) -> list[str]:
     """Class names for tick labels: whole up to ``width`` characters, else cut with a full stop."""
     return [c if len(c) <= width else c[:width - 1] + "." for c in classes]
 
 
-def matrix_figure(mats: dict, classes, cmap: str, label: str, title: str):
+def matrix_figure(mats: dict, classes: Sequence[str], cmap: str, label: str, title: str) -> Figure:
     """One panel per class-by-class matrix (``{panel title: matrix}``, NaN cells left blank), every panel on ONE
     colour scale (the comparison between panels is the point, as in the paper's Fig. 6), one colour bar labelled
     ``label``, class names at 8 pt. Returns the figure."""

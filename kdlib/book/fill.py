@@ -1,12 +1,18 @@
 """The runs a chapter lacks and the commands that would fill them."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..runs.store import RunStore
+
+if TYPE_CHECKING:  # names for annotations only
+    from collections.abc import Iterable
+
 
 __all__ = ["fill_command", "missing_runs", "fill_plan", "fill_commands", "PARTIAL_SEED_POLICY"]
 
 
-def fill_command(profile: str, seeds, experiments=None, gpu: bool = True) -> str:
+def fill_command(profile: str, seeds: Iterable[int], experiments: Iterable[str] | None = None, gpu: bool = True) -> str:
     """The command that makes runs of ``profile`` for ``seeds`` (``experiments``: only the tasks of these): on a
     GPU machine ``device-run`` and the import that brings its records here; on this machine ``kdlib grid``."""
     only = f" --only {' '.join(experiments)}" if experiments else ""
@@ -35,7 +41,8 @@ PARTIAL_SEED_POLICY = ("A seed whose teachers are committed records without what
                        "New seeds complete the cells.")
 
 
-def fill_plan(store: RunStore, grid: dict | None = None, experiments=None, seeds=None) -> list[dict]:
+def fill_plan(store: RunStore, grid: dict | None = None, experiments: Iterable[str] | None = None,
+              seeds: Iterable[int] | None = None) -> list[dict]:
     """Every unfinished run that the grid plans for ``store.profile`` (``experiments``: the tasks of these; by
     default the paper's, every experiment not marked ``extension``), one row each: ``task``, ``experiments``,
     ``seed``, ``id``, ``kind``, ``only`` (the task's experiments among those asked for: what a command selects it
@@ -93,7 +100,8 @@ def fill_commands(plan_rows: list[dict], profile: str, gpu: bool) -> list[dict]:
              "ids": sorted(r["id"] for s in seeds for r in by_seed[s])} for exps, seeds in groups.items()]
 
 
-def missing_runs(store: RunStore, grid: dict | None = None, gpu: bool = False, experiments=None) -> list[dict]:
+def missing_runs(store: RunStore, grid: dict | None = None, gpu: bool = False,
+                 experiments: Iterable[str] | None = None) -> list[dict]:
     """The tasks of ``store.profile`` whose runs are not all finished, one row per task: how many runs are
     missing, for which seeds, how many of them a command can make and the command that does (``gpu``: the
     profile is made for a GPU, so the command is the GPU machine's), and the seeds whose runs no command can

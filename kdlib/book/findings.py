@@ -7,11 +7,16 @@ thresholds are stated here and in the book.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from .claims import MIXERS, seeds_needed, table1_runs
 from .names import MODEL_NAMES, REGIME_NAMES
 from .rows import PAPER_REGIMES
 from .stats import mean_ci, paired_difference
+
+if TYPE_CHECKING:  # names for annotations only
+    from collections.abc import Iterable
+
 
 __all__ = ["seeds_text", "cell_means", "teacher_sentence", "student_sentences", "certainty_sentence",
            "seeds_to_settle", "HARMLESS", "STANDARD", "MIXED", "mixed_penalty"]
@@ -38,7 +43,7 @@ def cell_means(rows: list[dict], main: str) -> dict:
     return out
 
 
-def seeds_text(ns) -> str:
+def seeds_text(ns: Iterable[int]) -> str:
     """'2 seeds', '1–2 seeds' for the fewest and most of ``ns`` (zeros ignored)."""
     ns = [n for n in ns if n]
     if not ns:
@@ -128,7 +133,7 @@ def certainty_sentence(summary: dict, min_seeds: int) -> str:
 def seeds_to_settle(results: list[dict], min_seeds: int) -> dict:
     """claim -> the seeds that would settle it if every comparison's mean and spread stayed as measured: for each
     comparison the larger of ``min_seeds`` and what its paired interval needs to exclude zero after Holm's
-    adjustment is ignored (:func:`kdlib.results.seeds_needed`, a rough guide); ``math.inf`` where a comparison's
+    adjustment is ignored (:func:`kdlib.book.claims.seeds_needed`, a rough guide); ``math.inf`` where a comparison's
     interval would never exclude zero at this mean and spread (more than 50 seeds), ``None`` where a comparison
     has fewer than two seeds (no spread to go by)."""
     out: dict = {}

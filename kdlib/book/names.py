@@ -15,7 +15,7 @@ MIXER_NAMES = {"none": "none", "flipcrop": "flip+crop", "cutout": "Cutout", "mix
 
 
 # ... and the five regimes of the paper's teachers as they ran (grid.yaml E1): every mixer on top of flip+crop, so
-# a table row keyed by a regime's last mixer (kdlib.results.regime_key) names the composite, never the bare mixer
+# a table row keyed by a regime's last mixer (kdlib.book.rows.regime_key) names the composite, never the bare mixer
 REGIME_NAMES = {"none": "none", "flipcrop": "flip+crop", "cutout": "flip+crop + Cutout", "mixup": "flip+crop + Mixup",
                 "cutmix": "flip+crop + CutMix"}
 

@@ -71,8 +71,9 @@ def _retitle(nb, title: str):
                     return
 
 
-def execute(source, output, parameters: dict, cwd=None, timeout=None, title=None, fold_parameters=False,
-            progress=None):
+def execute(source: Path | str, output: Path | str, parameters: dict, cwd: Path | str | None = None,
+            timeout: float | None = None, title: str | None = None, fold_parameters: bool = False,
+            progress: bool | None = None) -> Path:
     """Run notebook ``source`` (jupytext .py or .ipynb) with ``parameters`` into ``output`` atomically.
 
     ``title`` replaces the notebook's first heading (run reports are titled by what they show);
@@ -111,12 +112,13 @@ def execute(source, output, parameters: dict, cwd=None, timeout=None, title=None
     return output
 
 
-def task_output(task_name: str, profile: str, book_dir="book") -> Path:
+def task_output(task_name: str, profile: str, book_dir: Path | str = "book") -> Path:
     return Path(book_dir) / "runs" / profile / f"{task_name}.ipynb"
 
 
-def execute_task(task_name: str, profile: str, runs=None, device="auto", output=None, grid_path=None,
-                 train: bool = True, extra: dict | None = None):
+def execute_task(task_name: str, profile: str, runs: Path | str | None = None, device: str = "auto",
+                 output: Path | str | None = None, grid_path: Path | str | None = None, train: bool = True,
+                 extra: dict | None = None) -> Path:
     """Execute the notebook of one task of ``plan(profile)`` (``train=False``: report the finished
     runs and committed records, list the missing ones, train nothing)."""
     from ..runs.plan import load_grid, plan
@@ -137,8 +139,9 @@ def execute_task(task_name: str, profile: str, runs=None, device="auto", output=
                             output, grid_path, train, extra)
 
 
-def execute_prepared(kind: str, task_name: str, profile: str, params: dict, title: str, runs=None, device="auto",
-                     output=None, grid_path=None, train: bool = True, extra: dict | None = None):
+def execute_prepared(kind: str, task_name: str, profile: str, params: dict, title: str,
+                     runs: Path | str | None = None, device: str = "auto", output: Path | str | None = None,
+                     grid_path: Path | str | None = None, train: bool = True, extra: dict | None = None) -> Path:
     """Execute a task's notebook from parameters already planned (what Snakemake passes: it planned the grid
     once, so each job starts without planning it again, and without importing torch before the kernel)."""
     if kind not in _SOURCES:
@@ -167,7 +170,8 @@ def _raw_grid(path=None) -> dict:
     return grid if isinstance(grid, dict) else {}
 
 
-def execute_chapter(chapter: str, profile: str, runs=None, output=None, part=None, extra: dict | None = None):
+def execute_chapter(chapter: str, profile: str, runs: Path | str | None = None, output: Path | str | None = None,
+                    part: str | None = None, extra: dict | None = None) -> Path:
     """Execute a book chapter (``notebooks/<chapter>.py``) over the run store of ``profile``
     (``part``: 'I' or 'II', the part of the book the chapter belongs to)."""
     source = NOTEBOOKS / f"{chapter}.py"
@@ -183,7 +187,7 @@ def execute_chapter(chapter: str, profile: str, runs=None, output=None, part=Non
     return execute(source, out, params, fold_parameters=True)
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     from ..base.cli import ArgumentParser, CliError, check_device, default_profile
     from ..base.gridfile import check_profile
 

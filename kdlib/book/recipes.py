@@ -1,14 +1,19 @@
 """The recipes of a profile as the methods chapter shows them: every value as written (no 35.0 for 35), every
-default that the grid leaves implicit made explicit from :class:`kdlib.train.Recipe` and the regimes'
+default that the grid leaves implicit made explicit from :class:`kdlib.train.recipe.Recipe` and the regimes'
 defaults, and the paper's own recipe (text and public code, ``book/paper_tables.yaml``) beside ours."""
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # names for annotations only
+    import pandas as pd
+
 
 __all__ = ["fmt_value", "full_recipe", "recipe_table", "beside_paper"]
 
 
-def fmt_value(v) -> str:
+def fmt_value(v: object) -> str:
     """A recipe value as a reader writes it: integers without '.0', small floats in short scientific form."""
     if isinstance(v, bool):
         return "yes" if v else "no"
@@ -22,13 +27,13 @@ def fmt_value(v) -> str:
 
 
 def full_recipe(recipe: dict) -> dict:
-    """A grid recipe with every field of :class:`kdlib.train.Recipe`, the defaults filled in."""
+    """A grid recipe with every field of :class:`kdlib.train.recipe.Recipe`, the defaults filled in."""
     from ..train.recipe import Recipe
 
     return dataclasses.asdict(Recipe(**recipe))
 
 
-def recipe_table(profile: dict):
+def recipe_table(profile: dict) -> pd.DataFrame:
     """One row per recipe field, one column per role (teacher, student), values as written."""
     import pandas as pd
 
@@ -73,7 +78,7 @@ def _ours(profile: dict, defaults: dict) -> dict:
     }
 
 
-def beside_paper(profile: dict, paper_recipe: list[dict], defaults: dict | None = None):
+def beside_paper(profile: dict, paper_recipe: list[dict], defaults: dict | None = None) -> pd.DataFrame:
     """The paper's recipe (its text and its public code) beside this profile's, one row per item."""
     import pandas as pd
 

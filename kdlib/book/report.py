@@ -6,16 +6,29 @@ the run store written by :mod:`kdlib.pipeline`.
 from __future__ import annotations
 
 import types
+from typing import TYPE_CHECKING
 
 from ..runs.plan import validate_params
 from ..runs.store import Run
 from .names import DATASET_NAMES, MODEL_NAMES, PARTS, regime_name
 
+if TYPE_CHECKING:  # names for annotations only
+    from collections.abc import Iterable
+    from pathlib import Path
+
+    import pandas as pd
+    from matplotlib.figure import Figure
+    from pandas.io.formats.style import Styler
+
+    from ..runs.plan import Task
+    from ..runs.store import RunStore
+
+
 __all__ = ["notebook_params", "history_figure", "metrics_table", "report_links", "linked", "task_title",
            "part_header"]
 
 
-def task_title(task, dataset: str | None = None) -> str:
+def task_title(task: Task | dict, dataset: str | None = None) -> str:
     """A distinct, readable title for a task's run report (``dataset``: the dataset its role resolves to)."""
     p = task.params if hasattr(task, "params") else task
     kind = task.kind if hasattr(task, "kind") else p["kind"]
@@ -42,7 +55,7 @@ def task_title(task, dataset: str | None = None) -> str:
     return f"Students {students} ← {source}{trained}{extra} ({data}, profile {p['profile']})"
 
 
-def part_header(part: str, profile: str, rows: list[dict], dataset: str, store=None) -> str:
+def part_header(part: str, profile: str, rows: list[dict], dataset: str, store: RunStore | None = None) -> str:
     """One paragraph: which part, dataset, profile, seeds, hardware and where the runs come from."""
     seeds = sorted({r["seed"] for r in rows})
     devices = sorted({r.get("device") or "?" for r in rows})
@@ -80,7 +93,7 @@ def public_path_text(text: str) -> str:
     return re.sub(r"(?<![\w.])/(?:[^\s/`'\"]+/)*([^\s/`'\"]+/[^\s/`'\"]+)", r"\1", str(text))
 
 
-def report_links(profile: str, part: str, grid=None) -> dict:
+def report_links(profile: str, part: str, grid: dict | None = None) -> dict:
     """run id -> the relative URL of the run report that shows it (from a chapter page of ``part``)."""
     from ..runs.plan import load_grid, plan, task_configs
     from ..runs.store import run_id
@@ -90,14 +103,14 @@ def report_links(profile: str, part: str, grid=None) -> dict:
     return {run_id(c): f"../runs/{folder}/{t.name}.html" for t in plan(profile, grid) for c in task_configs(t, grid)}
 
 
-def linked(text: str, rows, links: dict) -> str:
+def linked(text: str, rows: Iterable[dict] | pd.DataFrame, links: dict) -> str:
     """``text`` as a link to the report of the runs ``rows`` came from (their first one's task)."""
     rows = list(rows.to_dict("records") if hasattr(rows, "to_dict") else rows)
     href = next((links[r["id"]] for r in rows if r.get("id") in links), None)
     return f'<a href="{href}" title="the run report">{text}</a>' if href and text != "-" else text
 
 
-def run_location(run) -> str:
+def run_location(run: Run) -> str:
     """Where a run lives, relative to the repository or its store (never an absolute path)."""
     from pathlib import Path
 
@@ -112,9 +125,10 @@ def run_location(run) -> str:
     return f"`{rel}`{tag}"
 
 
-def missing_table(configs: list[dict], profile: str, runs=None, grid_path=None):
+def missing_table(configs: list[dict], profile: str, runs: Path | str | None = None,
+                  grid_path: Path | str | None = None) -> Styler | None:
     """The runs of a task that are not finished, each with the command that makes it or why none can
-    (:func:`kdlib.results.fill_plan`: the pipeline's own rule; a student of a committed record that cannot teach
+    (:func:`kdlib.book.fill.fill_plan`: the pipeline's own rule; a student of a committed record that cannot teach
     it is never given a command)."""
     import pandas as pd
 
@@ -141,7 +155,7 @@ def missing_table(configs: list[dict], profile: str, runs=None, grid_path=None):
     return pd.DataFrame(rows).style.hide(axis="index").set_caption(caption)
 
 
-def provenance_table(runs):
+def provenance_table(runs: list[Run]) -> Styler:
     """One row per run: where and how it was made (from its provenance.json)."""
     import pandas as pd
 
@@ -160,7 +174,7 @@ def provenance_table(runs):
     return pd.DataFrame(rows).style.hide(axis="index")
 
 
-def history_figure(runs: list[Run], title: str = ""):
+def history_figure(runs: list[Run], title: str = "") -> Figure:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained")  # constrained: no title on a label
@@ -178,7 +192,7 @@ def history_figure(runs: list[Run], title: str = ""):
     return fig
 
 
-def metrics_table(runs: list[Run], split: str = "test"):
+def metrics_table(runs: list[Run], split: str = "test") -> pd.DataFrame:
     import pandas as pd
 
     rows = []

@@ -33,7 +33,7 @@ def collect(store: RunStore, grid: dict | None = None, plan_only: bool = True, i
 
     ``plan_only`` (the default): only the runs the current grid plans for ``store.profile``, so a
     one-off run (another temperature) or the runs of an edited recipe never join a table.
-    Failed runs (:func:`kdlib.records.run_health`: at chance, a non-finite or flat loss) are left
+    Failed runs (:func:`kdlib.runs.health.run_health`: at chance, a non-finite or flat loss) are left
     out unless ``include_failed`` (default: the profile's ``failed_runs`` setting: ``keep`` only for the
     smoke profiles, whose runs are at chance by design); each row says ``failed`` and why (``failure``).
     Each row names the ``experiments`` that plan it. Runs that only the extension experiments plan
@@ -148,7 +148,7 @@ def distilled(rows: list[dict], model: str, teacher_regime: str, dataset: str, r
 
 
 def load_predictions(store: RunStore, run_id_: str) -> dict:
-    """The run's test predictions (full or compact record), see :meth:`kdlib.runs.Run.read_predictions`."""
+    """The run's test predictions (full or compact record), see :meth:`kdlib.runs.store.Run.read_predictions`."""
     run = store.find(run_id_)
     if run is None:
         raise KeyError(f"no finished run {run_id_} in {store.root / store.profile} or its records")

@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # names for annotations only
+    from collections.abc import Iterable
+
 
 __all__ = ["mean_ci", "paired_difference", "verdict", "holm", "fmt_ci"]
 
 
-def mean_ci(values, level: float = 0.95) -> tuple[float, float, int]:
+def mean_ci(values: Iterable[float], level: float = 0.95) -> tuple[float, float, int]:
     """(mean, half-width of the Student-t interval, n); the half-width is inf for n < 2."""
     from scipy import stats
 
@@ -71,7 +76,7 @@ def holm(pvalues: list[float]) -> list[float]:
     return out
 
 
-def fmt_ci(values, fmt: str = "{:.3f}") -> str:
+def fmt_ci(values: Iterable[float], fmt: str = "{:.3f}") -> str:
     """'mean ± half-width' of the 95% interval over seeds ('-' when there is no value)."""
     m, h, n = mean_ci(list(values))
     if n == 0:

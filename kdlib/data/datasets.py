@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import warnings
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -46,16 +47,20 @@ from .resolver import (
     _verify_all,
 )
 
+if TYPE_CHECKING:  # names for annotations only
+    from pathlib import Path
+
+
 __all__ = ["load_dataset", "dataset_available", "stratified_subset"]
 
 
-def dataset_available(name: str, split: str, root=None) -> bool:
+def dataset_available(name: str, split: str, root: Path | str | None = None) -> bool:
     """Whether a copy of ``name``/``split`` is on this machine (no decoding, no download)."""
     name = _canonical(name)
     return _locate(name, split, root)[0] is not None
 
 
-def load_dataset(name: str, split: str, root=None, download: bool = False, subset: int | None = None,
+def load_dataset(name: str, split: str, root: Path | str | None = None, download: bool = False, subset: int | None = None,
                  seed: int = 0, verify: bool = True, cache: bool = True) -> Dataset:
     """Load ``split`` of dataset ``name`` as uint8 images and int64 labels.
 

@@ -18,7 +18,7 @@ def _fetch_url(url: str, dest: Path, timeout: float = 60.0):
         shutil.copyfileobj(response, out)
 
 
-def download_dataset(name: str, dest) -> list[Path]:
+def download_dataset(name: str, dest: Path | str) -> list[Path]:
     """Fetch the official files of ``name`` into ``dest``, verifying known checksums.
 
     Each file is written to a temporary name and renamed only after its checksum matched.

@@ -40,7 +40,7 @@ class DataError(ValueError):
     """A dataset file is missing, corrupt, of the wrong shape or checksum."""
 
 
-def file_digest(path, algorithm: str = "sha256", decompress_gzip: bool = False) -> str:
+def file_digest(path: Path | str, algorithm: str = "sha256", decompress_gzip: bool = False) -> str:
     """Hex digest of a file (of its gzip payload when ``decompress_gzip``: the payloads checksummed so are
     IDX files, so one that decompresses past MAX_IDX_BYTES is refused rather than hashed for minutes)."""
     h = hashlib.new(algorithm)
@@ -112,7 +112,7 @@ def _read_chunks(f, n: int) -> bytearray:
     return buf
 
 
-def read_capped(path, cap: int = MAX_MEMBER_BYTES, what: str = "file") -> bytes:
+def read_capped(path: Path | str, cap: int = MAX_MEMBER_BYTES, what: str = "file") -> bytes:
     """The bytes of a plain file whose size is checked against ``cap`` before it is read."""
     path = Path(path)
     try:
@@ -129,7 +129,7 @@ def read_capped(path, cap: int = MAX_MEMBER_BYTES, what: str = "file") -> bytes:
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def read_idx(path, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
+def read_idx(path: Path | str, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
     """Read an IDX file (``.gz`` or raw): magic 0x0000 <type> <ndim>, big-endian dims, data.
 
     The header is read first and the declared size checked (in Python integers, which do not
@@ -225,7 +225,7 @@ def _batch_arrays(batch: dict, where: str):
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
 
 
-def read_cifar_batches(blobs: list[tuple[str, bytes]]):
+def read_cifar_batches(blobs: list[tuple[str, bytes]]) -> tuple[np.ndarray, np.ndarray]:
     """Decode CIFAR-10 python batches given as ``(name, raw bytes)``; checksums are the caller's job."""
     images, labels = [], []
     for where, raw in blobs:
@@ -257,7 +257,7 @@ def _claim(shape, dtype) -> int:
     return math.prod(shape) * dtype.itemsize  # Python integers: a hostile shape cannot overflow
 
 
-def read_npy(path, max_bytes: int = MAX_NPZ_BYTES) -> np.ndarray:
+def read_npy(path: Path | str | io.BytesIO, max_bytes: int = MAX_NPZ_BYTES) -> np.ndarray:
     """``np.load`` of a .npy file, after its header's shape was checked against the file's size and ``max_bytes``
     (numpy allocates the declared shape before it reads a byte)."""
     path = Path(path)
@@ -279,7 +279,7 @@ def read_npy(path, max_bytes: int = MAX_NPZ_BYTES) -> np.ndarray:
         raise DataError(f"cannot read {path}: {err}; replace the file") from None
 
 
-def read_npz(path, max_bytes: int = MAX_NPZ_BYTES, where=None) -> dict:
+def read_npz(path: Path | str | bytes, max_bytes: int = MAX_NPZ_BYTES, where: str | None = None) -> dict:
     """Every array of an .npz (a path, or its bytes named by ``where``) as a dict, after the zip's entries and
     each .npy header were checked before loading: an entry's stored size within the file, its stated size
     within what its compression can yield, the array its header declares within the entry, and all of them

@@ -1,12 +1,18 @@
 """CIFAR-10H: the human soft labels of the CIFAR-10 test set."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .download import download_dataset
 from .formats import DataError, read_npy
 from .registry import Dataset, DatasetNotFoundError
 from .resolver import _user_roots, _verify
+
+if TYPE_CHECKING:  # names for annotations only
+    from pathlib import Path
+
 
 __all__ = ["load_human_labels", "human_labels_for"]
 
@@ -17,7 +23,8 @@ def _human_roots(root):
     return [d for b in bases for d in (b, b / "cifar10h", b / "cifar-10h")]
 
 
-def load_human_labels(root=None, counts: bool = False, verify: bool = True, download: bool = False):
+def load_human_labels(root: Path | str | None = None, counts: bool = False, verify: bool = True,
+                      download: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """CIFAR-10H human soft labels, (10000, 10) float64, rows in the original CIFAR-10 test order.
 
     With ``counts=True`` returns ``(probs, counts)``. Validated for shape, finiteness and row sums.
@@ -57,7 +64,7 @@ def load_human_labels(root=None, counts: bool = False, verify: bool = True, down
     return probs
 
 
-def human_labels_for(dataset: Dataset, human: np.ndarray | None = None, root=None) -> np.ndarray:
+def human_labels_for(dataset: Dataset, human: np.ndarray | None = None, root: Path | str | None = None) -> np.ndarray:
     """CIFAR-10H rows aligned with ``dataset``'s rows (a subset keeps its original indices)."""
     if dataset.name != "cifar10" or dataset.split != "test":
         raise ValueError(f"human soft labels exist only for the CIFAR-10 test set, not {dataset.name} {dataset.split}")

@@ -6,6 +6,7 @@ import tarfile
 import warnings
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,10 @@ from .formats import (
     read_capped,
 )
 
+if TYPE_CHECKING:  # names for annotations only
+    from collections.abc import Callable, Sequence
+
+
 __all__ = ["read_image_folder", "read_image_tar", "decode_image", "IMAGE_SUFFIXES", "tar_members", "read_member"]
 
 
@@ -28,6 +33,10 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
 # --------------------------------------------------------------------------- image folders
+# what the readers return: images (N, H, W, C) uint8, labels (N,) int64, file names (N,), unreadable files
+ImageRows = tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]
+
+
 def decode_image(raw: bytes, where: str, channels: int = 3, size: tuple[int, int] | None = None) -> np.ndarray:
     """Decode one image to uint8 (H, W, C). ``size`` (H, W): refuse another size from the header,
     before the pixels are decoded. Every decoder error, a decompression bomb included, is a
@@ -100,7 +109,8 @@ def _read_file(p: Path) -> bytes:
     return read_capped(p, MAX_IMAGE_BYTES, "image file")
 
 
-def read_image_folder(folder, classes, keep=None, skip_unreadable=False, size=None):
+def read_image_folder(folder: Path | str, classes: Sequence[str], keep: Callable[[str, str], bool] | None = None,
+                      skip_unreadable: bool = False, size: tuple[int, int] | None = None) -> ImageRows:
     """Read ``folder/<class>/<file>`` for the given class names (folder order: by class, then file).
     ``size`` (H, W): every image must have it (checked from each header before decoding)."""
     folder = Path(folder)
@@ -115,7 +125,7 @@ def read_image_folder(folder, classes, keep=None, skip_unreadable=False, size=No
     return _collect(entries, classes, str(folder), keep, skip_unreadable, size)
 
 
-def tar_members(tar: tarfile.TarFile, archive, max_members: int = MAX_MEMBERS,
+def tar_members(tar: tarfile.TarFile, archive: Path | str, max_members: int = MAX_MEMBERS,
                 max_bytes: int = MAX_ARCHIVE_BYTES) -> list:
     """The regular-file members of an open tarball, its headers walked one by one: at most ``max_members``
     entries declaring at most ``max_bytes`` in all, and, in an uncompressed tarball, every member's data
@@ -149,7 +159,7 @@ def _is_compressed(archive: Path) -> bool:
     return head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head == b"\xfd7zXZ\x00"
 
 
-def read_member(tar: tarfile.TarFile, member, archive, cap: int = MAX_MEMBER_BYTES, what: str = "member") -> bytes:
+def read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, archive: Path | str, cap: int = MAX_MEMBER_BYTES, what: str = "member") -> bytes:
     """One member's bytes: its declared size checked against ``cap`` first, then read in chunks (a member
     of a compressed tarball that claims more than the stream holds costs only what is there)."""
     if member.size > cap:
@@ -166,7 +176,9 @@ def read_member(tar: tarfile.TarFile, member, archive, cap: int = MAX_MEMBER_BYT
     return bytes(data)
 
 
-def read_image_tar(archive, split: str, classes, keep=None, skip_unreadable=False, size=None):
+def read_image_tar(archive: Path | str, split: str, classes: Sequence[str],
+                   keep: Callable[[str, str], bool] | None = None, skip_unreadable: bool = False,
+                   size: tuple[int, int] | None = None) -> ImageRows:
     """Read members ``[prefix/]<split>/<class>/<file>`` of a tarball (any compression)."""
     archive = Path(archive)
     try:

@@ -9,11 +9,16 @@ can see the identical stream. ``state_dict()`` captures both streams for exact r
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ..blocks.augment import Augmentation, build_augmentation
+
+if TYPE_CHECKING:  # names for annotations only
+    from collections.abc import Sequence
+
 
 __all__ = ["DeviceLoader", "Batch", "to_device_images"]
 
@@ -26,7 +31,9 @@ class Batch:
     index: torch.Tensor  # (B,) rows of the split (for cached teacher logits)
 
 
-def to_device_images(images, mean, std, device="cpu", dtype=torch.float32, channels_last=False) -> torch.Tensor:
+def to_device_images(images: np.ndarray | torch.Tensor, mean: Sequence[float], std: Sequence[float],
+                     device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                     channels_last: bool = False) -> torch.Tensor:
     """uint8 (N, H, W, C) -> normalised float (N, C, H, W) on ``device``; the copy moves as uint8."""
     if isinstance(images, np.ndarray):
         images = torch.from_numpy(np.ascontiguousarray(images))
@@ -47,13 +54,16 @@ def to_device_images(images, mean, std, device="cpu", dtype=torch.float32, chann
 class DeviceLoader:
     """Iterate ``Batch``es of one split held on ``device``.
 
-    ``augment`` is a spec string or an :class:`~kdlib.augment.Augmentation`. ``order_seed`` and
+    ``augment`` is a spec string or an :class:`~kdlib.blocks.augment.Augmentation`. ``order_seed`` and
     ``aug_seed`` seed the two streams; ``shuffle=False`` gives the split in order (evaluation).
     """
 
-    def __init__(self, images, labels, batch_size: int, augment="none", *, mean, std, device="cpu",
+    def __init__(self, images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor, batch_size: int,
+                 augment: str | Augmentation = "none", *, mean: Sequence[float], std: Sequence[float],
+                 device: str | torch.device = "cpu",
                  num_classes: int | None = None, shuffle: bool = True, drop_last: bool = False,
-                 order_seed: int = 0, aug_seed: int = 0, channels_last: bool = False, dtype=torch.float32):
+                 order_seed: int = 0, aug_seed: int = 0, channels_last: bool = False,
+                 dtype: torch.dtype = torch.float32) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.device = torch.device(device)
@@ -101,7 +111,7 @@ class DeviceLoader:
         return {"epoch": self.epoch, "order_gen": self.order_gen.get_state(), "aug_gen": self.aug_gen.get_state(),
                 "order_seed": self.order_seed, "aug_seed": self.aug_seed, "augment": self.augment.spec}
 
-    def load_state_dict(self, state: dict):
+    def load_state_dict(self, state: dict) -> None:
         if state.get("augment") not in (None, self.augment.spec):
             raise ValueError(f"loader state was saved for augmentation {state['augment']!r}, "
                              f"this loader uses {self.augment.spec!r}")

@@ -209,7 +209,7 @@ IMAGE_SHAPES = {"cifar10": (32, 32, 3), "cinic10": (32, 32, 3), "mnist": (28, 28
 
 # images of every official split, and of its smallest class (MNIST's classes differ in size; test-imagenet
 # is CINIC-10's 7,000 ImageNet images per class before exact duplicates are dropped): the bounds on subsets
-# and batch sizes that kdlib.gridcheck derives from the data
+# and batch sizes that kdlib.runs.gridcheck derives from the data
 SPLIT_SIZES = {
     "cifar10": {"train": (50_000, 5_000), "test": (10_000, 1_000)},
     "cinic10": {"train": (90_000, 9_000), "valid": (90_000, 9_000), "test": (90_000, 9_000),

@@ -159,8 +159,8 @@ def _admit_sidecar(src: Path, target: Path, report: list):
                    "message": f"{len(data):,} bytes"})
 
 
-def import_records(source, dest=None, profile: str | None = None, dry_run: bool = False,
-                   strict: bool = True) -> list[dict]:
+def import_records(source: str | Path, dest: str | Path | None = None, profile: str | None = None,
+                   dry_run: bool = False, strict: bool = True) -> list[dict]:
     """Add the finished runs found under ``source`` (a folder or a tar archive) to ``dest``.
 
     Returns one line per run: ``{"id", "kind", "profile", "status", "message"}`` with status

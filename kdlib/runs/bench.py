@@ -2,10 +2,10 @@
 
 Levers (``--only levers``): the measured bf16 matmul peak beside the datasheet's, and for each
 model's plain training step with its MFU against both peaks; K LeNets in one ``vmap`` step; and the
-pipeline's own epoch with each engine of :func:`kdlib.train.fit` (plain, static, CUDA graphs), with the
+pipeline's own epoch with each engine of :func:`kdlib.train.loop.fit` (plain, static, CUDA graphs), with the
 loss-curve difference.
 
-Loader: images/s of :class:`~kdlib.loader.DeviceLoader` with each regime against torchvision's
+Loader: images/s of :class:`~kdlib.data.loader.DeviceLoader` with each regime against torchvision's
 ``DataLoader`` with per-sample ``RandomCrop(32, padding=4)``, ``RandomHorizontalFlip``,
 ``ToTensor`` and ``Normalize`` at its best ``num_workers``, measured in one process and
 reported as ratios. Results are printed as a table and written as JSON.
@@ -321,10 +321,10 @@ def _lever_stacked(k: int, x: torch.Tensor, y: torch.Tensor, steps: int, device:
 def bench_levers(device: str | torch.device = "cpu", batch_size: int = 512, steps: int = 20,
                  cases: tuple[str, ...] = ("lenet", "alexnet", "resnet18"), stacked: tuple[int, ...] = (1, 6),
                  pipeline_images: int | None = None) -> dict:
-    """One line per speed lever of :mod:`kdlib.fast` against the plain step, with the equality check.
+    """One line per speed lever of :mod:`kdlib.train.fast` against the plain step, with the equality check.
 
     plain: autocast bf16 (CUDA) + channels_last, soft cross-entropy, ``torch.optim.SGD`` (Nesterov,
-    weight decay), the step of :func:`kdlib.train.fit`'s plain engine, with its MFU; stacked: K LeNets
+    weight decay), the step of :func:`kdlib.train.loop.fit`'s plain engine, with its MFU; stacked: K LeNets
     in one ``vmap`` step against K plain steps, on a shared batch; pipeline: :func:`bench_pipeline`, the
     epoch of ``fit`` with each engine and its loss curve against the plain engine's.
     """
@@ -348,7 +348,7 @@ def bench_levers(device: str | torch.device = "cpu", batch_size: int = 512, step
 
 def bench_pipeline(device: str | torch.device = "cpu", images: int | None = None, epochs: int = 3, teacher_batch: int = 512,
                    student_batch: int = 128) -> dict:
-    """The pipeline's own epoch, :func:`kdlib.train.fit` as the grid calls it, with each engine
+    """The pipeline's own epoch, :func:`kdlib.train.loop.fit` as the grid calls it, with each engine
     (plain; static; CUDA graphs on a GPU): a ResNet-18 teacher on a flip+crop stream at batch
     ``teacher_batch``, and the LeNet + AlexNet student group on a clean stream with cached teacher
     logits at ``student_batch``, over ``images`` synthetic 32x32 images (50,000, CIFAR-10's training

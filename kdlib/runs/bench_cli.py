@@ -17,7 +17,7 @@ __all__ = ["main"]
 
 
 def _print_pipeline(r):
-    print(f"\nPipeline epoch (kdlib.train.fit), device {r['device']}, {r['images']:,} images, {r['epochs']} epochs")
+    print(f"\nPipeline epoch (kdlib.train.loop.fit), device {r['device']}, {r['images']:,} images, {r['epochs']} epochs")
     print(f"{'group':<24}{'engine':<8}{'epoch s':>9}{'first s':>9}{'vs plain':>10}{'loss rel diff':>15}")
     for label, g in r["groups"].items():
         plain = g["engines"].get("plain", {}).get("epoch_seconds")
@@ -105,7 +105,7 @@ def _default_dataset(root=None) -> tuple[str, str | None]:
     return "cifar10", root  # not found: load_dataset's error lists every place looked and the fix
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     from ..base.cli import ArgumentParser, check_device
 
     p = ArgumentParser(prog="kdlib bench", description=__doc__.splitlines()[0])

@@ -34,10 +34,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .store import COMPACT_PREDICTIONS, DONE, FULL_PREDICTIONS, TRAIN_LOGITS
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = ["RecordError", "embedding_subset", "compact_arrays", "BUDGET", "EMBED_PER_CLASS", "EXPLORER_PER_CLASS",
            "MANIFEST", "logits_digest", "TRAIN_LOGITS_BYTES"]
@@ -77,7 +81,7 @@ class RecordError(ValueError):
 
 
 # --------------------------------------------------------------------------- compact predictions
-def embedding_subset(labels, per_class: int = EMBED_PER_CLASS, seed: int = 0) -> np.ndarray:
+def embedding_subset(labels: ArrayLike, per_class: int = EMBED_PER_CLASS, seed: int = 0) -> np.ndarray:
     """Sorted positions of ``per_class`` test images of every class, fixed by ``seed``.
 
     Nested: the subset for ``k < per_class`` is contained in the one for ``per_class`` (each class's
@@ -95,7 +99,7 @@ def embedding_subset(labels, per_class: int = EMBED_PER_CLASS, seed: int = 0) ->
 
 def compact_arrays(arrays: dict, kind: str, per_class: int = EMBED_PER_CLASS, embeddings: bool = True) -> dict:
     """The arrays of a full ``predictions.npz`` in record form (see the module docstring). Where a split has
-    logits its probabilities are not stored (they are their softmax: :meth:`kdlib.runs.Run.read_predictions`
+    logits its probabilities are not stored (they are their softmax: :meth:`kdlib.runs.store.Run.read_predictions`
     derives them); ``embeddings=False`` keeps no teacher embeddings (a profile's ``record_embeddings``)."""
     out = {}
     for key, arr in arrays.items():
@@ -129,7 +133,7 @@ def _npz_bytes(arrays: dict) -> bytes:
     return buf.getvalue()
 
 
-def logits_digest(logits) -> str:
+def logits_digest(logits: ArrayLike) -> str:
     """SHA-256 of a logits array as float16 (shape, then the values): the same for the same values whichever
     .npz holds them (an .npz's bytes carry the time it was written)."""
     arr = np.ascontiguousarray(logits, dtype=np.float16)

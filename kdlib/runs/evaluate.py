@@ -48,7 +48,7 @@ def _eval_sets(config: dict) -> dict:
     return sets
 
 
-def load_model(run: Run, device) -> torch.nn.Module:
+def load_model(run: Run, device: str | torch.device) -> torch.nn.Module:
     """The trained model of a finished (or checkpointed) run, from its weights_only checkpoint."""
     cfg = run.config
     ds_name = cfg["dataset"]["name"]
@@ -73,7 +73,8 @@ def _build(model_spec: dict, dataset_name: str):
     return build_model(name, num_classes=10, in_channels=len(mean), image_size=image_size, **spec)
 
 
-def evaluate_model(model, config: dict, device, teacher_predictions: dict | None = None):
+def evaluate_model(model: torch.nn.Module, config: dict, device: str | torch.device,
+                   teacher_predictions: dict | None = None) -> tuple[dict, dict]:
     """metrics dict and predictions arrays on every evaluation set of ``config``."""
     mean, std = NORMALIZATION[config["dataset"]["name"]]
     metrics, arrays = {}, {}

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..train.recipe import torch_threads
 from .plan import (
@@ -17,13 +19,17 @@ from .plan import (
     task_configs,
     teacher_configs,
 )
-from .store import RunStore
+from .store import Run, RunStore
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["task_status", "task_runs", "run_task", "run_grid", "main"]
 
 
-def run_task(task: Task | dict, runs=None, device=None, progress=True, grid_path=None, seeds=None,
-             results="default"):
+def run_task(task: Task | dict, runs: str | Path | None = None, device: str | torch.device | None = None,
+             progress: bool = True, grid_path: Path | str | None = None, seeds: list[int] | None = None,
+             results: str | Path | None = "default") -> list[Run]:
     """Execute one task (a Task, or the params dict of one) and return its finished runs.
 
     ``results``: the committed records read as finished runs (default: the repository's
@@ -56,8 +62,8 @@ def run_task(task: Task | dict, runs=None, device=None, progress=True, grid_path
         return out
 
 
-def task_status(task: Task | dict, runs=None, grid_path=None, seeds=None, grid: dict | None = None
-                ) -> tuple[list, list]:
+def task_status(task: Task | dict, runs: str | Path | None = None, grid_path: Path | str | None = None,
+                seeds: list[int] | None = None, grid: dict | None = None) -> tuple[list, list]:
     """(finished runs, configs not finished) of one task, training nothing: what a report shows
     for a profile that is not trained here (the paper profile on a CPU). ``grid``: an already loaded grid."""
     kind = task.kind if isinstance(task, Task) else task["kind"]
@@ -72,16 +78,19 @@ def task_status(task: Task | dict, runs=None, grid_path=None, seeds=None, grid: 
     return done, missing
 
 
-def task_runs(task: Task | dict, train: bool = True, runs=None, device=None, progress=True, grid_path=None,
-              seeds=None) -> tuple[list, list]:
+def task_runs(task: Task | dict, train: bool = True, runs: str | Path | None = None,
+              device: str | torch.device | None = None, progress: bool = True, grid_path: Path | str | None = None,
+              seeds: list[int] | None = None) -> tuple[list, list]:
     """(finished runs, configs still missing) of a task: trained here (``train``) or only looked up."""
     if train:
         return run_task(task, runs=runs, device=device, progress=progress, grid_path=grid_path, seeds=seeds), []
     return task_status(task, runs=runs, grid_path=grid_path, seeds=seeds)
 
 
-def run_grid(profile: str, runs=None, device=None, progress=True, grid_path=None, only=None, seeds=None,
-             results="default", names=None):
+def run_grid(profile: str, runs: str | Path | None = None, device: str | torch.device | None = None,
+             progress: bool = True, grid_path: Path | str | None = None, only: list[str] | None = None,
+             seeds: list[int] | None = None, results: str | Path | None = "default",
+             names: list[str] | None = None) -> float:
     tasks = plan(profile, load_grid(grid_path))
     if names:  # whole task names, e.g. teacher-main-resnet18-flipcrop (its dependencies run as needed)
         unknown = sorted(set(names) - {t.name for t in tasks})
@@ -111,7 +120,7 @@ def run_grid(profile: str, runs=None, device=None, progress=True, grid_path=None
     return time.perf_counter() - t0
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int | None:
     from ..base.cli import ArgumentParser, CliError, check_device, default_profile
     from ..base.gridfile import check_experiments, check_profile
 

@@ -9,6 +9,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ..base.io import atomic_path, atomic_write_bytes
@@ -31,8 +32,9 @@ __all__ = ["export_store"]
 
 
 # --------------------------------------------------------------------------- exporting a store
-def export_store(profile: str, runs=None, dest=None, plan_only: bool = True, grid_path=None,
-                 archive=None, results="default") -> list[dict]:
+def export_store(profile: str, runs: str | Path | None = None, dest: str | Path | None = None,
+                 plan_only: bool = True, grid_path: Path | str | None = None, archive: str | Path | None = None,
+                 results: str | Path | None = "default") -> list[dict]:
     """Write the records of every finished run of ``profile`` in the store ``runs`` into ``dest``
     (default: the repository's ``results/``), and the dataset sidecar when the data are here.
     ``plan_only``: only the runs the current grid plans (not older recipes or one-off runs).
@@ -88,7 +90,8 @@ def export_store(profile: str, runs=None, dest=None, plan_only: bool = True, gri
 
 
 # --------------------------------------------------------------------------- dataset sidecar
-def migrate_records(results_root, profile: str, transform, why: str, dry_run: bool = False) -> dict:
+def migrate_records(results_root: str | Path, profile: str, transform: Callable[[dict], dict], why: str,
+                    dry_run: bool = False) -> dict:
     """Rewrite the configs of ``profile``'s records with ``transform(config) -> config`` where a config
     described its run incompletely (a parameter added later, whose old implicit value the runs used).
 
@@ -141,7 +144,7 @@ def migrate_records(results_root, profile: str, transform, why: str, dry_run: bo
     return ids
 
 
-def flipcrop_fill(fill: str):
+def flipcrop_fill(fill: str) -> Callable[[dict], dict]:
     """A config transform for :func:`migrate_records`: flip+crop specs without ``fill`` get ``fill``."""
     def transform(cfg: dict) -> dict:
         cfg["augment"] = re.sub(r"flipcrop\(([^)]*)\)", lambda m: m.group(0) if "fill=" in m.group(1)

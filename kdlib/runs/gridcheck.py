@@ -6,18 +6,20 @@ and what is accepted.
 Where the data sets a bound, it is derived from the data (:data:`kdlib.data.IMAGE_SHAPES` and
 :data:`kdlib.data.SPLIT_SIZES`) for every profile that runs the value: flip+crop's padding and
 Cutout's hole against the image side (the bounds themselves are the regimes', in
-:mod:`kdlib.augment`), a subset against the smallest class of its split, a batch size against the
+:mod:`kdlib.blocks.augment`), a subset against the smallest class of its split, a batch size against the
 training images of every dataset of the profile. Elsewhere a stated bound: the recipe's learning
 rate, momentum and weight decay here, its epochs, batch size, warm-up and label smoothing in
-:class:`kdlib.train.Recipe`, the regimes' own in :mod:`kdlib.augment`, T and alpha in
-:func:`kdlib.distill.check_kd_params` with T's range here.
+:class:`kdlib.train.recipe.Recipe`, the regimes' own in :mod:`kdlib.blocks.augment`, T and alpha in
+:func:`kdlib.blocks.distill.check_kd_params` with T's range here.
 
-:func:`check_grid` is what :func:`kdlib.grid.load_grid` calls; :func:`check_seeds` checks the
+:func:`check_grid` is what :func:`kdlib.runs.plan.load_grid` calls; :func:`check_seeds` checks the
 seeds of ``--seeds`` and of a notebook's parameters.
 """
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Any
 
 from ..base.hints import did_you_mean
 from ..blocks.augment import FILLS, build_augmentation
@@ -69,7 +71,7 @@ PROFILE = {"description", "datasets", "seeds", "models", "recipes", "failed_runs
            "experiments", "reuse", "record_embeddings"}
 
 
-CALIBRATIONS = ("none", "temperature")  # kdlib.grid.CALIBRATIONS
+CALIBRATIONS = ("none", "temperature")  # kdlib.runs.plan.CALIBRATIONS
 
 
 DATASET = {"name", "subset", "test_subset", "subset_seed"}
@@ -81,7 +83,7 @@ RECIPE = set(Recipe.__dataclass_fields__)
 MODEL_ARGS = {"resnet18": {"width"}, "alexnet": {"width", "dropout"}, "lenet": set()}
 
 
-def check_keys(where: str, got, allowed: set):
+def check_keys(where: str, got: Any, allowed: set) -> None:
     if not isinstance(got, dict):
         raise ValueError(f"{where} must be a mapping, got {type(got).__name__} {got!r}")
     for key in got:
@@ -152,7 +154,7 @@ def _kd(where: str, temperature, alpha):
                          f"range")
 
 
-def check_seeds(where: str, seeds) -> list:
+def check_seeds(where: str, seeds: Any) -> list:
     """Seeds are a non-empty list of distinct integers in [0, MAX_SEED] (not 0.7, not "12", not true)."""
     _list(where, seeds)
     for s in seeds:
@@ -162,7 +164,7 @@ def check_seeds(where: str, seeds) -> list:
     return seeds
 
 
-def check_threads(where: str, threads):
+def check_threads(where: str, threads: Any) -> int | None:
     """``threads``: None (leave torch's setting) or an integer in [1, MAX_THREADS]."""
     if threads is not None:
         _int(where, threads, 1, MAX_THREADS)
@@ -275,7 +277,7 @@ def _check_recipe(where: str, rec: dict, datasets: dict):
 
 def _check_regimes_on_images(path, grid: dict):
     """Every regime a profile runs, against the image size of the dataset it runs on (flip+crop's padding below
-    the side, Cutout's hole at most the side: kdlib.augment's bounds), naming experiment, profile and dataset."""
+    the side, Cutout's hole at most the side: kdlib.blocks.augment's bounds), naming experiment, profile and dataset."""
     experiments = grid.get("experiments") or {}
     for pname, prof in (grid.get("profiles") or {}).items():
         for ename in prof.get("experiments") or list(experiments):
@@ -370,7 +372,7 @@ def _check_profile(where: str, prof):
         _bool(f"{where}.record_embeddings", prof["record_embeddings"])
 
 
-def check_grid(grid, path) -> dict:
+def check_grid(grid: Any, path: str | Path) -> dict:
     """Validate a parsed grid; returns it unchanged, or raises ValueError naming place, value and fix."""
     if grid is None:
         raise ValueError(f"{path} is empty; it needs experiments and profiles")

@@ -6,7 +6,7 @@ writes the same run store.
 
 A student group whose input is clean (``augment: none``) distils from its teacher's cached logits on the
 training split; one whose input is augmented needs the teacher online (its weights). So a teacher that is
-only a committed record (:mod:`kdlib.records`, no weights) still teaches clean students where the record
+only a committed record (:mod:`kdlib.runs.compact`, no weights) still teaches clean students where the record
 carries its training-set logits (float16; the students' ``provenance.json`` says so under
 ``teacher.logits``), and :class:`TeacherWeightsMissing` names the fix for the others.
 """
@@ -175,7 +175,7 @@ def run_teacher(config: dict, store: RunStore, device: str | torch.device | None
 
 
 def _heldout(config: dict):
-    """The held-out half of the test split (even dataset index; :func:`kdlib.calibration.calibration_mask`)."""
+    """The held-out half of the test split (even dataset index; :func:`kdlib.blocks.calibration.calibration_mask`)."""
     ds = split_of(config["dataset"], "test", "test_subset")
     return ds, calibration_mask(ds.indices)
 
@@ -310,7 +310,7 @@ def run_students(configs: list[dict], store: RunStore, device: str | torch.devic
 
 def _teacher_scaling(teacher_run: Run, preds: dict) -> dict:
     """The post-hoc temperature of a teacher, fitted on the even-index half of its test predictions
-    (:func:`kdlib.calibration.temperature_scaling_report`)."""
+    (:func:`kdlib.blocks.calibration.temperature_scaling_report`)."""
     missing = [k for k in ("test_logits", "test_labels", "test_indices") if k not in preds]
     if missing:
         raise ArtifactError(f"teacher {teacher_run.folder}: predictions lack {missing}, which temperature scaling "

@@ -1,5 +1,5 @@
-"""What every ``kdlib`` subcommand shares: help that shows each option's default, and one-line errors
-with the nearest valid name for a mistyped profile, experiment or device."""
+"""The plan of a grid: grid.yaml read and checked, each profile expanded into tasks (one notebook each,
+teachers first, with their dependencies) and each task into the run configs it makes."""
 from __future__ import annotations
 
 import hashlib
@@ -23,7 +23,7 @@ __all__ = ["load_grid", "plan", "experiment_names", "extension_experiments",
 
 
 def load_grid(path: Path | str | None = None) -> dict:
-    """Read and validate the grid YAML (``yaml.safe_load``; see :mod:`kdlib.gridcheck`): unknown keys,
+    """Read and validate the grid YAML (``yaml.safe_load``; see :mod:`kdlib.runs.gridcheck`): unknown keys,
     wrong types, values out of bounds and unresolvable ``from:`` are errors before anything runs."""
     path = Path(path or GRID_PATH)
     return check_grid(read_grid(path), path)
@@ -112,7 +112,7 @@ def student_groups(grid: dict, profile: str, dataset_role: str, teacher_model: s
 
     ``teacher_label_smoothing``: the teacher is the label-smoothed one (see :func:`teacher_configs`).
     ``teacher_calibration``: ``"temperature"`` distils from the teacher's logits divided by the temperature
-    that calibrates it on held-out data (:mod:`kdlib.calibration`); the key joins the student's config only
+    that calibrates it on held-out data (:mod:`kdlib.blocks.calibration`); the key joins the student's config only
     then, so every other run keeps its id."""
     if teacher_calibration not in CALIBRATIONS:
         raise ValueError(f"teacher_calibration must be one of {list(CALIBRATIONS)}, got {teacher_calibration!r}")

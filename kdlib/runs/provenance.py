@@ -6,10 +6,15 @@ import platform
 import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..base.paths import REPO
+
+if TYPE_CHECKING:  # names for annotations only
+    import torch
+
 
 __all__ = ["provenance"]
 
@@ -22,7 +27,7 @@ def _git(*args) -> str | None:
         return None
 
 
-def provenance(device, datasets: list[dict], wall_seconds: dict) -> dict:
+def provenance(device: str | torch.device, datasets: list[dict], wall_seconds: dict) -> dict:
     import torch
 
     versions = {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__}

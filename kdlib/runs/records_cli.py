@@ -18,7 +18,7 @@ def _print_report(report: list[dict]):
     print(", ".join(f"{n} {s}" for s, n in counts.items()))
 
 
-def main_import(argv=None):
+def main_import(argv: list[str] | None = None) -> int:
     from ..base.cli import ArgumentParser
 
     p = ArgumentParser(prog="kdlib import",
@@ -37,7 +37,7 @@ def main_import(argv=None):
     return 1 if any(r["status"] == "refused" for r in report) else 0
 
 
-def main_export(argv=None):
+def main_export(argv: list[str] | None = None) -> int:
     from ..base.cli import ArgumentParser
 
     p = ArgumentParser(prog="kdlib export",

@@ -13,11 +13,11 @@ from .compact import EXPLORER_PER_CLASS, RecordError, _npz_bytes, embedding_subs
 __all__ = ["write_dataset_sidecar", "read_dataset_sidecar"]
 
 
-def sidecar_path(results_root, profile: str, dataset: str) -> Path:
+def sidecar_path(results_root: Path | str, profile: str, dataset: str) -> Path:
     return Path(results_root) / profile / "datasets" / f"{dataset}-test.npz"
 
 
-def write_dataset_sidecar(results_root, profile: str, grid=None, overwrite: bool = False) -> Path | None:
+def write_dataset_sidecar(results_root: Path | str, profile: str, grid: dict | None = None, overwrite: bool = False) -> Path | None:
     """Labels, indices, human labels (CIFAR-10) and explorer images of the profile's main test split."""
     from ..data.formats import DataError
     from ..data.human import human_labels_for, load_human_labels
@@ -45,7 +45,7 @@ def write_dataset_sidecar(results_root, profile: str, grid=None, overwrite: bool
     return path
 
 
-def read_dataset_sidecar(results_root, profile: str, dataset: str) -> dict | None:
+def read_dataset_sidecar(results_root: Path | str, profile: str, dataset: str) -> dict | None:
     path = sidecar_path(results_root, profile, dataset)
     if not path.is_file():
         return None

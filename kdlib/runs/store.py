@@ -7,7 +7,7 @@ checkpoint. Every file is written to a temporary name and renamed. A file lock k
 processes from training the same run at once.
 
 A store also reads *committed records* (``results/<profile>/<kind>/<run_id>/``, see
-:mod:`kdlib.records`): finished runs kept in the repository without their checkpoints, in the
+:mod:`kdlib.runs.compact`): finished runs kept in the repository without their checkpoints, in the
 same layout, with compact predictions (``predictions-fp16.npz``). They count as finished runs:
 asking for their config is a cache hit. They are read-only, and a record has no weights: a teacher's
 record teaches only the students that train on its cached logits (clean student input), and only
@@ -25,8 +25,10 @@ import os
 import time
 import warnings
 import zipfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -217,10 +219,10 @@ class Run:
     def path(self, name: str) -> Path:
         return self.folder / name
 
-    def write_json(self, name: str, obj):
+    def write_json(self, name: str, obj: Any) -> None:
         atomic_write_text(self.folder / name, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
 
-    def read_json(self, name: str):
+    def read_json(self, name: str) -> Any:
         path = self.folder / name
         try:
             return json.loads(path.read_text())
@@ -234,7 +236,7 @@ class Run:
         return ("import the record again (python -m kdlib import)" if self.record else
                 "delete the run folder and train it again")
 
-    def write_history(self, history: list[dict]):
+    def write_history(self, history: list[dict]) -> None:
         buf = io.StringIO()
         if history:
             writer = csv.DictWriter(buf, fieldnames=list(history[0]))
@@ -252,7 +254,7 @@ class Run:
         except (OSError, ValueError, TypeError, UnicodeDecodeError) as err:
             raise ArtifactError(f"{path} is not a numeric CSV ({type(err).__name__}: {err}); {self._fix}") from None
 
-    def write_arrays(self, name: str, compress: bool = True, **arrays):
+    def write_arrays(self, name: str, compress: bool = True, **arrays: np.ndarray) -> None:
         """``compress=False`` for large float arrays that barely compress (embeddings): zlib took 2.8 s for
         one AlexNet student's 10,000 x 2,048 float16 embeddings (24 MB against 41 MB raw) on this project's CPU."""
         buf = io.BytesIO()
@@ -270,15 +272,15 @@ class Run:
             raise ArtifactError(f"{path} is unreadable or truncated, or holds objects rather than numbers "
                                 f"({type(err).__name__}: {err}); {self._fix}") from None
 
-    def mark_done(self):
+    def mark_done(self) -> None:
         atomic_write_text(self.folder / DONE, time.strftime("%Y-%m-%dT%H:%M:%S%z") + "\n")
 
-    def record_failure(self, err: BaseException):
+    def record_failure(self, err: BaseException) -> None:
         self.write_json("failure.json", {"error": type(err).__name__, "message": str(err),
                                          "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
     @contextmanager
-    def lock(self, wait: bool = True, timeout: float | None = None):
+    def lock(self, wait: bool = True, timeout: float | None = None) -> Iterator[Run]:
         """Hold an exclusive lock on this run; ``wait=False`` raises RunLockedError if taken."""
         self.folder.mkdir(parents=True, exist_ok=True)
         fh = open(self.folder / ".lock", "a+")
@@ -318,7 +320,8 @@ def _json_default(o):
 class RunStore:
     """``root/<profile>/<kind>/<run_id>/``. The root is ``runs`` unless ``root`` or ``$KDLIB_RUNS`` says otherwise."""
 
-    def __init__(self, root=None, profile: str = "quick", results="default", reuse="default"):
+    def __init__(self, root: str | Path | None = None, profile: str = "quick", results: str | Path | None = "default",
+                 reuse: str | None = "default"):
         """``results``: the folder of committed records read as finished runs (``"default"``:
         :func:`default_results_root`; ``None``: none). ``reuse``: another profile whose finished runs (and
         records) this store reads as its own when their configs match, i.e. when their run ids are equal
@@ -360,11 +363,11 @@ class RunStore:
             return None
         return folder
 
-    def ensure_writable(self):
+    def ensure_writable(self) -> None:
         """Raise PermissionError naming the fix when the store cannot be written."""
         check_writable(self.root / self.profile)
 
-    def prepare(self, run: Run):
+    def prepare(self, run: Run) -> None:
         """Create the folder and write config.json (after checking the store is writable)."""
         self.ensure_writable()
         run.folder.mkdir(parents=True, exist_ok=True)

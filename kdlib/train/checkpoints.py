@@ -31,7 +31,7 @@ def atomic_torch_save(obj: object, path: Path) -> None:
             raise
 
 
-def load_checkpoint_file(path: Path, device="cpu", keys=("model",)) -> dict:
+def load_checkpoint_file(path: Path, device: str | torch.device = "cpu", keys: tuple[str, ...] = ("model",)) -> dict:
     """``torch.load(path, weights_only=True)`` with errors that name the file, the cause and the fix.
 
     A checkpoint torch refuses under ``weights_only`` holds objects other than tensors: it was

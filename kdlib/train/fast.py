@@ -1,4 +1,4 @@
-"""Faster training steps, each one a lever measured against the plain step of :func:`kdlib.train.fit`.
+"""Faster training steps, each one a lever measured against the plain step of :func:`kdlib.train.loop.fit`.
 
 * :class:`GroupStep` - one training step of every learner of a lockstep group on static device
   buffers: ``fit``'s ``static`` engine runs it eagerly, its ``graphs`` engine captures it as CUDA
@@ -18,17 +18,24 @@ from __future__ import annotations
 
 import copy
 import warnings
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from .steps import EpochTally, autocast_for
 
+if TYPE_CHECKING:  # names for annotations only
+    from collections.abc import Callable
+
+    from ..data.loader import Batch
+    from .recipe import Learner, Recipe
+
 __all__ = ["StackedModels", "GroupStep", "sgd_foreach_", "lr_table"]
 
 
-def sgd_foreach_(params, grads, bufs, first: torch.Tensor, lr: torch.Tensor, momentum: float, weight_decay: float,
-                 nesterov: bool):
+def sgd_foreach_(params: list[torch.Tensor], grads: list[torch.Tensor], bufs: list[torch.Tensor], first: torch.Tensor,
+                 lr: torch.Tensor, momentum: float, weight_decay: float, nesterov: bool) -> None:
     """``torch.optim.SGD``'s update with every quantity on the device (for graph capture): ``bufs`` are
     zero-initialised momentum buffers and ``first`` a 0-dim tensor, 1 before the first step (where
     torch sets the buffer to the gradient) and set to 0 by the update; ``lr`` a 0-dim tensor."""
@@ -47,7 +54,7 @@ def _refuse_stateful(model: nn.Module):
         if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.Dropout)) and not (
                 isinstance(m, nn.Dropout) and m.p == 0):
             raise ValueError(f"{type(model).__name__} has {type(m).__name__}: stacked training would not match "
-                             f"separate runs (running statistics / random masks); train it with kdlib.train.fit")
+                             f"separate runs (running statistics / random masks); train it with kdlib.train.loop.fit")
 
 
 class StackedModels:
@@ -56,7 +63,7 @@ class StackedModels:
     ``step(x, y_soft)``: ``x`` is (B, C, H, W) shared by all models or (K, B, C, H, W), one batch per
     model; ``y_soft`` likewise (B, classes) or (K, B, classes). Optional ``teacher_logits`` (same
     shapes) switch the loss to Hinton's ``alpha * T^2 * KL + (1 - alpha) * CE`` of
-    :func:`kdlib.distill.kd_loss_parts`. Returns the K losses (a tensor; no host sync).
+    :func:`kdlib.blocks.distill.kd_loss_parts`. Returns the K losses (a tensor; no host sync).
     ``unstack()`` writes the trained parameters back into the K modules.
     """
 
@@ -92,7 +99,8 @@ class StackedModels:
             return soft_cross_entropy(logits.float(), y_soft)
         return kd_loss_parts(logits.float(), t_logits.float(), y_soft, self.temperature, self.alpha)["loss"]
 
-    def step(self, x, y_soft, teacher_logits=None, lr: float | None = None) -> torch.Tensor:
+    def step(self, x: torch.Tensor, y_soft: torch.Tensor, teacher_logits: torch.Tensor | None = None,
+             lr: float | None = None) -> torch.Tensor:
         from torch.func import grad_and_value, vmap
 
         per_model = x.dim() == 5
@@ -115,10 +123,10 @@ class StackedModels:
         return self.models
 
 
-def lr_table(recipe, steps_per_epoch: int) -> list[float]:
+def lr_table(recipe: Recipe, steps_per_epoch: int) -> list[float]:
     """The learning rate of every step of ``recipe`` (``epochs * steps + 1`` values: entry ``k`` is the rate
     after ``k`` scheduler steps), read off torch's own optimiser and scheduler stepped on a dummy parameter,
-    so the graphed and static engines follow :func:`kdlib.train.fit`'s plain schedule value for value."""
+    so the graphed and static engines follow :func:`kdlib.train.loop.fit`'s plain schedule value for value."""
     import dataclasses
 
     key = (dataclasses.astuple(recipe), int(steps_per_epoch))
@@ -158,7 +166,7 @@ def _cuda_capture(fn, pool, warmup: int):
 
 class GroupStep:
     """One training step of every learner of a lockstep group, on static buffers: the step
-    :func:`kdlib.train.fit` takes with ``engine="static"`` (run eagerly) or ``engine="graphs"`` (captured as
+    :func:`kdlib.train.loop.fit` takes with ``engine="static"`` (run eagerly) or ``engine="graphs"`` (captured as
     CUDA graphs, one per batch shape, so the short last batch of an epoch needs neither dropping nor
     padding: the recipe is unchanged).
 
@@ -171,8 +179,9 @@ class GroupStep:
     schedulers, so checkpoints are the plain path's and resume either way.
     """
 
-    def __init__(self, learners, opts, device, steps_per_epoch: int, start_step: int, loss_fn, teacher=None,
-                 cached_teacher_logits=None, graphs: bool = False, warmup: int = 3):
+    def __init__(self, learners: list[Learner], opts: list[torch.optim.Optimizer], device: str | torch.device,
+                 steps_per_epoch: int, start_step: int, loss_fn: Callable[..., dict], teacher: nn.Module | None = None,
+                 cached_teacher_logits: torch.Tensor | None = None, graphs: bool = False, warmup: int = 3) -> None:
         self.learners, self.opts, self.device = learners, opts, torch.device(device)
         self.loss_fn, self.teacher, self.cached = loss_fn, teacher, cached_teacher_logits
         self.needs_teacher = any(lr.alpha > 0 for lr in learners)
@@ -258,7 +267,7 @@ class GroupStep:
                 for p in ps:
                     p.grad = None
 
-    def __call__(self, batch):
+    def __call__(self, batch: Batch) -> None:
         s = self._static_for(batch)
         s["x"].copy_(batch.x)
         s["y_soft"].copy_(batch.y_soft)
@@ -278,12 +287,12 @@ class GroupStep:
         return "graphs" if self.graphs else "static"
 
     # -- epoch bookkeeping -----------------------------------------------------------------------
-    def begin_epoch(self):
+    def begin_epoch(self) -> None:
         self.tally.reset()
         self.epoch_step.zero_()
 
     @torch.no_grad()
-    def sync_to(self, scheds, step: int):
+    def sync_to(self, scheds: list[torch.optim.lr_scheduler.LRScheduler], step: int) -> None:
         """Write the momentum buffers and the schedule position ``step`` into the torch optimisers and
         schedulers (what the plain path would hold after ``step`` steps), for checkpoints and history."""
         for i, (opt, sched) in enumerate(zip(self.opts, scheds)):

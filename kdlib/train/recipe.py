@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,11 +68,11 @@ class Recipe:
         if not (0 <= self.label_smoothing < 1):
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
 
-    def optimizer(self, model: nn.Module):
+    def optimizer(self, model: nn.Module) -> torch.optim.SGD:
         return torch.optim.SGD(model.parameters(), lr=self.lr, momentum=self.momentum,
                                nesterov=self.nesterov and self.momentum > 0, weight_decay=self.weight_decay)
 
-    def scheduler(self, optimizer, steps_per_epoch: int):
+    def scheduler(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
         total = max(1, self.epochs * steps_per_epoch)
         if self.schedule == "cosine":
             return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
@@ -103,7 +104,7 @@ class Learner:
         check_kd_params(self.temperature, self.alpha)
 
 
-def seed_everything(seed: int):
+def seed_everything(seed: int) -> None:
     import random
 
     random.seed(seed)
@@ -112,7 +113,7 @@ def seed_everything(seed: int):
 
 
 @contextlib.contextmanager
-def torch_threads(n: int | None):
+def torch_threads(n: int | None) -> Iterator[None]:
     """Run the block with ``n`` intra-op torch threads (None: leave the setting), restored afterwards.
 
     A profile's ``threads:`` is applied this way by every path that trains (``python -m kdlib grid``,
@@ -132,14 +133,14 @@ def torch_threads(n: int | None):
 ENGINES = ("auto", "plain", "static", "graphs")
 
 
-def check_engine(engine) -> str:
+def check_engine(engine: str) -> str:
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {list(ENGINES)} (auto: CUDA graphs on a GPU, the plain "
                          f"torch.optim step elsewhere), got {engine!r}")
     return engine
 
 
-def resolve_engine(engine: str, device) -> str:
+def resolve_engine(engine: str, device: str | torch.device) -> str:
     """The engine :func:`fit` uses: ``auto`` is ``$KDLIB_ENGINE`` when set, else ``graphs`` on CUDA and
     ``plain`` elsewhere; ``graphs`` off CUDA is an error naming the fix."""
     check_engine(engine)

@@ -11,7 +11,7 @@ from .recipe import Learner
 __all__ = ["EpochTally", "autocast_for"]
 
 
-def autocast_for(device: torch.device, cache_enabled: bool = True):
+def autocast_for(device: torch.device, cache_enabled: bool = True) -> contextlib.AbstractContextManager:
     """bf16 autocast on CUDA (``cache_enabled=False`` while a CUDA graph is captured), nothing elsewhere."""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=cache_enabled)
@@ -21,19 +21,19 @@ def autocast_for(device: torch.device, cache_enabled: bool = True):
 class EpochTally:
     """One epoch's sums per learner (loss, its CE and KD parts, correct predictions) and its first non-finite
     step, kept on the device: reading them every step would make the host wait each time. Read once at the
-    epoch's end. ``fit``'s plain loop and :class:`kdlib.fast.GroupStep` (inside its CUDA graph) both add to one."""
+    epoch's end. ``fit``'s plain loop and :class:`kdlib.train.fast.GroupStep` (inside its CUDA graph) both add to one."""
 
-    def __init__(self, k: int, device):
+    def __init__(self, k: int, device: str | torch.device) -> None:
         self.sums = torch.zeros(k, 4, device=device, dtype=torch.float64)
         self.bad_step = torch.full((k,), -1, device=device, dtype=torch.long)
         self.bad_value = torch.zeros(k, device=device)
 
-    def reset(self):
+    def reset(self) -> None:
         self.sums.zero_()
         self.bad_step.fill_(-1)
         self.bad_value.zero_()
 
-    def add(self, i: int, parts: dict, logits, labels, step):
+    def add(self, i: int, parts: dict, logits: torch.Tensor, labels: torch.Tensor, step: int | torch.Tensor) -> None:
         """Learner ``i``'s step ``step`` (an int or a device tensor) with loss ``parts`` on ``logits``."""
         loss = parts["loss"].detach()
         first = (self.bad_step[i] < 0) & ~torch.isfinite(loss)
