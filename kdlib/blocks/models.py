@@ -145,7 +145,8 @@ def _positive_int(name: str, value) -> int:
     return value
 
 
-def build_model(name: str, num_classes: int = 10, in_channels: int = 3, image_size: int = 32, **kwargs: object) -> nn.Module:
+def build_model(name: str, num_classes: int = 10, in_channels: int = 3, image_size: int = 32,
+                **kwargs: object) -> nn.Module:
     """Build one of ``MODELS`` by name.
 
     ``kwargs`` go to the architecture: ``width`` for resnet18 and alexnet, ``dropout`` for alexnet.

@@ -95,7 +95,8 @@ def _corr(x: np.ndarray, y: np.ndarray, method: str) -> float:
     return float(np.corrcoef(x, y)[0, 1])
 
 
-def bootstrap_corr(x: ArrayLike, y: ArrayLike, method: str = "pearson", n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict:
+def bootstrap_corr(x: ArrayLike, y: ArrayLike, method: str = "pearson", n_boot: int = 2000, level: float = 0.95,
+                   seed: int = 0) -> dict:
     """Correlation of ``x`` and ``y`` (pairs with a NaN dropped) with a percentile bootstrap interval.
 
     Resamples the pairs with replacement ``n_boot`` times (a fixed ``seed``: the book is reproducible);
@@ -120,7 +121,8 @@ def bootstrap_corr(x: ArrayLike, y: ArrayLike, method: str = "pearson", n_boot: 
     return {"r": r, "low": lo, "high": hi, "n": n, "method": method}
 
 
-def correlations(pairs: list[dict], target: str = "student_accuracy", method: str = "spearman", **kw: object) -> list[dict]:
+def correlations(pairs: list[dict], target: str = "student_accuracy", method: str = "spearman",
+                 **kw: object) -> list[dict]:
     """:func:`bootstrap_corr` of every predictor against ``target`` over ``pairs``."""
     out = []
     for key, label in PREDICTORS.items():

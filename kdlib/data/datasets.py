@@ -60,8 +60,8 @@ def dataset_available(name: str, split: str, root: Path | str | None = None) -> 
     return _locate(name, split, root)[0] is not None
 
 
-def load_dataset(name: str, split: str, root: Path | str | None = None, download: bool = False, subset: int | None = None,
-                 seed: int = 0, verify: bool = True, cache: bool = True) -> Dataset:
+def load_dataset(name: str, split: str, root: Path | str | None = None, download: bool = False,
+                 subset: int | None = None, seed: int = 0, verify: bool = True, cache: bool = True) -> Dataset:
     """Load ``split`` of dataset ``name`` as uint8 images and int64 labels.
 
     ``name``: ``cifar10``, ``cinic10``, ``mnist``, ``fashion-mnist``. ``split``: ``train``/``test``

@@ -257,7 +257,7 @@ def _claim(shape, dtype) -> int:
     return math.prod(shape) * dtype.itemsize  # Python integers: a hostile shape cannot overflow
 
 
-def read_npy(path: Path | str | io.BytesIO, max_bytes: int = MAX_NPZ_BYTES) -> np.ndarray:
+def read_npy(path: Path | str, max_bytes: int = MAX_NPZ_BYTES) -> np.ndarray:
     """``np.load`` of a .npy file, after its header's shape was checked against the file's size and ``max_bytes``
     (numpy allocates the declared shape before it reads a byte)."""
     path = Path(path)
@@ -279,7 +279,8 @@ def read_npy(path: Path | str | io.BytesIO, max_bytes: int = MAX_NPZ_BYTES) -> n
         raise DataError(f"cannot read {path}: {err}; replace the file") from None
 
 
-def read_npz(path: Path | str | bytes, max_bytes: int = MAX_NPZ_BYTES, where: str | None = None) -> dict:
+def read_npz(path: Path | str | bytes | bytearray, max_bytes: int = MAX_NPZ_BYTES,
+             where: str | Path | None = None) -> dict:
     """Every array of an .npz (a path, or its bytes named by ``where``) as a dict, after the zip's entries and
     each .npy header were checked before loading: an entry's stored size within the file, its stated size
     within what its compression can yield, the array its header declares within the entry, and all of them

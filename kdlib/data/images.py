@@ -159,7 +159,8 @@ def _is_compressed(archive: Path) -> bool:
     return head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head == b"\xfd7zXZ\x00"
 
 
-def read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, archive: Path | str, cap: int = MAX_MEMBER_BYTES, what: str = "member") -> bytes:
+def read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, archive: Path | str, cap: int = MAX_MEMBER_BYTES,
+                what: str = "member") -> bytes:
     """One member's bytes: its declared size checked against ``cap`` first, then read in chunks (a member
     of a compressed tarball that claims more than the stream holds costs only what is there)."""
     if member.size > cap:
