@@ -43,10 +43,10 @@ import seaborn as sns
 from IPython.display import Markdown, display
 
 from kdlib.runs.plan import load_grid, resolve_dataset
-from kdlib.blocks.predictors import PREDICTORS, correlations, teacher_student_pairs
+from kdlib.blocks.predictors import PREDICTORS, correlations, teacher_properties, teacher_student_pairs
 from kdlib.book.names import MODEL_NAMES, REGIME_NAMES, regime_color
 from kdlib.book.report import part_header
-from kdlib.book.rows import PAPER_REGIMES, collect, load_predictions
+from kdlib.book.rows import PAPER_REGIMES, collect, load_predictions, teacher_train_logits
 from kdlib.book.stats import fmt_ci, paired_difference
 from kdlib.runs.store import RunStore
 
@@ -56,11 +56,13 @@ main = resolve_dataset(load_grid(), profile, "main")["name"]
 rows_main = [r for r in rows if r["dataset"] == main]
 display(Markdown(part_header(part, profile, rows_main, main)))
 teacher_ids = [r["id"] for r in rows_main if r["kind"] == "teacher" and r["model"] == "resnet18"]
-logits = {}
+logits, props = {}, {}
 for tid in teacher_ids:
     pred = load_predictions(store, tid)
     logits[tid] = pred.get("test_logits")
-pairs = {m: teacher_student_pairs(rows_main, m, teacher_logits=logits) for m in ("lenet", "alexnet")}
+    train_logits, train_labels = teacher_train_logits(store, tid)
+    props[tid] = teacher_properties(logits[tid], pred.get("test_labels"), train_logits, train_labels)
+pairs = {m: teacher_student_pairs(rows_main, m, teacher_logits=logits, properties=props) for m in ("lenet", "alexnet")}
 pairs = {m: [p for p in ps if p["teacher_model"] == "resnet18"] for m, ps in pairs.items()}
 n_pairs = sum(len(p) for p in pairs.values())
 if not n_pairs:
@@ -70,6 +72,11 @@ no_logits = [t for t, z in logits.items() if z is None]
 if no_logits:
     display(Markdown(f"{len(no_logits)} of {len(logits)} teacher records kept no logits (the first GPU slice "
                      f"stored probabilities only): the logit-spread predictor uses the other teachers."))
+no_train = [t for t, p in props.items() if math.isnan(p["t_stddev"])]
+if no_train:
+    display(Markdown(f"{len(no_train)} of {len(props)} teachers have no training-split logits here (records made "
+                     f"before teacher records kept them, or the training data is not on this machine): T. stddev "
+                     f"uses the other {len(props) - len(no_train)}."))
 
 # %% [markdown]
 # ## Fidelity: how much of its teacher does a student learn?
@@ -163,6 +170,14 @@ if records:
 # (teacher regime, seed), with a 95% percentile bootstrap interval (2,000 resamples of the teachers; no
 # interval under four teachers). With ten teachers an interval that excludes zero is a strong hint,
 # not a law: regimes differ in more than one property at once.
+#
+# Two of the properties come from later work. **T. stddev** (Wang et al., NeurIPS 2022, who report Pearson
+# 0.958 between it and the student's test loss over eight augmentations, CIFAR-100): the standard deviation over
+# batches of the teacher's mean probability of the true class, here on the clean training split the students
+# distil from, shuffled once (seed 0) into batches of 64 with the last incomplete batch dropped
+# (`kdlib.blocks.predictors.t_stddev`). **Adaptive ECE** (Kim et al. 2025 find the teacher's calibration error
+# predicts its student's accuracy over 17 teachers): top-label ECE over 15 equal-mass bins of the test set
+# (`kdlib.blocks.metrics.adaptive_ece`), beside the equal-width ECE.
 
 # %% tags=["hide-input"]
 corr_rows, summaries = [], []

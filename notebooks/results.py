@@ -45,6 +45,7 @@ from kdlib.book.names import DATASET_NAMES, MODEL_NAMES, REGIME_NAMES, regime_co
 from kdlib.book.report import linked, part_header, report_links
 from kdlib.book.claims import METRIC_NAMES, MIN_SEEDS, TOLERANCE, claim_summary, claims, preconditions, reference_runs, table1_runs
 from kdlib.book.fill import PARTIAL_SEED_POLICY, fill_commands, fill_plan, missing_runs
+from kdlib.book.remedies import random_teacher_students
 from kdlib.book.rows import PAPER_REGIMES, collect, paper_tables
 from kdlib.book.stats import fmt_ci, mean_ci
 from kdlib.runs.store import RunStore
@@ -303,18 +304,30 @@ display(t1["alexnet"].style.hide(axis="index"))
 # whether distillation helps at all.
 
 # %% tags=["hide-input"]
+random_rows, random_profile = random_teacher_students(store, grid, main)
 ref = []
 for cell in reference_runs(rows, main):
     sel, dist = pd.DataFrame(cell["alone"]), pd.DataFrame(cell["distilled"])
+    rnd = [r["accuracy"] for r in random_rows if r["model"] == cell["model"]] if cell["regime"] == "none" else []
     ref.append({"student": MODEL_NAMES[cell["model"]], "student regime": REGIME_NAMES[cell["regime"]],
                 "seeds (alone, distilled)": f"{len(sel)}, {len(dist)}",
                 "alone (α = 0)": linked(fmt_ci(sel.accuracy), sel, links) if len(sel) else "-",
                 "distilled from the plain ResNet-18 teacher": (linked(fmt_ci(dist.accuracy), dist, links)
-                                                               if len(dist) else "-")})
+                                                               if len(dist) else "-"),
+                "from a random-weight ResNet-18 (E13)": f"{fmt_ci(rnd)} ({len(rnd)} seeds)" if rnd else "-"})
 if ref:
     reference = pd.DataFrame(ref)
     glue("reference_table", reference, display=False)
     display(reference.style.hide(axis="index"))
+    if random_profile is None:
+        display(Markdown("No profile here runs E13 (the random-weight teacher control)."))
+    else:
+        display(Markdown(
+            f"*From a random-weight ResNet-18*: students distilled at T = 20, α = 0.5 from a ResNet-18 that keeps its "
+            f"seeded initial weights (E13, profile `{random_profile}`"
+            + ("" if random_profile == profile else ", its committed records") + "): the KD loss with a teacher "
+            f"that knows nothing. A student that beats the α = 0 one but not this one learned from the loss, not "
+            f"from the teacher; failed runs are left out (the extensions chapter lists them)."))
 else:
     display(Markdown("No α = 0 student is finished yet: distillation cannot be judged against training alone."))
 

@@ -31,6 +31,8 @@ alpha = 0.5
 teacher_label_smoothing = 0.0  # the label-smoothed teacher of experiment E9
 teacher_calibration = "none"  # "temperature": distil after post-hoc temperature scaling of the teacher (E10)
 teacher_match_accuracy_of = None  # the teacher stopped early at this regime's teacher's accuracy (E11)
+teacher_untrained = False  # the random-weight teacher of the control E13 (never trained)
+kd_logits = "raw"  # "standardized": logit-standardised KD, both logit vectors z-scored per image (E12)
 seeds = None
 runs = None
 device = "auto"
@@ -50,13 +52,15 @@ from kdlib.runs.execute import task_runs
 from kdlib.book.report import history_figure, metrics_table, missing_table, provenance_table, run_location
 
 keys = ("profile", "dataset", "teacher_model", "teacher_regime", "students", "regime", "temperature", "alpha",
-        "teacher_label_smoothing", "teacher_calibration", "teacher_match_accuracy_of")
+        "teacher_label_smoothing", "teacher_calibration", "teacher_match_accuracy_of", "teacher_untrained", "kd_logits")
 task = {"kind": "students", **{k: params[k] for k in keys}}
 done, missing = task_runs(task, train, runs=runs, device=device, progress=progress, grid_path=grid, seeds=seeds)
 source = (f"teacher {teacher_model} / `{teacher_regime}`"
           + (f" (label smoothing {teacher_label_smoothing:g})" if teacher_label_smoothing else "")
           + (" after post-hoc temperature scaling" if teacher_calibration == "temperature" else "")
           + (f" stopped at the `{teacher_match_accuracy_of}` teacher's accuracy" if teacher_match_accuracy_of else "")
+          + (" with random weights (never trained)" if teacher_untrained else "")
+          + (", logit-standardised KD" if kd_logits == "standardized" else "")
           if alpha > 0 else "no teacher (alpha = 0)")
 display(Markdown(f"Students {students} with regime `{regime}`, T = {temperature:g}, alpha = {alpha:g}, from "
                  f"{source}; profile `{profile}`, {len(done)} finished runs: "

@@ -25,6 +25,7 @@ model = "resnet18"
 regime = "flipcrop"
 label_smoothing = 0.0  # > 0: the teacher's targets are smoothed (the control of experiment E9)
 match_accuracy_of = None  # a regime: stop at the first epoch this teacher reaches that teacher's accuracy (E11)
+untrained = False  # True: the random-weight teacher of the control E13, evaluated at its seeded initial weights
 seeds = None
 runs = None
 device = "auto"
@@ -44,12 +45,13 @@ from kdlib.runs.execute import task_runs
 from kdlib.book.report import history_figure, metrics_table, missing_table, provenance_table, run_location
 
 task = {"kind": "teacher", **{k: params[k] for k in ("profile", "dataset", "model", "regime", "label_smoothing",
-                                                    "match_accuracy_of")}}
+                                                    "match_accuracy_of", "untrained")}}
 done, missing = task_runs(task, train, runs=runs, device=device, progress=progress, grid_path=grid, seeds=seeds)
 if done:
     display(Markdown(f"**{model}**, regime `{done[0].config['augment']}`"
                      + (f", label smoothing {label_smoothing:g}" if label_smoothing else "")
                      + (f", stopped at the `{match_accuracy_of}` teacher's accuracy" if match_accuracy_of else "")
+                     + (", random weights, never trained (the E13 control)" if untrained else "")
                      + ", dataset "
                      f"`{done[0].config['dataset']['name']}`, profile `{profile}`, seeds "
                      f"{[r.config['seed'] for r in done]}; runs: " + ", ".join(run_location(r) for r in done)))

@@ -223,7 +223,7 @@ def test_work_runs_the_core_claims_for_every_seed_first():
     ext = work_order("smoke-ext", grid, [0, 1])
     phases = [p for p, _, _ in ext]
     assert phases == sorted(phases) and set(phases) == {1, 2, 3}
-    assert {e for p, _, t in ext if p == 3 for e in t.experiments} <= {"E6", "E7", "E8", "E9", "E10", "E11"}
+    assert {e for p, _, t in ext if p == 3 for e in t.experiments} <= {"E6", "E7", "E8", "E9", "E10", "E11", "E12", "E13"}
     assert [s for p, s, _ in ext if p == 3] == sorted(s for p, s, _ in ext if p == 3)
 
 

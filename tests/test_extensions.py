@@ -20,7 +20,7 @@ from kdlib.runs.store import RunStore, run_id
 from kdlib.train.recipe import Learner, Recipe
 from kdlib.train.steps import _loss
 
-EXTENSIONS = ["E6", "E7", "E8", "E9", "E10", "E11"]
+EXTENSIONS = ["E6", "E7", "E8", "E9", "E10", "E11", "E12", "E13"]
 
 
 # ------------------------------------------------------------------ temperature scaling
@@ -252,7 +252,8 @@ def test_the_extensions_chapter_answers_each_question_or_says_how_to_fill_it(ext
     # a temperature figure and the 5 x 5 heatmap; the summary has a line per question and student model
     assert text.count("image/png") == 2
     for needle in ("penalty, alone", "T=1 minus T=20", "teacher only − student only", "label-smoothing teacher",
-                   "fitted scale", "ECE after"):
+                   "fitted scale", "ECE after", "standardised: gain", "best T: chosen", "Advice from these runs",
+                   "random weights", "− random-weight teacher's student"):
         assert needle in text, needle
     assert all(f"{e} " in text or f'"{e}"' in text or f">{e}<" in text for e in EXTENSIONS)
     # seed 1 of smoke-ext is planned but was not run here: every section names what is missing and the command

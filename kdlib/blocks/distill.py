@@ -8,6 +8,11 @@ with the KL summed over classes and averaged over the batch (``batchmean``). The
 code used ``reduction='mean'``, which also divides by the number of classes and makes the soft
 term 10x too small on CIFAR-10; torchdistill puts alpha on the hard term instead. With the
 paper's alpha=0.5 both weightings coincide, the reduction does not.
+
+``standardize=True`` is *logit standardisation* (Sun et al., CVPR 2024): each teacher and student logit
+vector is z-scored per image (minus its mean over classes, divided by its population standard deviation)
+before the division by T, so the student matches the shape of the teacher's logits, not their scale (a
+grid experiment's ``kd_logits: standardized``; E12).
 """
 from __future__ import annotations
 
@@ -16,7 +21,14 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["kd_loss", "kd_loss_parts", "soft_cross_entropy", "check_kd_params"]
+__all__ = ["kd_loss", "kd_loss_parts", "soft_cross_entropy", "check_kd_params", "standardize_logits",
+           "KD_LOGITS"]
+
+
+# how the logits enter the soft term: as they are (Hinton), or z-scored per image (Sun et al. 2024)
+KD_LOGITS = ("raw", "standardized")
+
+STD_EPS = 1e-7  # added to the per-image std: a constant logit vector becomes zeros, not NaN
 
 
 def check_kd_params(temperature: float, alpha: float) -> None:
@@ -28,6 +40,18 @@ def check_kd_params(temperature: float, alpha: float) -> None:
         raise ValueError(
             f"alpha must be in [0, 1] (weight of the soft, teacher term; 0 = no teacher), got {alpha!r}"
         )
+
+
+def standardize_logits(logits: torch.Tensor, eps: float = STD_EPS) -> torch.Tensor:
+    """``(z - mean(z)) / (std(z) + eps)`` per row of (N, C) logits, the std the population one (ddof 0).
+
+    Invariant to adding a constant to a row and to multiplying it by a positive number (up to ``eps``):
+    what is left is the order and relative spacing of the classes."""
+    if logits.dim() != 2:
+        raise ValueError(f"logits must be (N, C), got shape {tuple(logits.shape)}")
+    mean = logits.mean(dim=1, keepdim=True)
+    std = logits.std(dim=1, keepdim=True, correction=0)
+    return (logits - mean) / (std + eps)
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -54,11 +78,12 @@ def _check_shapes(student_logits, teacher_logits, targets):
 
 
 def kd_loss_parts(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
-                  temperature: float = 20.0, alpha: float = 0.5) -> dict:
+                  temperature: float = 20.0, alpha: float = 0.5, standardize: bool = False) -> dict:
     """The loss and its named parts: ``{"loss", "loss_ce", "loss_kd"}``.
 
     ``loss_kd`` is the already-scaled soft term, ``T^2 * KL`` (before the alpha weight).
-    With ``alpha=0`` the teacher is not needed and may be ``None``.
+    With ``alpha=0`` the teacher is not needed and may be ``None``. ``standardize``: both logit vectors are
+    z-scored per image before the division by T (:func:`standardize_logits`); the hard term never is.
     """
     check_kd_params(temperature, alpha)
     _check_shapes(student_logits, teacher_logits, targets)
@@ -71,19 +96,22 @@ def kd_loss_parts(student_logits: torch.Tensor, teacher_logits: torch.Tensor, ta
         t = float(temperature)
         # The teacher is a fixed target: detach so that no gradient ever reaches it.
         dtype = torch.promote_types(student_logits.dtype, torch.float32)  # bf16 logits: soft term in fp32
-        teacher_prob = F.softmax(teacher_logits.detach().to(dtype) / t, dim=1)
-        student_logp = F.log_softmax(student_logits.to(dtype) / t, dim=1)
+        t_z, s_z = teacher_logits.detach().to(dtype), student_logits.to(dtype)
+        if standardize:
+            t_z, s_z = standardize_logits(t_z), standardize_logits(s_z)
+        teacher_prob = F.softmax(t_z / t, dim=1)
+        student_logp = F.log_softmax(s_z / t, dim=1)
         loss_kd = F.kl_div(student_logp, teacher_prob, reduction="batchmean") * (t * t)
     loss = (1.0 - alpha) * loss_ce + alpha * loss_kd
     return {"loss": loss, "loss_ce": loss_ce, "loss_kd": loss_kd}
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
-            temperature: float = 20.0, alpha: float = 0.5) -> torch.Tensor:
+            temperature: float = 20.0, alpha: float = 0.5, standardize: bool = False) -> torch.Tensor:
     """(1-alpha)*CE(student, targets) + alpha*T^2*KL(softmax(teacher/T) || softmax(student/T)).
 
     ``targets`` are int labels (N,) or soft targets (N, C) for mixed batches. KL is summed over
     classes and averaged over the batch. Alpha weights the soft term (Hinton et al.; the paper).
     No gradient reaches the teacher.
     """
-    return kd_loss_parts(student_logits, teacher_logits, targets, temperature, alpha)["loss"]
+    return kd_loss_parts(student_logits, teacher_logits, targets, temperature, alpha, standardize)["loss"]

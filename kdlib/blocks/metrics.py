@@ -15,8 +15,8 @@ if TYPE_CHECKING:  # names for annotations only
     from numpy.typing import ArrayLike
 
 
-__all__ = ["kl_per_image", "classification_metrics", "ece", "reliability_curve", "kl_to_human", "class_kl_to_human",
-           "class_kl_matrix", "class_separability", "class_discrimination", "mean_confusion", "agreement",
+__all__ = ["kl_per_image", "classification_metrics", "ece", "adaptive_ece", "reliability_curve", "kl_to_human",
+           "class_kl_to_human", "class_kl_matrix", "class_separability", "class_discrimination", "mean_confusion", "agreement",
            "teacher_student_kl", "MIN_PROB"]
 
 
@@ -121,6 +121,24 @@ def ece(probs: ArrayLike, labels: ArrayLike, n_bins: int = 15) -> float:
     filled = curve["count"] > 0
     gaps = np.abs(curve["accuracy"][filled] - curve["confidence"][filled])
     return float((curve["count"][filled] / n * gaps).sum())
+
+
+def adaptive_ece(probs: ArrayLike, labels: ArrayLike, n_bins: int = 15) -> float:
+    """Top-label ECE with equal-mass bins (the "adaptive" calibration error of Nixon et al. 2019 and Kim et al.
+    2025, top label only): the images sorted by confidence and cut into ``n_bins`` bins of (nearly) equal size
+    (``numpy.array_split`` of the sorted order; ties broken by image order), then ``sum_b (n_b/N) |acc_b -
+    conf_b|``. Equal-width bins (:func:`ece`) leave most bins empty for a confident model; these do not."""
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
+    p, y = _prob_and_labels(probs, labels)
+    conf = p.max(axis=1)
+    correct = (p.argmax(axis=1) == y).astype(np.float64)
+    order = np.argsort(conf, kind="stable")
+    n = len(conf)
+    total = 0.0
+    for part in np.array_split(order, min(n_bins, n)):
+        total += len(part) / n * abs(correct[part].mean() - conf[part].mean())
+    return float(total)
 
 
 # --------------------------------------------------------------------------- human labels

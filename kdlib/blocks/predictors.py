@@ -20,7 +20,8 @@ if TYPE_CHECKING:  # names for annotations only
     from numpy.typing import ArrayLike
 
 
-__all__ = ["PREDICTORS", "logit_std", "teacher_student_pairs", "bootstrap_corr", "correlations"]
+__all__ = ["PREDICTORS", "logit_std", "t_stddev", "teacher_properties", "teacher_student_pairs", "bootstrap_corr",
+           "correlations", "T_STDDEV_BATCH"]
 
 
 # teacher property -> (label, the direction a "better-looking" teacher has)
@@ -32,7 +33,55 @@ PREDICTORS = {
     "class_separability": "teacher class separability",
     "discrimination": "teacher discrimination (embedding)",
     "logit_std": "std of the teacher's logits",
+    "adaptive_ece": "teacher adaptive ECE (15 equal-mass bins)",
+    "t_stddev": "teacher T. stddev (Wang et al. 2022)",
 }
+
+T_STDDEV_BATCH = 64  # images per batch of T. stddev (the batch size of Wang et al.'s CIFAR-100 code)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def t_stddev(logits: ArrayLike, labels: ArrayLike, batch_size: int = T_STDDEV_BATCH, seed: int | None = 0) -> float:
+    """Wang et al. (NeurIPS 2022)'s *T. stddev*, a property of the teacher alone: the standard deviation over
+    batches of the teacher's mean predicted probability of the true class.
+
+    Here: the teacher's probabilities (softmax at T = 1) on the images it teaches (the clean training split for
+    the students of E2), the images shuffled by a fixed ``seed`` (``None``: kept in order) and cut into
+    consecutive batches of ``batch_size``, the last incomplete batch dropped (as a loader with ``drop_last``);
+    per batch the mean of p(true class), then the population std of those means. Needs two full batches."""
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(labels)
+    if z.ndim != 2 or y.shape != (z.shape[0],):
+        raise ValueError(f"logits must be (N, C) and labels (N,), got {z.shape} and {y.shape}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    n_batches = len(y) // batch_size
+    if n_batches < 2:
+        raise ValueError(f"T. stddev needs at least two batches of {batch_size} images, got {len(y)} images")
+    p_true = _softmax(z)[np.arange(len(y)), y.astype(np.int64)]
+    if seed is not None:
+        p_true = p_true[np.random.default_rng(seed).permutation(len(y))]
+    means = p_true[:n_batches * batch_size].reshape(n_batches, batch_size).mean(axis=1)
+    return float(means.std())
+
+
+def teacher_properties(test_logits: ArrayLike | None, test_labels: ArrayLike | None,
+                       train_logits: ArrayLike | None = None, train_labels: ArrayLike | None = None) -> dict:
+    """The predictors computed from a teacher's predictions rather than read from its metrics: ``logit_std``
+    and ``adaptive_ece`` from its test logits, ``t_stddev`` from its training-split logits (NaN where missing)."""
+    from .metrics import adaptive_ece
+
+    out = {"logit_std": logit_std(test_logits), "adaptive_ece": math.nan, "t_stddev": math.nan}
+    if test_logits is not None and test_labels is not None:
+        out["adaptive_ece"] = adaptive_ece(_softmax(np.asarray(test_logits, dtype=np.float64)), test_labels)
+    if train_logits is not None and train_labels is not None:
+        out["t_stddev"] = t_stddev(train_logits, train_labels)
+    return out
 
 
 def logit_std(logits: ArrayLike) -> float:
@@ -49,25 +98,32 @@ def logit_std(logits: ArrayLike) -> float:
 
 
 def teacher_student_pairs(rows: list[dict], student_model: str, alpha: float = 0.5, regime: str = "none",
-                          teacher_logits: dict | None = None) -> list[dict]:
+                          teacher_logits: dict | None = None, properties: dict | None = None) -> list[dict]:
     """One record per (teacher, seed) with a distilled ``student_model`` student trained on ``regime`` inputs:
     the teacher's properties (:data:`PREDICTORS`) and the student's accuracy, agreement with and KL to its
     teacher. ``rows`` are :func:`kdlib.book.rows.collect`'s; ``teacher_logits``: teacher id -> test logits
-    (or None where the record kept none)."""
+    (or None where the record kept none); ``properties``: teacher id -> :func:`teacher_properties` (its values
+    take precedence). Students of logit-standardised KD (E12) or of a random-weight teacher (E13) are left out."""
     teachers = {r["id"]: r for r in rows if r["kind"] == "teacher"}
     out = []
     for s in rows:
         if (s["kind"] != "student" or s["model"] != student_model or s["regime"] != regime
-                or not math.isclose(float(s.get("alpha") or 0.0), alpha) or s.get("teacher") not in teachers):
+                or not math.isclose(float(s.get("alpha") or 0.0), alpha) or s.get("teacher") not in teachers
+                or s.get("kd_logits", "raw") != "raw" or s.get("teacher_untrained")):
             continue
         t = teachers[s["teacher"]]
         rec = {"teacher": t["id"], "teacher_model": t["model"], "teacher_regime": t["regime"], "seed": t["seed"],
                "student": s["id"], "student_accuracy": s["accuracy"],
                "agreement": s.get("agreement_with_teacher", math.nan), "kl_teacher_student": s.get("kl_teacher_student",
                                                                                                    math.nan)}
+        computed = (properties or {}).get(t["id"]) or {}
         for key in PREDICTORS:
-            rec[key] = (logit_std((teacher_logits or {}).get(t["id"])) if key == "logit_std"
-                        else t.get(key, math.nan))
+            if key in computed:
+                rec[key] = computed[key]
+            elif key == "logit_std":
+                rec[key] = logit_std((teacher_logits or {}).get(t["id"]))
+            else:
+                rec[key] = t.get(key, math.nan)
         out.append(rec)
     return out
 

@@ -20,7 +20,7 @@ def _group_key(run) -> tuple:
     if cfg["kind"] == "teacher":
         return ("teacher", run.id)
     return ("students", cfg.get("teacher"), cfg["seed"], cfg["augment"], cfg.get("alpha"), cfg.get("temperature"),
-            cfg.get("teacher_calibration", "none"))
+            cfg.get("teacher_calibration", "none"), cfg.get("kd_logits", "raw"))
 
 
 def spent(store: RunStore) -> dict:

@@ -34,10 +34,11 @@ def _base(spec: str | None) -> str | None:
 
 def students(rows: list[dict], model: str, teacher: str | None, regime: str = "none", temperature: float = 20.0,
              label_smoothing: float = 0.0, calibration: str = "none", matched: bool = False,
-             dataset: str | None = None) -> list[dict]:
+             dataset: str | None = None, untrained: bool = False, kd_logits: str = "raw") -> list[dict]:
     """Distilled students (alpha > 0) of ``model`` whose teacher was trained with ``teacher`` (a grid
     regime such as ``flipcrop+mixup``), whose own inputs had ``regime``, at ``temperature``; ``matched``:
-    the teacher was stopped early at the plain teacher's accuracy (E11)."""
+    the teacher was stopped early at the plain teacher's accuracy (E11); ``untrained``: the teacher is the
+    random-weight control (E13); ``kd_logits``: ``standardized`` for logit-standardised KD (E12)."""
     out = []
     for r in rows:
         if (r["kind"] != "student" or r["model"] != model or not r["alpha"] or r.get("teacher") is None
@@ -47,17 +48,20 @@ def students(rows: list[dict], model: str, teacher: str | None, regime: str = "n
                 and math.isclose(float(r["temperature"]), float(temperature))
                 and math.isclose(float(r.get("teacher_label_smoothing") or 0.0), float(label_smoothing))
                 and r.get("teacher_calibration", "none") == calibration
-                and bool(r.get("teacher_matched")) == matched):
+                and bool(r.get("teacher_matched")) == matched
+                and bool(r.get("teacher_untrained")) == untrained
+                and r.get("kd_logits", "raw") == kd_logits):
             out.append(r)
     return out
 
 
 def teachers(rows: list[dict], regime: str, label_smoothing: float = 0.0, model: str = "resnet18", dataset: str | None = None,
-             matched: bool = False) -> list[dict]:
-    """Teachers trained with the grid regime ``regime`` (e.g. ``flipcrop+cutout`` or ``cutout``)."""
+             matched: bool = False, untrained: bool = False) -> list[dict]:
+    """Teachers trained with the grid regime ``regime`` (e.g. ``flipcrop+cutout`` or ``cutout``); ``untrained``:
+    the random-weight teachers of E13 instead."""
     return [r for r in rows if r["kind"] == "teacher" and r["model"] == model and _base(r.get("augment")) == regime
             and math.isclose(float(r.get("label_smoothing") or 0.0), float(label_smoothing))
-            and bool(r.get("matched_to")) == matched
+            and bool(r.get("matched_to")) == matched and bool(r.get("untrained")) == untrained
             and (dataset is None or r["dataset"] == dataset)]
 
 

@@ -37,6 +37,8 @@ def task_title(task: Task | dict, dataset: str | None = None) -> str:
         ls = f", label smoothing {p['label_smoothing']:g}" if p.get("label_smoothing") else ""
         if p.get("match_accuracy_of"):
             ls += f", stopped at the {regime_name(p['match_accuracy_of'])} teacher's accuracy"
+        if p.get("untrained"):
+            ls += ", random weights (never trained)"
         return (f"Teacher: {MODEL_NAMES.get(p['model'], p['model'])}, {regime_name(p['regime'])}{ls} "
                 f"({data}, profile {p['profile']})")
     students = ", ".join(MODEL_NAMES.get(m, m) for m in p["students"])
@@ -50,6 +52,10 @@ def task_title(task: Task | dict, dataset: str | None = None) -> str:
             source += " after temperature scaling"
         if p.get("teacher_match_accuracy_of"):
             source += f" (stopped at the {regime_name(p['teacher_match_accuracy_of'])} teacher's accuracy)"
+        if p.get("teacher_untrained"):
+            source = f"random-weight {MODEL_NAMES.get(p['teacher_model'], p['teacher_model'])} teacher (never trained)"
+        if p.get("kd_logits", "raw") == "standardized":
+            source += ", logit-standardised KD"
     extra = "" if p["temperature"] == 20 or source.startswith("no") else f", T = {p['temperature']:g}"
     trained = "" if p["regime"] == "none" else f", students trained with {regime_name(p['regime'])}"
     return f"Students {students} ← {source}{trained}{extra} ({data}, profile {p['profile']})"

@@ -12,7 +12,7 @@ from ..blocks.spec import mixer_names
 from ..runs.store import RunStore
 
 __all__ = ["regime_key", "collect", "paper_tables", "PAPER_REGIMES", "PAPER_TABLES", "select", "distilled",
-           "load_predictions", "heldout_view", "align"]
+           "load_predictions", "teacher_train_logits", "heldout_view", "align"]
 
 
 PAPER_REGIMES = ["none", "flipcrop", "cutout", "mixup", "cutmix"]
@@ -63,7 +63,7 @@ def collect(store: RunStore, grid: dict | None = None, plan_only: bool = True, i
         except (OSError, ValueError) as err:
             raise ValueError(f"{run.folder}: unreadable record ({err}); delete the folder to retrain it, or import "
                              f"the record again") from None
-        health = run_health(metrics, history, int(metrics.get("num_classes", 10)))
+        health = run_health(metrics, history, int(metrics.get("num_classes", 10)), bool(run.config.get("untrained")))
         if health["failed"] and not include_failed:
             continue
         tcfg = teachers.get(run.config.get("teacher")) if run.config["kind"] == "student" else None
@@ -105,6 +105,9 @@ def _row(run: object, metrics: dict, health: dict, tcfg: dict | None, exps: set[
     row["teacher_calibration"] = cfg.get("teacher_calibration", "none")
     row["matched_to"] = cfg.get("stop_at_accuracy_of")  # a teacher stopped at that teacher's accuracy (E11)
     row["teacher_matched"] = bool(tcfg.get("stop_at_accuracy_of")) if tcfg else None
+    row["untrained"] = bool(cfg.get("untrained"))  # the random-weight teacher (E13)
+    row["teacher_untrained"] = bool(tcfg.get("untrained")) if tcfg else None
+    row["kd_logits"] = cfg.get("kd_logits", "raw")  # "standardized": logit-standardised KD (E12)
     prov = run.provenance()
     row["teacher_scale"] = (prov.get("teacher_calibration") or {}).get("temperature", math.nan)
     for k in _TEST_METRICS:
@@ -153,6 +156,25 @@ def load_predictions(store: RunStore, run_id_: str) -> dict:
     if run is None:
         raise KeyError(f"no finished run {run_id_} in {store.root / store.profile} or its records")
     return run.read_predictions()
+
+
+def teacher_train_logits(store: RunStore, run_id_: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(logits, labels) of a teacher on its clean training split, in the split's order: the logits from the run
+    (float32) or its record (float16), the labels from the data. ``(None, None)`` where the run kept no such
+    logits or the training data is not on this machine (T. stddev is then left out, and the chapter says so)."""
+    from ..data.formats import DataError
+    from ..data.memo import split_of
+    from ..runs.pipeline import read_train_logits
+    from ..runs.store import COMPACT_TRAIN_LOGITS, TRAIN_LOGITS
+
+    run = store.find(run_id_, "teacher")
+    if run is None or not (run.path(TRAIN_LOGITS).is_file() or run.path(COMPACT_TRAIN_LOGITS).is_file()):
+        return None, None
+    try:
+        train = split_of(run.config["dataset"], "train", "subset")
+    except (DataError, FileNotFoundError, OSError):
+        return None, None
+    return read_train_logits(run, len(train)), np.asarray(train.labels)
 
 
 def heldout_view(store: RunStore, spec: dict, need_images: bool = True) -> dict:

@@ -241,7 +241,8 @@ class _RecordCandidate:
     def manifest(self, source: str) -> dict:
         return {"format": FORMAT, "run_id": self.id, "kind": self.kind, "profile": self.profile,
                 "files": {name: _sha256(data) for name, data in sorted(self.files.items())},
-                "health": run_health(self.metrics, self.history), "source": self.source or source,
+                "health": run_health(self.metrics, self.history, untrained=bool(self.config.get("untrained"))),
+                "source": self.source or source,
                 "recorded": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 

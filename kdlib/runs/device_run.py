@@ -38,9 +38,10 @@ __all__ = ["device_run", "main", "ORDER", "PHASES", "work_order", "speed_summary
 
 # the phases of a slice, each run for every seed before the next (issue 20): the core claims (E1 teachers, E2
 # students), the paper's ablations and MNIST, then the extensions by their priority (issue 13: paper-literal
-# teachers E6, temperatures E7, the regime cross E8, the controls E9, E10 and E11); an experiment named nowhere
+# teachers E6, temperatures E7, the regime cross E8, the controls E9, E10 and E11, then issue 24's remedies E12 and
+# random-teacher control E13); an experiment named nowhere
 # here runs in a last phase of its own
-PHASES = [["E1", "E2"], ["E4", "E5", "E3"], ["E6", "E7", "E8", "E9", "E10", "E11"]]
+PHASES = [["E1", "E2"], ["E4", "E5", "E3"], ["E6", "E7", "E8", "E9", "E10", "E11", "E12", "E13"]]
 
 
 ORDER = [e for phase in PHASES for e in phase]  # the order within a phase and seed

@@ -44,11 +44,12 @@ def run_task(task: Task | dict, runs: str | Path | None = None, device: str | to
     # the profile's thread count, the same on every path that trains (recorded in provenance.json)
     with torch_threads(_profile(grid, p["profile"]).get("threads")):
         if kind == "teacher":
-            ls, match = _teacher_args(p)
+            ls, match, untrained = _teacher_args(p)
             if match is not None:  # the teachers whose accuracy these stop at come first (cache hits when done)
                 for c in teacher_configs(grid, p["profile"], p["dataset"], p["model"], match, seeds):
                     run_teacher(c, store, device, progress)
-            cfgs = teacher_configs(grid, p["profile"], p["dataset"], p["model"], p["regime"], seeds, ls, match)
+            cfgs = teacher_configs(grid, p["profile"], p["dataset"], p["model"], p["regime"], seeds, ls, match,
+                                   untrained)
             return [run_teacher(c, store, device, progress) for c in cfgs]
         out = []
         for tcfg, group in _groups(grid, p, seeds):

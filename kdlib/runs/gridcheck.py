@@ -23,7 +23,7 @@ from typing import Any
 
 from ..base.hints import did_you_mean
 from ..blocks.augment import FILLS, build_augmentation
-from ..blocks.distill import check_kd_params
+from ..blocks.distill import KD_LOGITS, check_kd_params
 from ..blocks.models import MODELS
 from ..data.registry import _ALIASES, CLASSES, DATASETS, IMAGE_SHAPES, SPLIT_SIZES
 from ..train.recipe import Recipe
@@ -61,10 +61,11 @@ DEFAULTS = {"temperature", "alpha"}
 
 
 EXPERIMENT = {"title", "dataset", "teachers", "from", "teacher_regimes", "students", "student_regimes",
-              "no_teacher", "same_regime", "temperature", "alpha", "temperatures", "teacher_calibration", "extension"}
+              "no_teacher", "same_regime", "temperature", "alpha", "temperatures", "teacher_calibration", "extension",
+              "kd_logits"}
 
 
-TEACHERS = {"model", "regimes", "label_smoothing", "match_accuracy_of"}
+TEACHERS = {"model", "regimes", "label_smoothing", "match_accuracy_of", "untrained"}
 
 
 PROFILE = {"description", "datasets", "seeds", "models", "recipes", "failed_runs", "flipcrop_fill", "threads",
@@ -192,6 +193,12 @@ def _check_experiments(path, experiments: dict, roles: set):
                 _regime(f"{where}.teachers.regimes", regime)
             if "match_accuracy_of" in exp["teachers"]:
                 _regime(f"{where}.teachers.match_accuracy_of", exp["teachers"]["match_accuracy_of"])
+            if "untrained" in exp["teachers"]:
+                _bool(f"{where}.teachers.untrained", exp["teachers"]["untrained"])
+                if exp["teachers"]["untrained"] and (exp["teachers"].get("label_smoothing")
+                                                     or "match_accuracy_of" in exp["teachers"]):
+                    raise ValueError(f"{where}.teachers: an untrained (random-weight) teacher has no label "
+                                     f"smoothing or accuracy match (it is never trained); drop those keys")
             if "label_smoothing" in exp["teachers"]:
                 ls = _number(f"{where}.teachers.label_smoothing", exp["teachers"]["label_smoothing"])
                 if not 0 <= ls < 1:
@@ -227,6 +234,9 @@ def _check_experiments(path, experiments: dict, roles: set):
         if exp.get("teacher_calibration", "none") not in CALIBRATIONS:
             raise ValueError(f"{where}.teacher_calibration must be one of {list(CALIBRATIONS)} (temperature: distil "
                              f"from the teacher after post-hoc temperature scaling), got {exp['teacher_calibration']!r}")
+        if exp.get("kd_logits", "raw") not in KD_LOGITS:
+            raise ValueError(f"{where}.kd_logits must be one of {list(KD_LOGITS)} (standardized: logit "
+                             f"standardisation, Sun et al. 2024), got {exp['kd_logits']!r}")
         if "temperature" in exp or "alpha" in exp:
             _kd(where, exp.get("temperature", 20.0), exp.get("alpha", 0.5))
 

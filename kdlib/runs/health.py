@@ -7,15 +7,20 @@ __all__ = ["run_health"]
 
 
 # --------------------------------------------------------------------------- the failed-run rule
-def run_health(metrics: dict, history: list[dict], num_classes: int = 10) -> dict:
+def run_health(metrics: dict, history: list[dict], num_classes: int = 10, untrained: bool = False) -> dict:
     """``{"failed": bool, "reasons": [...]}`` by the rule the book states.
 
     A run failed when (a) its test accuracy lies within 3 binomial standard errors of chance,
     1/C (the standard error of chance accuracy on n test images: sqrt(p(1-p)/n), p = 1/C), or
     (b) a training loss in its history is not finite, or (c) its training loss is flat: the
     last epoch's loss is at least 98% of the first epoch's (with two epochs or more).
+    ``untrained``: a random-weight teacher (E13) is at chance by design; only a non-finite accuracy fails it.
     """
     reasons = []
+    if untrained:
+        acc = metrics.get("test", {}).get("accuracy")
+        ok = isinstance(acc, (int, float)) and math.isfinite(acc)
+        return {"failed": not ok, "reasons": [] if ok else ["no finite test accuracy"]}
     test = metrics.get("test", {})
     acc, n = test.get("accuracy"), test.get("n")
     if acc is None or not isinstance(acc, (int, float)) or not math.isfinite(acc):

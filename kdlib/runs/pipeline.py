@@ -28,7 +28,7 @@ from ..blocks.calibration import (
 from ..data.loader import DeviceLoader
 from ..data.memo import split_of
 from ..data.registry import NORMALIZATION
-from ..train.checkpoints import load_checkpoint_file
+from ..train.checkpoints import atomic_torch_save, load_checkpoint_file
 from ..train.loop import fit, predict, teacher_logits_on
 from ..train.recipe import Learner, NumericalError, Recipe, seed_everything
 from .evaluate import _build, evaluate_model, load_model
@@ -72,7 +72,8 @@ def _finish(run: Run, learner: Learner, metrics, arrays, device, t_start, t_trai
 
     run.write_history(learner.history)
     run.write_arrays("predictions.npz", compress=False, **arrays)  # the record (results/) is the compact copy
-    metrics["health"] = run_health(metrics, learner.history, int(arrays["test_probs"].shape[1]))
+    metrics["health"] = run_health(metrics, learner.history, int(arrays["test_probs"].shape[1]),
+                                   untrained=bool(run.config.get("untrained")))
     run.write_json("metrics.json", metrics)
     prov = provenance(device, _dataset_provenance(run.config),
                       {"train": t_train, "total": time.perf_counter() - t_start})
@@ -152,8 +153,12 @@ def run_teacher(config: dict, store: RunStore, device: str | torch.device | None
         if config.get("stop_at_accuracy_of"):
             stop, matched = _accuracy_stop(model, config, store, device)
         try:
-            fit([learner], loader, progress=progress, desc=f"teacher {config['model']['name']} {config['augment']}",
-                stop=stop)
+            if not config.get("untrained"):
+                fit([learner], loader, progress=progress,
+                    desc=f"teacher {config['model']['name']} {config['augment']}", stop=stop)
+            else:  # the random-teacher control (E13): its seeded initial weights, kept for online students
+                model.to(device).eval()
+                atomic_torch_save({"model": model.state_dict(), "epoch": 0}, run.checkpoint)
         except NumericalError as err:
             run.record_failure(err)
             raise
@@ -161,7 +166,7 @@ def run_teacher(config: dict, store: RunStore, device: str | torch.device | None
         if stop is not None:
             stop(0)  # the held-out accuracy of the final model (the last epoch is not checked inside fit)
         metrics, arrays = evaluate_model(model, config, device)
-        extra = {"engine": learner.engine}
+        extra = {"engine": learner.engine or ("none: untrained" if config.get("untrained") else "")}
         if matched is not None:
             metrics["accuracy_match"] = {**matched, "stopped_at_epoch": len(learner.history),
                                          "heldout_accuracy": matched["last"],
@@ -209,10 +214,10 @@ def _accuracy_stop(model, config: dict, store: RunStore, device):
 
 def _check_group(configs: list[dict]) -> None:
     keys = {(c.get("teacher"), c["augment"], c["seed"], c["recipe"]["epochs"], c["recipe"]["batch_size"],
-             str(c["dataset"]), c.get("teacher_calibration", "none")) for c in configs}
+             str(c["dataset"]), c.get("teacher_calibration", "none"), c.get("kd_logits", "raw")) for c in configs}
     if len(keys) != 1:
-        raise ValueError("students of one group must share teacher, teacher calibration, augment, seed, epochs, "
-                         "batch size and dataset")
+        raise ValueError("students of one group must share teacher, teacher calibration, logit standardisation, "
+                         "augment, seed, epochs, batch size and dataset")
 
 
 def _learners(store: RunStore, pending: list[Run]) -> list[Learner]:
@@ -224,7 +229,8 @@ def _learners(store: RunStore, pending: list[Run]) -> list[Learner]:
         seed_everything(cfg["seed"] * 7919 + sum(map(ord, cfg["model"]["name"])))
         model = _build(cfg["model"], cfg["dataset"]["name"])
         learners.append(Learner(f"{cfg['model']['name']} a={cfg['alpha']}", model, Recipe(**cfg["recipe"]),
-                                temperature=cfg["temperature"], alpha=cfg["alpha"], checkpoint=r.checkpoint))
+                                temperature=cfg["temperature"], alpha=cfg["alpha"], checkpoint=r.checkpoint,
+                                kd_logits=cfg.get("kd_logits", "raw")))
     return learners
 
 

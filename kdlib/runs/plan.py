@@ -11,6 +11,7 @@ from ..base.gridfile import read_grid
 from ..base.hints import did_you_mean
 from ..base.paths import GRID_PATH
 from ..blocks.augment import build_augmentation
+from ..blocks.distill import KD_LOGITS
 from ..blocks.spec import parse_spec
 from ..data.datasets import dataset_available
 from ..train.recipe import Recipe
@@ -73,8 +74,9 @@ def _spec(regime: str, prof: dict | None = None) -> str:
 
 def teacher_configs(grid: dict, profile: str, dataset_role: str, model: str, regime: str,
                     seeds: list[int] | None = None, label_smoothing: float = 0.0,
-                    match_accuracy_of: str | None = None) -> list[dict]:
-    """``label_smoothing``: the teacher's cross-entropy targets smoothed by this much (a control of grid
+                    match_accuracy_of: str | None = None, untrained: bool = False) -> list[dict]:
+    """``untrained``: the teacher keeps its random initial weights (seeded by its seed) and is never trained,
+    the random-teacher control of grid experiment E13; the key joins the config only then. ``label_smoothing``: the teacher's cross-entropy targets smoothed by this much (a control of grid
     experiment E9; 0 keeps the profile's recipe). ``match_accuracy_of``: a regime whose teacher (same model,
     seed and recipe) this one stops at, the first epoch its held-out accuracy reaches that teacher's
     (experiment E11); the config names that teacher's run id."""
@@ -92,12 +94,17 @@ def teacher_configs(grid: dict, profile: str, dataset_role: str, model: str, reg
         targets = teacher_configs(grid, profile, dataset_role, model, match_accuracy_of, seeds)
         for c, t in zip(configs, targets):
             c["stop_at_accuracy_of"] = run_id(t)
+    if untrained:
+        for c in configs:
+            c["untrained"] = True
     return configs
 
 
 def _teacher_args(p: dict, prefix: str = "") -> tuple:
-    """(label_smoothing, match_accuracy_of) of a task's params (``prefix``: 'teacher_' in a students task)."""
-    return p.get(prefix + "label_smoothing", 0.0), p.get(prefix + "match_accuracy_of")
+    """(label_smoothing, match_accuracy_of, untrained) of a task's params (``prefix``: 'teacher_' in a students
+    task)."""
+    return (p.get(prefix + "label_smoothing", 0.0), p.get(prefix + "match_accuracy_of"),
+            bool(p.get(prefix + "untrained", False)))
 
 
 CALIBRATIONS = ("none", "temperature")
@@ -106,14 +113,19 @@ CALIBRATIONS = ("none", "temperature")
 def student_groups(grid: dict, profile: str, dataset_role: str, teacher_model: str | None,
                    teacher_regime: str | None, students: list[str], regime: str, temperature: float,
                    alpha: float, seeds: list[int] | None = None, teacher_label_smoothing: float = 0.0,
-                   teacher_calibration: str = "none",
-                   teacher_match_accuracy_of: str | None = None) -> list[tuple[dict | None, list[dict]]]:
+                   teacher_calibration: str = "none", teacher_match_accuracy_of: str | None = None,
+                   teacher_untrained: bool = False,
+                   kd_logits: str = "raw") -> list[tuple[dict | None, list[dict]]]:
     """Per seed: (teacher config or None, [student configs that train in lockstep]).
 
     ``teacher_label_smoothing``: the teacher is the label-smoothed one (see :func:`teacher_configs`).
     ``teacher_calibration``: ``"temperature"`` distils from the teacher's logits divided by the temperature
     that calibrates it on held-out data (:mod:`kdlib.blocks.calibration`); the key joins the student's config only
-    then, so every other run keeps its id."""
+    then, so every other run keeps its id. ``teacher_untrained``: the random-weight teacher (E13).
+    ``kd_logits``: ``"standardized"`` z-scores both logit vectors in the soft term (E12; the key joins the
+    config only then)."""
+    if kd_logits not in KD_LOGITS:
+        raise ValueError(f"kd_logits must be one of {list(KD_LOGITS)}, got {kd_logits!r}")
     if teacher_calibration not in CALIBRATIONS:
         raise ValueError(f"teacher_calibration must be one of {list(CALIBRATIONS)}, got {teacher_calibration!r}")
     prof = _profile(grid, profile)
@@ -122,7 +134,7 @@ def student_groups(grid: dict, profile: str, dataset_role: str, teacher_model: s
         check_seeds("seeds", seeds)
     seeds = seeds or prof["seeds"]
     teachers = (teacher_configs(grid, profile, dataset_role, teacher_model, teacher_regime, seeds,
-                                teacher_label_smoothing, teacher_match_accuracy_of)
+                                teacher_label_smoothing, teacher_match_accuracy_of, teacher_untrained)
                 if teacher_regime is not None and alpha > 0 else [None] * len(seeds))
     out = []
     for seed, tcfg in zip(seeds, teachers):
@@ -133,6 +145,9 @@ def student_groups(grid: dict, profile: str, dataset_role: str, teacher_model: s
         if tcfg is not None and teacher_calibration != "none":
             for c in group:
                 c["teacher_calibration"] = teacher_calibration
+        if tcfg is not None and kd_logits != "raw":
+            for c in group:
+                c["kd_logits"] = kd_logits
         out.append((tcfg, group))
     return out
 
@@ -149,7 +164,8 @@ def _groups(grid, p: dict, seeds=None):
     """student_groups() of a students task's params."""
     return student_groups(grid, p["profile"], p["dataset"], p["teacher_model"], p["teacher_regime"], p["students"],
                           p["regime"], p["temperature"], p["alpha"], seeds, p.get("teacher_label_smoothing", 0.0),
-                          p.get("teacher_calibration", "none"), p.get("teacher_match_accuracy_of"))
+                          p.get("teacher_calibration", "none"), p.get("teacher_match_accuracy_of"),
+                          bool(p.get("teacher_untrained", False)), p.get("kd_logits", "raw"))
 
 
 def planned_configs(profile: str, grid: dict | None = None) -> list[dict]:
@@ -215,16 +231,18 @@ class _Planner:
         return self.tasks[task.name]
 
     def teacher(self, role: str, model: str, regime: str, experiment: str, ls: float = 0.0,
-                match: str | None = None) -> Task:
+                match: str | None = None, untrained: bool = False) -> Task:
         """The teacher task (and, for an accuracy-matched teacher, the teacher it matches first)."""
         depends = [self.teacher(role, model, match, experiment).name] if match is not None else []
         name = (f"teacher-{role}-{model}-{_slug(regime)}" + (f"-ls{ls:g}" if ls else "")
-                + (f"-at-{_slug(match)}" if match is not None else ""))
+                + (f"-at-{_slug(match)}" if match is not None else "") + ("-random" if untrained else ""))
         params = {"profile": self.profile, "dataset": role, "model": model, "regime": regime}
         if ls:
             params["label_smoothing"] = ls
         if match is not None:
             params["match_accuracy_of"] = match
+        if untrained:
+            params["untrained"] = True
         return self.add(Task("teacher", name, params, depends=depends), experiment)
 
     def experiment(self, ename: str) -> None:
@@ -236,12 +254,13 @@ class _Planner:
         tmodel = source["teachers"]["model"]
         ls = float(source["teachers"].get("label_smoothing", 0.0))
         match = source["teachers"].get("match_accuracy_of")
+        untrained = bool(source["teachers"].get("untrained", False))
         for regime in source["teachers"]["regimes"] if "teachers" in exp else []:
-            self.teacher(role, tmodel, regime, ename, ls, match)
+            self.teacher(role, tmodel, regime, ename, ls, match, untrained)
         if not exp.get("students"):
             return
         for tregime in exp.get("teacher_regimes", source["teachers"]["regimes"]):
-            self.students(ename, exp, role, tmodel, tregime, ls, match)
+            self.students(ename, exp, role, tmodel, tregime, ls, match, untrained)
         if exp.get("no_teacher"):
             self.no_teacher(ename, exp, role)
 
@@ -249,14 +268,16 @@ class _Planner:
         return exp.get("temperature", self.defaults.get("temperature", 20.0))
 
     def students(self, ename: str, exp: dict, role: str, tmodel: str, tregime: str, ls: float,
-                 match: str | None) -> None:
+                 match: str | None, untrained: bool = False) -> None:
         """The student groups distilled from one teacher: one per student regime and temperature."""
         temperatures = [float(t) for t in exp.get("temperatures") or [self._temperature(exp)]]
         alpha = float(exp.get("alpha", self.defaults.get("alpha", 0.5)))
         calibration = exp.get("teacher_calibration", "none")
+        kd_logits = exp.get("kd_logits", "raw")
         variant = ((f"-ls{ls:g}" if ls else "") + (f"-at-{_slug(match)}" if match is not None else "")
-                   + ("-ts" if calibration == "temperature" else ""))
-        teacher = self.teacher(role, tmodel, tregime, ename, ls, match)
+                   + ("-random" if untrained else "") + ("-ts" if calibration == "temperature" else "")
+                   + ("-lsd" if kd_logits == "standardized" else ""))
+        teacher = self.teacher(role, tmodel, tregime, ename, ls, match, untrained)
         sregimes = [tregime] if exp.get("same_regime") else exp.get("student_regimes", ["none"])
         for sregime in sregimes:
             for temperature in temperatures:
@@ -271,6 +292,10 @@ class _Planner:
                     params["teacher_calibration"] = calibration
                 if match is not None:
                     params["teacher_match_accuracy_of"] = match
+                if untrained:
+                    params["teacher_untrained"] = True
+                if kd_logits != "raw":
+                    params["kd_logits"] = kd_logits
                 self.add(Task("students", name, params, depends=[teacher.name]), ename)
 
     def no_teacher(self, ename: str, exp: dict, role: str) -> None:
@@ -297,13 +322,13 @@ def plan(profile: str, grid: dict | None = None) -> list[Task]:
 # --------------------------------------------------------------------------- execution
 _PARAM_TYPES = {
     "teacher": {"profile": str, "dataset": str, "model": str, "regime": str, "label_smoothing": (int, float),
-                "match_accuracy_of": (str, type(None)),
+                "match_accuracy_of": (str, type(None)), "untrained": bool,
                 "seeds": (list, type(None)),
                 "runs": (str, type(None)), "device": str, "progress": bool, "grid": (str, type(None)), "train": bool},
     "students": {"profile": str, "dataset": str, "teacher_model": (str, type(None)),
                  "teacher_regime": (str, type(None)), "students": list, "regime": str, "temperature": (int, float),
                  "alpha": (int, float), "teacher_label_smoothing": (int, float), "teacher_calibration": str,
-                 "teacher_match_accuracy_of": (str, type(None)),
+                 "teacher_match_accuracy_of": (str, type(None)), "teacher_untrained": bool, "kd_logits": str,
                  "seeds": (list, type(None)), "runs": (str, type(None)), "device": str,
                  "progress": bool, "grid": (str, type(None)), "train": bool},
 }

@@ -237,11 +237,10 @@ class Run:
                 "delete the run folder and train it again")
 
     def write_history(self, history: list[dict]) -> None:
-        buf = io.StringIO()
-        if history:
-            writer = csv.DictWriter(buf, fieldnames=list(history[0]))
-            writer.writeheader()
-            writer.writerows(history)
+        buf = io.StringIO()  # no epoch (an untrained teacher, E13): a header alone, not an empty file
+        writer = csv.DictWriter(buf, fieldnames=list(history[0]) if history else ["epoch"])
+        writer.writeheader()
+        writer.writerows(history)
         atomic_write_text(self.folder / "history.csv", buf.getvalue())
 
     def read_history(self) -> list[dict]:

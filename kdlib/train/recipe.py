@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..blocks.distill import check_kd_params
+from ..blocks.distill import KD_LOGITS, check_kd_params
 
 __all__ = ["Recipe", "Learner", "resolve_engine", "ENGINES", "NumericalError", "seed_everything"]
 
@@ -99,9 +99,13 @@ class Learner:
     history: list = field(default_factory=list)
     start_epoch: int = 0
     engine: str = ""  # set by fit: the engine that trained it (plain, static or graphs)
+    kd_logits: str = "raw"  # "standardized": both logit vectors z-scored per image in the soft term (E12)
 
     def __post_init__(self):
         check_kd_params(self.temperature, self.alpha)
+        if self.kd_logits not in KD_LOGITS:
+            raise ValueError(f"kd_logits must be one of {list(KD_LOGITS)} (standardized: logit standardisation, "
+                             f"Sun et al. 2024), got {self.kd_logits!r}")
 
 
 def seed_everything(seed: int) -> None:

@@ -54,4 +54,5 @@ def _loss(learner: Learner, logits, y_soft, teacher_logits):
             y_soft = y_soft * (1 - learner.recipe.label_smoothing) + learner.recipe.label_smoothing / c
         loss = soft_cross_entropy(logits.float(), y_soft)
         return {"loss": loss, "loss_ce": loss, "loss_kd": torch.zeros((), device=loss.device)}
-    return kd_loss_parts(logits.float(), teacher_logits.float(), y_soft, learner.temperature, learner.alpha)
+    return kd_loss_parts(logits.float(), teacher_logits.float(), y_soft, learner.temperature, learner.alpha,
+                         standardize=learner.kd_logits == "standardized")
