@@ -137,6 +137,23 @@ def test_students_of_the_random_teacher_train_from_its_logits(tmp_path):
         assert prov["teacher"]["logits"]["from"] == "run" and len(r.read_history()) == r.config["recipe"]["epochs"]
 
 
+def test_the_random_teacher_and_its_students_export_as_records_and_teach_from_them(tmp_path):
+    from kdlib.runs.execute import run_task
+    from kdlib.runs.export import export_store
+    from kdlib.runs.plan import load_grid, plan
+    from kdlib.runs.store import RunStore
+
+    grid = load_grid()
+    tasks = {t.name: t for t in plan("smoke-ext", grid)}
+    run_task(tasks["students-main-resnet18-none-random-to-none-a0.5-T20"], runs=tmp_path / "runs", progress=False,
+             results=None, seeds=[0])
+    report = export_store("smoke-ext", runs=tmp_path / "runs", dest=tmp_path / "results", results=None)
+    assert sorted(r["status"] for r in report) == ["added"] * 3, report  # the teacher (no epochs) and 2 students
+    records = RunStore(tmp_path / "empty", "smoke-ext", results=tmp_path / "results")
+    teacher = next(r for r in records.runs("teacher"))
+    assert teacher.record and teacher.config["untrained"] and teacher.read_history() == []
+
+
 # --------------------------------------------------------------------------- T. stddev and adaptive ECE
 def _two_class_logits(p_true):
     """Logits whose softmax gives p(class 0) = p_true exactly (class 0 the label)."""

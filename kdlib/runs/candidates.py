@@ -55,7 +55,9 @@ def _read_json(path: Path, what: str):
         raise RecordError(f"{path} is not valid JSON ({err}); the record is damaged: export it again") from None
 
 
-def _read_history(path: Path) -> list[dict]:
+def _read_history(path: Path, untrained: bool = False) -> list[dict]:
+    """The epochs of a record's history; none only for a random-weight teacher (E13's ``untrained``), which is
+    never trained."""
     try:
         with open(path, newline="") as f:
             rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
@@ -63,8 +65,9 @@ def _read_history(path: Path) -> list[dict]:
         raise RecordError(f"{path} is missing: a record needs its training history") from None
     except (ValueError, TypeError, UnicodeDecodeError) as err:
         raise RecordError(f"{path} is not a numeric CSV ({err}); the record is damaged: export it again") from None
-    if not rows:
-        raise RecordError(f"{path} has no epochs; a finished run trains at least one")
+    if not rows and not untrained:
+        raise RecordError(f"{path} has no epochs; a finished run trains at least one (only an untrained, "
+                          f"random-weight teacher has none)")
     return rows
 
 
@@ -182,7 +185,7 @@ class _RecordCandidate:
                               f"the config was edited or the folder renamed; the record is refused")
         self.metrics = _read_json(f / "metrics.json", "its metrics")
         self.provenance = _read_json(f / "provenance.json", "its provenance")
-        self.history = _read_history(f / "history.csv")
+        self.history = _read_history(f / "history.csv", bool(self.config.get("untrained")))
         if (f / COMPACT_PREDICTIONS).is_file() and not (f / FULL_PREDICTIONS).is_file():
             raw = (f / COMPACT_PREDICTIONS).read_bytes()
             arrays = _load_npz(raw, f / COMPACT_PREDICTIONS)
