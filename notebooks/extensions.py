@@ -76,7 +76,7 @@ display(Markdown(part_header(part, profile, rows, main)))
 if profile != asked:
     display(Markdown(f"The `{asked}` profile of this part runs only the paper's experiments (so that `make book` "
                      f"stays within 15 minutes on 2 cores). This chapter shows the **committed records of the "
-                     f"`{profile}` profile** (`results/{profile}/`: the same data, models and recipes, with E6–E11), "
+                     f"`{profile}` profile** (`results/{profile}/`: the same data, models and recipes, with E6–E13), "
                      f"trained on the machine and at the commit their provenance names (each run report's provenance "
                      f"table). `make book PROFILE={profile}` builds this part from them and trains only what they lack; "
                      f"`python -m kdlib grid --profile {profile} --ignore-results` retrains every run here."))
@@ -86,7 +86,7 @@ if not planned:
     display(Markdown(
         f"**The `{profile}` profile runs only the paper's experiments** (it keeps `make book` within 15 minutes "
         f"on 2 cores), so the sections below are empty. `make book PROFILE={profile}-ext` builds this part with "
-        f"the extensions: it reads this profile's finished runs and trains only E6–E11 "
+        f"the extensions: it reads this profile's finished runs and trains only E6–E13 "
         f"(`python -m kdlib grid --profile {profile}-ext --only {' '.join(EXT)}` trains them without the book)."
         if f"{profile}-ext" in grid["profiles"] else
         f"**The `{profile}` profile runs none of the extension experiments {EXT}.**"))
@@ -416,6 +416,7 @@ if "E11" in planned:
 
 # %% tags=["hide-input"]
 remedy_summary = []
+advice = f"E12 is not planned in profile {profile}"
 if "E12" in planned:
     show_missing("E12")
     table = []
@@ -430,7 +431,7 @@ if "E12" in planned:
                           "best T: chosen": ", ".join(f"{chosen[s]:g}" for s in sorted(chosen)) or "-",
                           "best T: gain": ci_text(res["best_t_gain"]),
                           "best T: left": "-" if m == "none" else ci_text(res["best_t_left"])})
-            if m != "none":
+            if m != "none" and (res["lsd_gain"]["n"] or res["best_t_gain"]["n"]):
                 claim("E12", f"logit-standardised KD improves the {REGIME_NAMES[m]} teacher's "
                       f"{MODEL_NAMES[model]} student", res["lsd_gain"], +1)
                 claim("E12", f"the best held-out T improves the {REGIME_NAMES[m]} teacher's "
@@ -458,17 +459,28 @@ if "E12" in planned:
     if lines:
         display(Markdown("What each remedy recovers of the penalty, on the mean (the interval of each gain is in "
                          "the table; *holds* only where it excludes zero):\n\n" + "\n".join(f"- {x}" for x in lines)))
-    helps = [(model, m, key) for model, m, res in remedy_summary for key in ("lsd_gain", "best_t_gain")
+    helps = [(model, m, key, res) for model, m, res in remedy_summary for key in ("lsd_gain", "best_t_gain")
              if says(res[key], +1) == "holds"]
+
+    def left_text(d):
+        if d["n"] == 0:
+            return ""
+        if says(d, +1) == "inconclusive":
+            return f", after which it is not distinguishable from the plain teacher's student ({ci_text(d)})"
+        return f", leaving {ci_text(d)} against the plain teacher's student"
+
     if not remedy_summary:
         advice = "not run yet"
     elif not helps:
         advice = ("no remedy measured here recovers the penalty: neither logit-standardised KD nor the best held-out "
                   "temperature improves a mixer teacher's student with an interval that excludes zero")
     else:
-        advice = "; ".join(f"{'logit-standardised KD' if key == 'lsd_gain' else 'the best held-out T'} helps the "
-                           f"{REGIME_NAMES[m]} teacher's {MODEL_NAMES[model]} student" for model, m, key in helps)
+        advice = "; ".join(
+            f"{'logit-standardised KD' if key == 'lsd_gain' else 'the best held-out T'} raises the {REGIME_NAMES[m]} "
+            f"teacher's {MODEL_NAMES[model]} student by {ci_text(res[key])}"
+            + left_text(res["lsd_left" if key == "lsd_gain" else "best_t_left"]) for model, m, key, res in helps)
     display(Markdown(f"**Advice from these runs** (profile `{profile}`): {advice}."))
+glue("ext_advice", advice, display=False)
 
 # %% [markdown]
 # ## E13 · The random-teacher control: does the student learn from the teacher at all?

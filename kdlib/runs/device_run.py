@@ -5,7 +5,7 @@ command runs the grid in phases (:data:`PHASES`), each for every requested seed 
 
 1. E1 + E2 (the teachers and their students: the core claims), seed by seed;
 2. E4, E5 and E3 (the ablations, then MNIST), seed by seed;
-3. E6-E11 (the extensions, by their priority), seed by seed;
+3. E6-E13 (the extensions, by their priority), seed by seed;
 
 within a phase and seed, teachers before their students and the experiments in that order. So a slice
 that ends early leaves complete seeds of the core claims rather than one seed of everything: the book's
@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(prog="kdlib device-run", description=__doc__.splitlines()[0])
     p.add_argument("--profile", default="paper", help="grid profile")
     p.add_argument("--seeds", nargs="+", type=int, required=True,
-                   help="seeds: E1+E2 for every seed first, then E4/E5/E3 for every seed, then E6-E11")
+                   help="seeds: E1+E2 for every seed first, then E4/E5/E3 for every seed, then E6-E13")
     p.add_argument("--budget", type=float, required=True, help="seconds this slice may use, export included")
     p.add_argument("--out", required=True, help="folder for records.tar.gz, log.txt, summary.json (and bench.json)")
     p.add_argument("--runs", default=None, help="the run store (None: $KDLIB_RUNS or OUT-runs beside OUT)")
