@@ -226,3 +226,27 @@ def test_the_temperature_is_chosen_on_the_heldout_half_never_on_the_judged_one()
     assert choose_temperature(cands) == (2.0, 0.72)
     assert choose_temperature({2.0: (0.7, 0.1), 8.0: (0.7, 0.2)}) == (8.0, 0.2)  # a tie goes to the higher T
     assert all(math.isnan(v) for v in choose_temperature({}))
+
+
+def _diff(mean, half, n=5):
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": n}
+
+
+def test_the_advice_says_only_what_the_intervals_support():
+    from kdlib.book.remedies import remedy_advice
+
+    none = {"lsd_gain": _diff(-0.03, 0.01), "lsd_left": _diff(0, 0, 0), "best_t_gain": _diff(0.01, 0.02),
+            "best_t_left": _diff(0, 0, 0)}
+    mix = {"lsd_gain": _diff(0.18, 0.05), "lsd_left": _diff(-0.05, 0.07),  # up, and the penalty unresolved
+           "best_t_gain": _diff(0.01, 0.02), "best_t_left": _diff(-0.1, 0.05)}  # not up
+    cut = {"lsd_gain": _diff(0.01, 0.005), "lsd_left": _diff(-0.03, 0.01),  # up, the penalty stays
+           "best_t_gain": _diff(0.0, 0.0, 0), "best_t_left": _diff(0.0, 0.0, 0)}  # not run
+    text = remedy_advice([("LeNet", "none", none), ("LeNet", "Mixup", mix), ("LeNet", "CutMix", cut)])
+    lsd, best = text.split(". ")
+    assert lsd.startswith("Logit-standardised KD raises 2 of 2 mixer-teacher students")
+    assert "Mixup teacher by +0.180 (5 seeds, no remaining penalty detected)" in lsd
+    assert "CutMix teacher by +0.010 (5 seeds)" in lsd
+    assert "1 of them no longer trail the plain teacher's student detectably, the rest do" in lsd
+    assert "costs the plain teacher's students (LeNet -0.030)" in lsd
+    assert best == "The best held-out T raises none of 1 mixer-teacher students beyond its interval"
+    assert remedy_advice([]) == "not run yet"

@@ -21,7 +21,10 @@ from .extensions import by_seed, students
 from .stats import paired_difference
 
 __all__ = ["half_accuracy", "choose_temperature", "half_accuracies", "best_temperature_students", "remedy_rows",
-           "no_teacher_students", "random_teacher_rows", "random_teacher_students", "HALVES"]
+           "no_teacher_students", "random_teacher_rows", "random_teacher_students", "remedy_advice", "HALVES", "REMEDIES"]
+
+
+REMEDIES = {"lsd": "logit-standardised KD", "best_t": "the best held-out T"}
 
 
 HALVES = ("heldout", "eval")  # even dataset index (chooses), odd (judges)
@@ -144,3 +147,44 @@ def random_teacher_students(store: object, grid: dict, dataset: str) -> tuple[li
     rows = [r for r in collect(store, grid, extensions=True) if r["dataset"] == dataset and r.get("teacher_untrained")
             and r["kind"] == "student" and r["regime"] == "none"]
     return rows, profile
+
+
+def _verdict(d: dict) -> str:
+    """'up', 'down' or 'unclear' for a paired difference (its 95% interval against zero)."""
+    if d["n"] < 2 or not math.isfinite(d["high"]):
+        return "unclear"
+    return "up" if d["low"] > 0 else "down" if d["high"] < 0 else "unclear"
+
+
+def remedy_advice(results: list[tuple[str, str, dict]]) -> str:
+    """One sentence per remedy from :func:`remedy_rows` results ``[(student name, teacher name, result)]`` (the
+    plain teacher's row among them, named ``"none"``): where it raises a mixer teacher's student (the gain's
+    interval above zero), whether the penalty is then closed (what is left no longer below zero), and what it
+    costs the plain teacher's student. No claim without an interval that supports it."""
+    out = []
+    for key, name in REMEDIES.items():
+        ups, costs, closed = [], [], 0
+        for student, teacher, res in results:
+            gain, left = res[f"{key}_gain"], res[f"{key}_left"]
+            if teacher == "none":
+                if _verdict(gain) == "down":
+                    costs.append(f"{student} {gain['mean']:+.3f}")
+                continue
+            if _verdict(gain) == "up":
+                shut = _verdict(left) != "down"
+                closed += shut
+                ups.append(f"{student} from the {teacher} teacher by {gain['mean']:+.3f} ({gain['n']} seeds"
+                           + (", no remaining penalty detected" if shut else "") + ")")
+        mixer_cells = sum(1 for _, t, r in results if t != "none" and r[f"{key}_gain"]["n"])
+        if not mixer_cells:
+            continue
+        text = (f"{name} raises {len(ups)} of {mixer_cells} mixer-teacher students ({'; '.join(ups)})" if ups else
+                f"{name} raises none of {mixer_cells} mixer-teacher students beyond its interval")
+        if ups:
+            text += ("; each still trails the plain teacher's student" if closed == 0 else
+                     "; none then trails the plain teacher's student detectably" if closed == len(ups) else
+                     f"; {closed} of them no longer trail the plain teacher's student detectably, the rest do")
+        if costs:
+            text += f"; it costs the plain teacher's students ({', '.join(costs)})"
+        out.append(text)
+    return ". ".join(s[0].upper() + s[1:] for s in out) if out else "not run yet"
