@@ -108,7 +108,11 @@ $PY -m kdlib device-run --profile "$PROFILE" --seeds $SEEDS --budget "$(( $(left
     --device "$DEVICE" 2>&1 | tail -n 40
 if [ -n "$LONG_PID" ]; then  # wait for the long teacher while the budget lasts, then stop it
   while kill -0 "$LONG_PID" 2>/dev/null && [ "$(left)" -gt 3 ]; do sleep 1; done
-  kill -- "$LONG_PID" 2>/dev/null && stamp "long teacher stopped at the budget"
-  pkill -f "profile $LONG_PROFILE" 2>/dev/null || true
+  # its own processes only (the subshell's children, then the subshell): a `pkill -f "profile …"` here once
+  # stopped every other job of that profile on the machine, a test's book build among them
+  if kill -0 "$LONG_PID" 2>/dev/null; then
+    pkill -TERM -P "$LONG_PID" 2>/dev/null || true
+    kill -- "$LONG_PID" 2>/dev/null && stamp "long teacher stopped at the budget"
+  fi
 fi
 stamp "end"

@@ -73,14 +73,15 @@ def t_stddev(logits: ArrayLike, labels: ArrayLike, batch_size: int = T_STDDEV_BA
 def teacher_properties(test_logits: ArrayLike | None, test_labels: ArrayLike | None,
                        train_logits: ArrayLike | None = None, train_labels: ArrayLike | None = None) -> dict:
     """The predictors computed from a teacher's predictions rather than read from its metrics: ``logit_std``
-    and ``adaptive_ece`` from its test logits, ``t_stddev`` from its training-split logits (NaN where missing)."""
+    and ``adaptive_ece`` from its test logits, ``t_stddev`` from its training-split logits (NaN where missing, or
+    where the split has fewer than two batches of :data:`T_STDDEV_BATCH`)."""
     from .metrics import adaptive_ece
 
     out = {"logit_std": logit_std(test_logits), "adaptive_ece": math.nan, "t_stddev": math.nan}
     if test_logits is not None and test_labels is not None:
         out["adaptive_ece"] = adaptive_ece(_softmax(np.asarray(test_logits, dtype=np.float64)), test_labels)
-    if train_logits is not None and train_labels is not None:
-        out["t_stddev"] = t_stddev(train_logits, train_labels)
+    if train_logits is not None and train_labels is not None and len(train_labels) >= 2 * T_STDDEV_BATCH:
+        out["t_stddev"] = t_stddev(train_logits, train_labels)  # (a smoke profile's few images: left out)
     return out
 
 
