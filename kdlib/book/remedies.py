@@ -18,7 +18,7 @@ import numpy as np
 
 from ..blocks.calibration import calibration_mask
 from .extensions import by_seed, students
-from .stats import paired_difference
+from .stats import paired_difference, verdict
 
 __all__ = ["half_accuracy", "choose_temperature", "half_accuracies", "best_temperature_students", "remedy_rows",
            "no_teacher_students", "random_teacher_rows", "random_teacher_students", "remedy_advice", "HALVES", "REMEDIES"]
@@ -151,9 +151,7 @@ def random_teacher_students(store: object, grid: dict, dataset: str) -> tuple[li
 
 def _verdict(d: dict) -> str:
     """'up', 'down' or 'unclear' for a paired difference (its 95% interval against zero)."""
-    if d["n"] < 2 or not math.isfinite(d["high"]):
-        return "unclear"
-    return "up" if d["low"] > 0 else "down" if d["high"] < 0 else "unclear"
+    return {"reproduced": "up", "contradicted": "down"}.get(verdict(d, +1), "unclear")
 
 
 def remedy_advice(results: list[tuple[str, str, dict]]) -> str:
