@@ -465,7 +465,9 @@ if "E12" in planned:
     advice = remedy_advice([(MODEL_NAMES[model], "none" if m == "none" else REGIME_NAMES[m], res)
                             for model, m, res in remedy_results])
     display(Markdown(f"**Advice from these runs** (profile `{profile}`): {advice}."))
-glue("ext_advice", advice, display=False)
+glue("ext_advice", remedy_advice([(MODEL_NAMES[mo], "none" if m == "none" else REGIME_NAMES[m], r)
+                                  for mo, m, r in remedy_results], short=True) if "E12" in planned else advice,
+     display=False)
 
 # %% [markdown]
 # ## E13 · The random-teacher control: does the student learn from the teacher at all?

@@ -250,3 +250,6 @@ def test_the_advice_says_only_what_the_intervals_support():
     assert "costs the plain teacher's students (LeNet -0.030)" in lsd
     assert best == "The best held-out T raises none of 1 mixer-teacher students beyond its interval"
     assert remedy_advice([]) == "not run yet"
+    short = remedy_advice([("LeNet", "none", none), ("LeNet", "Mixup", mix), ("LeNet", "CutMix", cut)], short=True)
+    assert short.startswith("Logit-standardised KD raises 2 of 2 Mixup/CutMix-teacher students; 1 of them")
+    assert "+0.180" not in short and "(LeNet -0.030)" in short

@@ -154,11 +154,12 @@ def _verdict(d: dict) -> str:
     return {"reproduced": "up", "contradicted": "down"}.get(verdict(d, +1), "unclear")
 
 
-def remedy_advice(results: list[tuple[str, str, dict]]) -> str:
+def remedy_advice(results: list[tuple[str, str, dict]], short: bool = False) -> str:
     """One sentence per remedy from :func:`remedy_rows` results ``[(student name, teacher name, result)]`` (the
     plain teacher's row among them, named ``"none"``): where it raises a mixer teacher's student (the gain's
     interval above zero), whether the penalty is then closed (what is left no longer below zero), and what it
-    costs the plain teacher's student. No claim without an interval that supports it."""
+    costs the plain teacher's student. No claim without an interval that supports it. ``short``: without the
+    per-student list (the front page's one line)."""
     out = []
     for key, name in REMEDIES.items():
         ups, costs, closed = [], [], 0
@@ -176,7 +177,8 @@ def remedy_advice(results: list[tuple[str, str, dict]]) -> str:
         mixer_cells = sum(1 for _, t, r in results if t != "none" and r[f"{key}_gain"]["n"])
         if not mixer_cells:
             continue
-        text = (f"{name} raises {len(ups)} of {mixer_cells} mixer-teacher students ({'; '.join(ups)})" if ups else
+        listed = "" if short else f" ({'; '.join(ups)})"
+        text = (f"{name} raises {len(ups)} of {mixer_cells} mixer-teacher students{listed}" if ups else
                 f"{name} raises none of {mixer_cells} mixer-teacher students beyond its interval")
         if ups:
             text += ("; each still trails the plain teacher's student" if closed == 0 else
@@ -184,5 +186,7 @@ def remedy_advice(results: list[tuple[str, str, dict]]) -> str:
                      f"; {closed} of them no longer trail the plain teacher's student detectably, the rest do")
         if costs:
             text += f"; it costs the plain teacher's students ({', '.join(costs)})"
+        if short:
+            text = text.replace(" mixer-teacher students", " Mixup/CutMix-teacher students")
         out.append(text)
     return ". ".join(s[0].upper() + s[1:] for s in out) if out else "not run yet"
