@@ -61,7 +61,7 @@ def calibration_mask(indices: ArrayLike) -> np.ndarray:
 
 def temperature_scaling_report(logits: ArrayLike, labels: ArrayLike, indices: ArrayLike, bins: int = 15) -> dict:
     """Fit the scale on the even-index half; NLL and ECE before and after on the odd-index half."""
-    from .metrics import ece
+    from .metrics import ece, softmax_rows
 
     z, y = np.asarray(logits, dtype=np.float64), np.asarray(labels, dtype=np.int64)
     fit = calibration_mask(indices)
@@ -71,8 +71,7 @@ def temperature_scaling_report(logits: ArrayLike, labels: ArrayLike, indices: Ar
     ev = ~fit
 
     def probs(scale):
-        e = np.exp((z[ev] / scale) - (z[ev] / scale).max(1, keepdims=True))
-        return e / e.sum(1, keepdims=True)
+        return softmax_rows(z[ev] / scale)
 
     return {"temperature": s, "n_fit": int(fit.sum()), "n_eval": int(ev.sum()),
             "nll_before": nll(z[ev], y[ev]), "nll_after": nll(z[ev], y[ev], s),

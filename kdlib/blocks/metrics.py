@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # names for annotations only
     from numpy.typing import ArrayLike
 
 
-__all__ = ["kl_per_image", "classification_metrics", "ece", "adaptive_ece", "reliability_curve", "kl_to_human",
+__all__ = ["kl_per_image", "classification_metrics", "ece", "adaptive_ece", "softmax_rows", "reliability_curve", "kl_to_human",
            "class_kl_to_human", "class_kl_matrix", "class_separability", "class_discrimination", "mean_confusion", "agreement",
            "teacher_student_kl", "MIN_PROB"]
 
@@ -121,6 +121,14 @@ def ece(probs: ArrayLike, labels: ArrayLike, n_bins: int = 15) -> float:
     filled = curve["count"] > 0
     gaps = np.abs(curve["accuracy"][filled] - curve["confidence"][filled])
     return float((curve["count"][filled] / n * gaps).sum())
+
+
+def softmax_rows(z: ArrayLike) -> np.ndarray:
+    """Row-wise softmax of (N, C) scores, the row maximum subtracted first (no overflow); keeps the input's float
+    dtype."""
+    z = np.asarray(z)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def adaptive_ece(probs: ArrayLike, labels: ArrayLike, n_bins: int = 15) -> float:

@@ -40,12 +40,6 @@ PREDICTORS = {
 T_STDDEV_BATCH = 64  # images per batch of T. stddev (the batch size of Wang et al.'s CIFAR-100 code)
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def t_stddev(logits: ArrayLike, labels: ArrayLike, batch_size: int = T_STDDEV_BATCH, seed: int | None = 0) -> float:
     """Wang et al. (NeurIPS 2022)'s *T. stddev*, a property of the teacher alone: the standard deviation over
     batches of the teacher's mean predicted probability of the true class.
@@ -63,7 +57,9 @@ def t_stddev(logits: ArrayLike, labels: ArrayLike, batch_size: int = T_STDDEV_BA
     n_batches = len(y) // batch_size
     if n_batches < 2:
         raise ValueError(f"T. stddev needs at least two batches of {batch_size} images, got {len(y)} images")
-    p_true = _softmax(z)[np.arange(len(y)), y.astype(np.int64)]
+    from .metrics import softmax_rows
+
+    p_true = softmax_rows(z)[np.arange(len(y)), y.astype(np.int64)]
     if seed is not None:
         p_true = p_true[np.random.default_rng(seed).permutation(len(y))]
     means = p_true[:n_batches * batch_size].reshape(n_batches, batch_size).mean(axis=1)
@@ -75,11 +71,11 @@ def teacher_properties(test_logits: ArrayLike | None, test_labels: ArrayLike | N
     """The predictors computed from a teacher's predictions rather than read from its metrics: ``logit_std``
     and ``adaptive_ece`` from its test logits, ``t_stddev`` from its training-split logits (NaN where missing, or
     where the split has fewer than two batches of :data:`T_STDDEV_BATCH`)."""
-    from .metrics import adaptive_ece
+    from .metrics import adaptive_ece, softmax_rows
 
     out = {"logit_std": logit_std(test_logits), "adaptive_ece": math.nan, "t_stddev": math.nan}
     if test_logits is not None and test_labels is not None:
-        out["adaptive_ece"] = adaptive_ece(_softmax(np.asarray(test_logits, dtype=np.float64)), test_labels)
+        out["adaptive_ece"] = adaptive_ece(softmax_rows(np.asarray(test_logits, dtype=np.float64)), test_labels)
     if train_logits is not None and train_labels is not None and len(train_labels) >= 2 * T_STDDEV_BATCH:
         out["t_stddev"] = t_stddev(train_logits, train_labels)  # (a smoke profile's few images: left out)
     return out

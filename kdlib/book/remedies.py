@@ -58,12 +58,7 @@ def half_accuracies(store: object, selected: list[dict], half: str = "eval") -> 
     """{seed: accuracy on ``half``} of the selected runs (one per seed, :func:`kdlib.book.extensions.by_seed`)."""
     from .rows import load_predictions
 
-    ids: dict = {}
-    for r in selected:
-        if r["seed"] in ids:
-            raise ValueError(f"two runs of seed {r['seed']} match one selection ({ids[r['seed']]} and {r['id']}); "
-                             f"select by every variant key")
-        ids[r["seed"]] = r["id"]
+    ids = by_seed(selected, "id")  # raises where two runs of one seed match
     return {s: half_accuracy(load_predictions(store, i), half) for s, i in ids.items()}
 
 
@@ -102,8 +97,7 @@ def remedy_rows(store: object, rows: list[dict], model: str, teacher: str, base:
     best_acc = {s: v[1] for s, v in best.items()}
     return {"penalty": paired_difference(kd, kd_base), "lsd_gain": paired_difference(lsd, kd),
             "lsd_left": paired_difference(lsd, kd_base), "best_t_gain": paired_difference(best_acc, kd),
-            "best_t_left": paired_difference(best_acc, kd_base), "chosen": {s: v[0] for s, v in best.items()},
-            "seeds": {"kd": sorted(kd), "lsd": sorted(lsd), "best_t": sorted(best)}}
+            "best_t_left": paired_difference(best_acc, kd_base), "chosen": {s: v[0] for s, v in best.items()}}
 
 
 def no_teacher_students(rows: list[dict], model: str, regime: str = "none") -> list[dict]:

@@ -192,9 +192,9 @@ class Run:
         for key in [k for k in out if k.endswith("_logits")]:  # records keep logits alone: probs are their softmax
             probs = key[: -len("_logits")] + "_probs"
             if probs not in out:
-                z = out[key] - out[key].max(axis=1, keepdims=True)
-                e = np.exp(z)
-                out[probs] = e / e.sum(axis=1, keepdims=True)
+                from ..blocks.metrics import softmax_rows
+
+                out[probs] = softmax_rows(out[key])
         for key in [k for k in out if k.endswith("_embeddings")]:
             idx = key[: -len("_embeddings")] + "_embedding_index"
             if idx not in out:
