@@ -39,7 +39,8 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from kdlib.book.findings import certainty_sentence, seeds_text, student_sentences, teacher_sentence
+from kdlib.book.findings import (cell_texts, certainty_sentence, seeds_text, short_findings, student_sentences,
+                                 teacher_sentence)
 from kdlib.runs.plan import load_grid, resolve_dataset
 from kdlib.book.names import DATASET_NAMES, MODEL_NAMES, REGIME_NAMES, regime_color
 from kdlib.book.report import linked, part_header, report_links
@@ -176,6 +177,11 @@ display(Markdown(sentence))
 findings = " ".join([teacher_sentence(rows, main), *student_sentences(rows, main)]) if len(df) else sentence
 glue("findings", findings, display=False)
 glue("certainty", certainty_sentence(summary, MIN_SEEDS), display=False)
+# the front page's table of Table 1's cells (mean accuracy and seeds) and the line under it
+for key, text in cell_texts(rows, main).items():
+    glue(f"cell_{key}", text, display=False)
+glue("short_findings", short_findings(rows, main) if len(df) else sentence, display=False)
+glue("certainty_short", certainty_sentence(summary, MIN_SEEDS, explain=False), display=False)
 glue("seed_list", ", ".join(map(str, sorted(df.seed.unique()))) if len(df) else "none", display=False)
 
 # %% [markdown]

@@ -294,3 +294,57 @@ def test_the_front_page_states_no_figure_the_readme_does_not(smoke_book):
     for pattern in (r"\d+ min \d+ s", r"\d+ passed", r"\d+ skipped", r"20\d\d-\d\d-\d\d"):
         for figure in re.findall(pattern, text):
             assert figure in readme, f"the front page says {figure!r}, the README does not"
+
+
+def _html_tables(html: str) -> list[list[list[str]]]:
+    """Every <table> of a page as rows of cell texts (tags stripped), with Python's own HTML parser."""
+    from html.parser import HTMLParser
+
+    class Tables(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tables, self.cell = [], None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "table":
+                self.tables.append([])
+            elif tag == "tr" and self.tables:
+                self.tables[-1].append([])
+            elif tag in ("td", "th") and self.tables:
+                self.cell = []
+
+        def handle_endtag(self, tag):
+            if tag in ("td", "th") and self.cell is not None:
+                self.tables[-1][-1].append(" ".join("".join(self.cell).split()))
+                self.cell = None
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell.append(data)
+
+    parser = Tables()
+    parser.feed(html)
+    return parser.tables
+
+
+def test_the_front_pages_table_restates_table_1(smoke_book):
+    """Each cell of the front page's table (mean accuracy and seeds) equals the mean and the seeds column of the
+    same row of Table 1a, 1b or 1c in that part's results chapter."""
+    intro = (smoke_book / "book" / "intro.html").read_text()
+    (front,) = [t for t in _html_tables(intro) if t and "Part I: teacher" in t[0]]
+    header, rows = front[0], {r[0]: r[1:] for r in front[1:]}
+    assert len(rows) == 5 and header[1:] == ["Part I: teacher", "LeNet student", "AlexNet student", "Part II: teacher",
+                                             "LeNet student", "AlexNet student"]
+    checked = 0
+    for k, part in enumerate(("part1", "part2")):
+        results = (smoke_book / "book" / part / "results.html").read_text()
+        table1 = [t for t in _html_tables(results) if t and "accuracy (paper)" in t[0] and "KL human" in t[0]][:3]
+        assert len(table1) == 3, part  # Tables 1a (teachers), 1b (LeNet), 1c (AlexNet)
+        for j, t in enumerate(table1):
+            col = {name: i for i, name in enumerate(t[0])}
+            for line in t[1:]:
+                regime, acc, seeds = line[col["teacher regime"]], line[col["accuracy"]], line[col["seeds"]]
+                expect = "-" if acc == "-" else f"{acc.split(' ± ')[0]} ({seeds})"
+                assert rows[regime][3 * k + j] == expect, (part, j, regime, rows[regime], acc, seeds)
+                checked += acc != "-"
+    assert checked >= 15, checked  # at least Part II's smoke cells are all present

@@ -1,7 +1,8 @@
 """The conclusion's sentences (kdlib.book.findings) say what the numbers say, and no more."""
 import math
 
-from kdlib.book.findings import certainty_sentence, seeds_to_settle, student_sentences, teacher_sentence
+from kdlib.book.findings import (cell_texts, certainty_sentence, seeds_to_settle, short_findings, student_sentences,
+                                 teacher_sentence)
 
 
 def rows(lenet, seeds=(0, 1), teachers=None):
@@ -42,6 +43,8 @@ def test_certainty_and_seeds_to_settle():
     text = certainty_sentence(s, 3)
     assert text.startswith("1 of 2 claims are measured, on 2 seeds per comparison") and "t(1)" in text
     assert text.endswith("so no claim is decided.")
+    assert certainty_sentence(s, 3, explain=False) == ("1 of 2 claims are measured, on 2 seeds per comparison; "
+                                                        "none rests on 3 seeds everywhere, so no claim is decided.")
     res = [{"claim": "C1", "verdict": "reproduced", "verdict_holm": "inconclusive", "n": 2, "per_seed": [0.06, 0.05]},
            {"claim": "C1", "verdict": "inconclusive", "verdict_holm": "inconclusive", "n": 2, "per_seed": [0.01, -0.01]},
            {"claim": "C2", "verdict": "inconclusive", "verdict_holm": "inconclusive", "n": 1, "per_seed": [0.01]},
@@ -49,3 +52,20 @@ def test_certainty_and_seeds_to_settle():
     got = seeds_to_settle(res, 3)
     # C1's second comparison has a zero mean: no number of seeds settles it; C2 has one seed (no spread known)
     assert got == {"C1": math.inf, "C2": None, "C3": 4}
+
+
+def test_the_front_pages_cells_and_short_line():
+    hurt = {"none": 0.671, "flipcrop": 0.671, "cutout": 0.674, "mixup": 0.648, "cutmix": 0.657}
+    both = rows(hurt)
+    # a third seed of the Mixup student only: its cell rests on 3 seeds, the mean of 0.648, 0.648 and 0.600
+    extra = [{**r, "seed": 2, "accuracy": 0.600} for r in both if r["seed"] == 0 and r.get("teacher_regime") == "mixup"]
+    cells = cell_texts(both + extra, "d")
+    assert cells["teacher_none"] == "0.840 (2)" and cells["lenet_cutout"] == "0.674 (2)"
+    assert cells["lenet_mixup"] == "0.632 (3)"
+    assert cells["alexnet_none"] == "-"  # no AlexNet student in these rows
+    line = short_findings(both, "d")
+    # the student sentence's words without its list of accuracies; no AlexNet line without AlexNet students
+    assert line == ("LeNet: the standard-augmentation teachers' students are within 1 point of the plain teacher's "
+                    "(0.0, +0.3); the mixed-sample teachers' students lose 2.3 and 1.4 points "
+                    "(flip+crop + Mixup, flip+crop + CutMix).")
+    assert short_findings(rows({"mixup": 0.6}), "d") == "No student of the plain teacher is finished yet."

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # names for annotations only
 
 
 __all__ = ["seeds_text", "cell_means", "teacher_sentence", "student_sentences", "certainty_sentence",
-           "seeds_to_settle", "HARMLESS", "STANDARD", "MIXED", "mixed_penalty"]
+           "seeds_to_settle", "short_findings", "cell_texts", "HARMLESS", "STANDARD", "MIXED", "mixed_penalty"]
 
 
 STANDARD = ["flipcrop", "cutout"]  # the regimes without a mixed-sample mixer
@@ -86,35 +86,68 @@ def student_sentences(rows: list[dict], main: str) -> list[str]:
         cells = means[model]
         if not cells["none"][1]:
             continue
-        name = MODEL_NAMES[model]
-        base = cells["none"][0]
         got = [r for r in PAPER_REGIMES if cells[r][1]]
-        text = (f"{name} students by teacher regime: "
+        text = (f"{MODEL_NAMES[model]} students by teacher regime: "
                 + ", ".join(f"{REGIME_NAMES[r]} {cells[r][0]:.3f}" for r in got)
                 + f" ({seeds_text(cells[r][1] for r in got)})")
-        std = {r: cells[r][0] - base for r in STANDARD if cells[r][1]}
-        mix = {r: cells[r][0] - base for r in MIXED if cells[r][1]}
-        words = []
-        if std and all(abs(d) <= HARMLESS for d in std.values()):
-            words.append(f"the standard-augmentation teachers' students are within {100 * HARMLESS:.0f} point of "
-                         f"the plain teacher's ({', '.join(_pts(d) for d in std.values())})")
-        elif std:
-            words.append("against the plain teacher's student, the standard-augmentation teachers' are "
-                         + ", ".join(f"{REGIME_NAMES[r]} {_pts(d)}" for r, d in std.items()) + " points")
-        if mix and all(d < -HARMLESS for d in mix.values()):
-            words.append("the mixed-sample teachers' students lose "
-                         + " and ".join(f"{-100 * d:.1f}" for d in mix.values()) + " points ("
-                         + ", ".join(REGIME_NAMES[r] for r in mix) + ")")
-        elif mix:
-            words.append("the mixed-sample teachers' are "
-                         + ", ".join(f"{REGIME_NAMES[r]} {_pts(d)}" for r, d in mix.items()) + " points")
+        words = _student_words(cells)
         out.append(text + ("; " + "; ".join(words) if words else "") + ".")
     return out
 
 
-def certainty_sentence(summary: dict, min_seeds: int) -> str:
+def _student_words(cells: dict) -> list[str]:
+    """The comparisons of one student model's cells with the plain teacher's student, with the summary word
+    only where every point estimate agrees with it."""
+    base = cells["none"][0]
+    std = {r: cells[r][0] - base for r in STANDARD if cells[r][1]}
+    mix = {r: cells[r][0] - base for r in MIXED if cells[r][1]}
+    words = []
+    if std and all(abs(d) <= HARMLESS for d in std.values()):
+        words.append(f"the standard-augmentation teachers' students are within {100 * HARMLESS:.0f} point of "
+                     f"the plain teacher's ({', '.join(_pts(d) for d in std.values())})")
+    elif std:
+        words.append("against the plain teacher's student, the standard-augmentation teachers' are "
+                     + ", ".join(f"{REGIME_NAMES[r]} {_pts(d)}" for r, d in std.items()) + " points")
+    if mix and all(d < -HARMLESS for d in mix.values()):
+        words.append("the mixed-sample teachers' students lose "
+                     + " and ".join(f"{-100 * d:.1f}" for d in mix.values()) + " points ("
+                     + ", ".join(REGIME_NAMES[r] for r in mix) + ")")
+    elif mix:
+        words.append("the mixed-sample teachers' are "
+                     + ", ".join(f"{REGIME_NAMES[r]} {_pts(d)}" for r, d in mix.items()) + " points")
+    return words
+
+
+def short_findings(rows: list[dict], main: str) -> str:
+    """The front page's line under its table of cells: per student model, only the comparisons with the plain
+    teacher's student (the accuracies themselves are in :func:`cell_texts`' table), with the same words and
+    thresholds as :func:`student_sentences`."""
+    means = cell_means(rows, main)
+    parts = []
+    for model in ("lenet", "alexnet"):
+        if not means[model]["none"][1]:
+            continue
+        words = _student_words(means[model])
+        if words:
+            parts.append(f"{MODEL_NAMES[model]}: " + "; ".join(words))
+    return (". ".join(parts) + ".") if parts else "No student of the plain teacher is finished yet."
+
+
+def cell_texts(rows: list[dict], main: str) -> dict:
+    """{"teacher_none": "0.840 (2)", "lenet_mixup": "-", ...}: the mean test accuracy of each of Table 1's cells
+    with, in brackets, the seeds it rests on (the front page's table)."""
+    out = {}
+    for who, by_regime in cell_means(rows, main).items():
+        for r in PAPER_REGIMES:
+            m, n = by_regime.get(r, (math.nan, 0))
+            out[f"{who}_{r}"] = f"{m:.3f} ({n})" if n else "-"
+    return out
+
+
+def certainty_sentence(summary: dict, min_seeds: int, explain: bool = True) -> str:
     """How sure the claims are: the seeds behind them and how many are settled (every comparison on
-    ``min_seeds`` seeds or more)."""
+    ``min_seeds`` seeds or more); ``explain=False`` leaves out what a t(1) interval is (the front page says it
+    once, for both parts)."""
     tested = {c: s for c, s in summary.items() if s["measured"]}
     if not tested:
         return "No claim is measured yet."
@@ -122,7 +155,7 @@ def certainty_sentence(summary: dict, min_seeds: int) -> str:
     hi = max(s["seeds_max"] for s in tested.values())
     settled = [c for c, s in tested.items() if s["seeds_min"] >= min_seeds and not s["untested"]]
     text = f"{len(tested)} of {len(summary)} claims are measured, on {seeds_text([lo, hi])} per comparison"
-    if lo <= 2:
+    if lo <= 2 and explain:
         text += (" (with two seeds a 95% interval is a t(1) interval, 12.7 times half the seeds' difference; "
                  "one seed has none)")
     if settled:
