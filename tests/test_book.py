@@ -216,11 +216,20 @@ def test_reader_facing_layout(smoke_book):
             if not on_top:
                 failures.append(f"{width}px: the explorer's image is covered at its centre")
             page.close()
+        # glued values are set like the text around them (MyST-NB's own style makes them bold)
         page = browser.new_page()
-        for path in reports:
-            page.goto(path.as_uri())
-            titles.append(page.title())
+        page.goto((smoke_book / "book" / "intro.html").as_uri())
+        weights = page.evaluate("""() => Array.from(document.querySelectorAll('td span.pasted-text'))
+                                   .map(e => getComputedStyle(e).fontWeight)""")
+        if not weights or set(weights) != {"400"}:
+            failures.append(f"front page: glued table cells have font weights {sorted(set(weights))}, not 400")
         browser.close()
+    # the titles as the browser shows them: the pages set none from JavaScript, so each file's <title> element
+    import html
+
+    for path in reports:
+        found = re.search(r"<title>(.*?)</title>", path.read_text(), re.S)
+        titles.append(html.unescape(" ".join(found.group(1).split())) if found else "")
     assert not failures, "\n".join(failures[:30])
     assert len(titles) > 10 and len(set(titles)) == len(titles), [t for t in titles if titles.count(t) > 1]
 
