@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -175,3 +176,19 @@ def test_provenance_records_the_profiles_thread_count(store):
     prov = store.run(teacher_cfg()).read_json("provenance.json")
     assert prov["threads"]["torch"] == load_grid()["profiles"]["smoke"]["threads"] == 1
     assert torch.get_num_threads() == before  # restored after the task
+
+
+def test_provenance_records_what_a_cpu_result_depends_on(monkeypatch):
+    # results that depend on the processor are recorded, not asserted equal (issue 23)
+    from kdlib.runs.provenance import provenance
+
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    cpu = provenance("cpu", [], {})["cpu"]
+    assert cpu["OPENBLAS_CORETYPE"] == "Haswell"
+    assert cpu["capability"] == torch.backends.cpu.get_cpu_capability()
+    info = Path("/proc/cpuinfo")
+    if info.exists() and "model name" in info.read_text():
+        line = next(x for x in info.read_text().splitlines() if x.startswith("model name"))
+        assert cpu["model"] == line.split(":", 1)[1].strip()
+    monkeypatch.delenv("OPENBLAS_CORETYPE")
+    assert "OPENBLAS_CORETYPE" not in provenance("cpu", [], {})["cpu"]
