@@ -27,23 +27,19 @@ def _git(*args) -> str | None:
         return None
 
 
-def _cpu() -> dict:
-    """What a CPU result depends on beyond the thread count: the processor, the SIMD kernels torch chose for it and
-    OpenBLAS's core type (an env override). Recorded, never asserted: sums in another order round differently."""
-    model = None
+def _env(*names: str) -> dict:
+    """The environment variables of these names that are set, by name."""
+    return {k: os.environ[k] for k in names if k in os.environ}
+
+
+def _cpu_model() -> str:
+    """The processor's model name from /proc/cpuinfo (platform.processor() is empty on Linux)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
     except OSError:
-        pass
-    try:
-        import torch
-
-        capability = torch.backends.cpu.get_cpu_capability()
-    except (AttributeError, RuntimeError):  # pragma: no cover - older torch
-        capability = None
-    return {"model": model or platform.processor() or platform.machine(), "capability": capability,
-            **{k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "ATEN_CPU_CAPABILITY") if k in os.environ}}
+        model = None
+    return model or platform.processor() or platform.machine()
 
 
 def provenance(device: str | torch.device, datasets: list[dict], wall_seconds: dict) -> dict:
@@ -66,9 +62,12 @@ def provenance(device: str | torch.device, datasets: list[dict], wall_seconds: d
         "device": device,
         "device_name": name,
         "cpus": os.cpu_count(),
-        "cpu": _cpu(),
+        # what a CPU result depends on beyond the thread count, recorded, never asserted: the processor, the SIMD
+        # kernels torch chose for it, and the overrides of OpenBLAS's and torch's kernel choice
+        "cpu": {"model": _cpu_model(), "capability": torch.backends.cpu.get_cpu_capability(),
+                **_env("OPENBLAS_CORETYPE", "ATEN_CPU_CAPABILITY")},
         "threads": {"torch": torch.get_num_threads(), "interop": torch.get_num_interop_threads(),
-                    **{k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ}},
+                    **_env("OMP_NUM_THREADS", "MKL_NUM_THREADS")},
         "host": platform.node(),
         "datasets": datasets,
         "wall_seconds": wall_seconds,
